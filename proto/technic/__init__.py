@@ -1,0 +1,1 @@
+"""Generated gRPC contract of the Technic scan cluster (``technic.v1``)."""

@@ -1,0 +1,1 @@
+"""The Technic scan cluster services: one package per process, plus what they share."""

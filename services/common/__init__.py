@@ -1,0 +1,1 @@
+"""What every service shares: settings, logging, gRPC server and channels, block codec, Redis."""

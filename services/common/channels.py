@@ -1,0 +1,65 @@
+"""gRPC client channels: keepalive, message-size limits, retries on UNAVAILABLE, load balancing.
+
+A target with several addresses (``ipv4:127.0.0.1:50061,127.0.0.1:50062``) or a DNS name
+(``dns:///compute.technic.svc:50061``, a Kubernetes headless Service) gets ``round_robin`` so that
+every replica behind it shares the work; a single address keeps ``pick_first``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import orjson
+
+from services.common.settings import CommonSettings
+
+RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+
+
+def is_balanced_target(target: str) -> bool:
+    """True for targets that name several backends (an address list or a DNS name)."""
+    scheme = target.split(":", 1)[0]
+    return (scheme in ("ipv4", "ipv6") and "," in target) or target.startswith("dns:")
+
+
+def service_config(target: str) -> str:
+    """The JSON service config for ``target``: retries always, round_robin for balanced targets."""
+    config: dict[str, object] = {"methodConfig": [{"name": [{}], "retryPolicy": RETRY_POLICY}]}
+    if is_balanced_target(target):
+        config["loadBalancingConfig"] = [{"round_robin": {}}]
+    return orjson.dumps(config).decode()
+
+
+def channel_options(target: str, max_message_mb: int = 256) -> list[tuple[str, object]]:
+    limit = max_message_mb * 1024 * 1024
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", service_config(target)),
+        # Pick up replicas added or restarted behind a DNS name without waiting for a failure.
+        ("grpc.dns_min_time_between_resolutions_ms", 1_000),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1_000),
+    ]
+
+
+def make_channel(target: str, settings: CommonSettings | None = None) -> grpc.aio.Channel:
+    """An asyncio channel to ``target`` with the cluster's options (TLS when a CA is configured)."""
+    settings = settings or CommonSettings()
+    options = channel_options(target, settings.max_message_mb)
+    if settings.tls_ca_file:
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(settings.tls_ca_file).read_bytes())
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target, options=options)

@@ -1,0 +1,1 @@
+"""Compute: Numba indicators, features and XGBoost alpha scores for panel chunks."""

@@ -1,0 +1,1 @@
+"""Fetcher: batched Polygon requests into Redis, split-adjusted panels streamed by chunk."""

@@ -1,0 +1,28 @@
+"""Start the fetcher: ``python -m services.fetcher``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.grpc_server import GrpcService, serve
+from services.common.logs import configure_logging, register_secret
+from services.fetcher.service import FetcherService
+from services.fetcher.settings import FetcherSettings
+from technic.v1 import fetcher_pb2_grpc
+
+
+async def run(settings: FetcherSettings) -> None:
+    servicer = FetcherService(settings)
+    await serve(settings, settings.fetcher_port,
+                [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)])
+
+
+def main() -> None:
+    settings = FetcherSettings()
+    register_secret(settings.polygon_api_key)
+    configure_logging("fetcher", settings.log_level, settings.log_format)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

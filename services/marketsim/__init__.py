@@ -1,0 +1,1 @@
+"""Polygon-compatible market simulator: the embedded default market."""

@@ -1,0 +1,1 @@
+"""Ranker: technical rating, alpha blend, sector-relative ranks, trade plans, result cache."""

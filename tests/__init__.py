@@ -1,0 +1,1 @@
+"""Tests mirror the packages: tests/<service>/ for units, tests/integration/ for processes."""
