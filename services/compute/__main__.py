@@ -15,7 +15,7 @@ async def run(settings: ComputeSettings) -> None:
     from services.compute.service import ComputeService
 
     servicer = ComputeService(settings)
-    await serve(settings, settings.compute_port,
+    await serve(settings, settings.listen_port,
                 [GrpcService("technic.v1.Compute", servicer, compute_pb2_grpc.add_ComputeServicer_to_server)])
 
 

@@ -6,8 +6,15 @@ from services.common.settings import CommonSettings
 
 
 class ComputeSettings(CommonSettings):
-    # Each replica gets its own port (supervisord: 50061-50064).
+    # Base port. Under supervisord numprocs, replica n (1-based, TECHNIC_COMPUTE_REPLICA) listens
+    # on compute_port + n - 1, so four replicas take 50061-50064.
     compute_port: int = 50061
+    compute_replica: int = 0
     # Threads per replica: 4 replicas on 4 CPUs means 1 each.
     numba_threads: int = 1
     xgboost_threads: int = 1
+
+    @property
+    def listen_port(self) -> int:
+        """The port this replica serves on."""
+        return self.compute_port + max(self.compute_replica - 1, 0)
