@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common.grpc_server import GrpcService, serve
+from services.common.grpc_server import GrpcService, Health, serve
 from services.common.logs import configure_logging, register_secret
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
@@ -12,9 +12,21 @@ from technic.v1 import fetcher_pb2_grpc
 
 
 async def run(settings: FetcherSettings) -> None:
-    servicer = FetcherService(settings)
+    health: list[Health] = []
+
+    async def on_redis_state(degraded: bool) -> None:
+        if health:
+            await health[0].set_dependency("redis", not degraded)
+
+    servicer = FetcherService(settings, on_redis_state=on_redis_state)
+
+    async def warmup(published: Health) -> None:
+        health.append(published)
+        await published.set_dependency("redis", await servicer.redis.ping())
+
     await serve(settings, settings.fetcher_port,
-                [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)])
+                [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)],
+                warmup=warmup, on_stop=servicer.close)
 
 
 def main() -> None:

@@ -15,3 +15,23 @@ class FetcherSettings(CommonSettings):
                                  validation_alias=AliasChoices("POLYGON_API_KEY", "TECHNIC_POLYGON_API_KEY"))
     polygon_base_url: str = Field(default="http://127.0.0.1:8900",
                                   validation_alias=AliasChoices("POLYGON_BASE_URL", "TECHNIC_POLYGON_BASE_URL"))
+    # Polygon client: requests in flight, client-side rate limit (requests/s, 0 = none; the free
+    # tier allows 5 a minute, i.e. 0.083), retries with exponential backoff and jitter.
+    fetcher_max_in_flight: int = 16
+    fetcher_rate_limit: float = 0.0
+    fetcher_max_retries: int = 6
+    fetcher_backoff_base: float = 0.25
+    fetcher_backoff_max: float = 8.0
+    fetcher_timeout: float = 20.0
+    # Panels: symbols per chunk, request limits.
+    fetcher_chunk_size: int = 500
+    fetcher_max_symbols: int = 20_000
+    fetcher_max_lookback: int = 2520
+    # How long the source's latest session is trusted before probing again (seconds).
+    fetcher_latest_ttl: float = 5.0
+    # TTL of the session in progress (its bars are not final yet), seconds.
+    fetcher_unfinished_ttl: float = 300.0
+    # Decoded raw sessions kept in process memory (about 270 KB each for 11,000 tickers).
+    fetcher_session_cache: int = 800
+    # In-process fallback used while Redis is down, in megabytes.
+    fetcher_fallback_mb: int = 512

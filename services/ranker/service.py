@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-from services.ranker.settings import RankerSettings
-from technic.v1 import ranker_pb2_grpc
+from collections.abc import AsyncIterator
+
+import grpc
+
+from services.ranker import convert
+from services.ranker.core import Ranker
+from services.ranker.engine import ScoredChunk
+from services.ranker.errors import RankerInputError, ScanNotFoundError
+from technic.v1 import ranker_pb2, ranker_pb2_grpc, scan_pb2
 
 
 class RankerService(ranker_pb2_grpc.RankerServicer):
-    """Every RPC answers UNIMPLEMENTED until the ranker's domain code lands."""
+    """Rank (header, then scored chunks) and GetResults (pages of cached scans)."""
 
-    def __init__(self, settings: RankerSettings) -> None:
-        self.settings = settings
+    def __init__(self, ranker: Ranker) -> None:
+        self.ranker = ranker
+
+    async def Rank(self, request_iterator: AsyncIterator[ranker_pb2.RankRequest],
+                   context: grpc.aio.ServicerContext) -> scan_pb2.ScanResult:
+        try:
+            first = await anext(aiter(request_iterator), None)
+            if first is None or first.WhichOneof("item") != "header":
+                raise RankerInputError("the first message of Rank must be a RankHeader")
+            inp = convert.rank_input(first.header)
+
+            async def chunks() -> AsyncIterator[ScoredChunk]:
+                async for msg in request_iterator:
+                    if msg.WhichOneof("item") != "chunk":
+                        raise RankerInputError("only ScoreResponse chunks may follow the RankHeader")
+                    yield convert.scored_chunk(msg.chunk)
+
+            scan, cached = await self.ranker.rank(inp, chunks())
+            return convert.scan_result(scan, inp.spec.page, scan_id=inp.scan_id or scan.scan_id, cached=cached,
+                                       include_issues=True)
+        except RankerInputError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # abort raises; this line only satisfies the type checker
+
+    async def GetResults(self, request: ranker_pb2.GetResultsRequest,
+                         context: grpc.aio.ServicerContext) -> scan_pb2.ScanResult:
+        try:
+            page = convert.page_of(request)
+            scan = await self.ranker.lookup(request.scan_id, request.fingerprint)
+            return convert.scan_result(scan, page, scan_id=request.scan_id or scan.scan_id, cached=True,
+                                       include_issues=request.include_issues)
+        except RankerInputError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        except ScanNotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            raise

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from technic.v1 import common_pb2 as technic_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18technic/v1/fetcher.proto\x12\ntechnic.v1\x1a\x17technic/v1/common.proto\"L\n\x12GetUniverseRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x14\n\x0cwith_details\x18\x02 \x01(\x08\x12\x0f\n\x07refresh\x18\x03 \x01(\x08\"\xda\x01\n\x13GetUniverseResponse\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x11\n\texchanges\x18\x04 \x03(\t\x12\x11\n\tsic_codes\x18\x05 \x03(\x05\x12\x0f\n\x07sectors\x18\x06 \x03(\t\x12\x12\n\nindustries\x18\x07 \x03(\t\x12\x13\n\x0bmarket_caps\x18\x08 \x03(\x01\x12\x12\n\nas_of_unix\x18\t \x01(\x03\x12 \n\x05stats\x18\n \x01(\x0b\x32\x11.technic.v1.Stats\"3\n\x12GetSnapshotRequest\x12\r\n\x05\x61s_of\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\x05\"n\n\x13GetSnapshotResponse\x12\r\n\x05\x62lock\x18\x01 \x01(\x0c\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x17\n\x0f\x66\x61iled_sessions\x18\x03 \x03(\t\x12 \n\x05stats\x18\x04 \x01(\x0b\x32\x11.technic.v1.Stats\"q\n\x0fPrefetchRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.technic.v1.PrefetchHeaderH\x00\x12(\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.technic.v1.SymbolBatchH\x00\x42\x06\n\x04item\"V\n\x0ePrefetchHeader\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x10\n\x08lookback\x18\x03 \x01(\x05\x12\x12\n\nchunk_size\x18\x04 \x01(\x05\"\x1e\n\x0bSymbolBatch\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"\x91\x01\n\x10PrefetchResponse\x12#\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x14.technic.v1.ChunkRef\x12\x0f\n\x07no_data\x18\x02 \x03(\t\x12\x17\n\x0f\x66\x61iled_sessions\x18\x03 \x03(\t\x12 \n\x05stats\x18\x04 \x01(\x0b\x32\x11.technic.v1.Stats\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"=\n\x0eGetBarsRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\x12\r\n\x05\x61s_of\x18\x03 \x01(\t\"R\n\x0fGetBarsResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05\x62lock\x18\x02 \x01(\x0c\x12 \n\x05stats\x18\x03 \x01(\x0b\x32\x11.technic.v1.Stats2\xb8\x02\n\x07\x46\x65tcher\x12N\n\x0bGetUniverse\x12\x1e.technic.v1.GetUniverseRequest\x1a\x1f.technic.v1.GetUniverseResponse\x12N\n\x0bGetSnapshot\x12\x1e.technic.v1.GetSnapshotRequest\x1a\x1f.technic.v1.GetSnapshotResponse\x12I\n\x08Prefetch\x12\x1b.technic.v1.PrefetchRequest\x1a\x1c.technic.v1.PrefetchResponse(\x01\x30\x01\x12\x42\n\x07GetBars\x12\x1a.technic.v1.GetBarsRequest\x1a\x1b.technic.v1.GetBarsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18technic/v1/fetcher.proto\x12\ntechnic.v1\x1a\x17technic/v1/common.proto\"L\n\x12GetUniverseRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x14\n\x0cwith_details\x18\x02 \x01(\x08\x12\x0f\n\x07refresh\x18\x03 \x01(\x08\"\xed\x01\n\x13GetUniverseResponse\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\r\n\x05types\x18\x03 \x03(\t\x12\x11\n\texchanges\x18\x04 \x03(\t\x12\x11\n\tsic_codes\x18\x05 \x03(\x05\x12\x0f\n\x07sectors\x18\x06 \x03(\t\x12\x12\n\nindustries\x18\x07 \x03(\t\x12\x13\n\x0bmarket_caps\x18\x08 \x03(\x01\x12\x12\n\nas_of_unix\x18\t \x01(\x03\x12 \n\x05stats\x18\n \x01(\x0b\x32\x11.technic.v1.Stats\x12\x11\n\tnot_found\x18\x0b \x03(\t\"3\n\x12GetSnapshotRequest\x12\r\n\x05\x61s_of\x18\x01 \x01(\t\x12\x0e\n\x06window\x18\x02 \x01(\x05\"n\n\x13GetSnapshotResponse\x12\r\n\x05\x62lock\x18\x01 \x01(\x0c\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x17\n\x0f\x66\x61iled_sessions\x18\x03 \x03(\t\x12 \n\x05stats\x18\x04 \x01(\x0b\x32\x11.technic.v1.Stats\"q\n\x0fPrefetchRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.technic.v1.PrefetchHeaderH\x00\x12(\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.technic.v1.SymbolBatchH\x00\x42\x06\n\x04item\"V\n\x0ePrefetchHeader\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x02 \x01(\t\x12\x10\n\x08lookback\x18\x03 \x01(\x05\x12\x12\n\nchunk_size\x18\x04 \x01(\x05\"\x1e\n\x0bSymbolBatch\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"\xca\x01\n\x10PrefetchResponse\x12#\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x14.technic.v1.ChunkRef\x12\x0f\n\x07no_data\x18\x02 \x03(\t\x12\x17\n\x0f\x66\x61iled_sessions\x18\x03 \x03(\t\x12 \n\x05stats\x18\x04 \x01(\x0b\x32\x11.technic.v1.Stats\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\x12\x16\n\x0e\x66\x61iled_symbols\x18\x06 \x03(\t\x12\r\n\x05\x61s_of\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x08 \x01(\x08\"=\n\x0eGetBarsRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\x12\r\n\x05\x61s_of\x18\x03 \x01(\t\"a\n\x0fGetBarsResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05\x62lock\x18\x02 \x01(\x0c\x12 \n\x05stats\x18\x03 \x01(\x0b\x32\x11.technic.v1.Stats\x12\r\n\x05\x61s_of\x18\x04 \x01(\t2\xb8\x02\n\x07\x46\x65tcher\x12N\n\x0bGetUniverse\x12\x1e.technic.v1.GetUniverseRequest\x1a\x1f.technic.v1.GetUniverseResponse\x12N\n\x0bGetSnapshot\x12\x1e.technic.v1.GetSnapshotRequest\x1a\x1f.technic.v1.GetSnapshotResponse\x12I\n\x08Prefetch\x12\x1b.technic.v1.PrefetchRequest\x1a\x1c.technic.v1.PrefetchResponse(\x01\x30\x01\x12\x42\n\x07GetBars\x12\x1a.technic.v1.GetBarsRequest\x1a\x1b.technic.v1.GetBarsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,23 +35,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUNIVERSEREQUEST']._serialized_start=65
   _globals['_GETUNIVERSEREQUEST']._serialized_end=141
   _globals['_GETUNIVERSERESPONSE']._serialized_start=144
-  _globals['_GETUNIVERSERESPONSE']._serialized_end=362
-  _globals['_GETSNAPSHOTREQUEST']._serialized_start=364
-  _globals['_GETSNAPSHOTREQUEST']._serialized_end=415
-  _globals['_GETSNAPSHOTRESPONSE']._serialized_start=417
-  _globals['_GETSNAPSHOTRESPONSE']._serialized_end=527
-  _globals['_PREFETCHREQUEST']._serialized_start=529
-  _globals['_PREFETCHREQUEST']._serialized_end=642
-  _globals['_PREFETCHHEADER']._serialized_start=644
-  _globals['_PREFETCHHEADER']._serialized_end=730
-  _globals['_SYMBOLBATCH']._serialized_start=732
-  _globals['_SYMBOLBATCH']._serialized_end=762
-  _globals['_PREFETCHRESPONSE']._serialized_start=765
-  _globals['_PREFETCHRESPONSE']._serialized_end=910
-  _globals['_GETBARSREQUEST']._serialized_start=912
-  _globals['_GETBARSREQUEST']._serialized_end=973
-  _globals['_GETBARSRESPONSE']._serialized_start=975
-  _globals['_GETBARSRESPONSE']._serialized_end=1057
-  _globals['_FETCHER']._serialized_start=1060
-  _globals['_FETCHER']._serialized_end=1372
+  _globals['_GETUNIVERSERESPONSE']._serialized_end=381
+  _globals['_GETSNAPSHOTREQUEST']._serialized_start=383
+  _globals['_GETSNAPSHOTREQUEST']._serialized_end=434
+  _globals['_GETSNAPSHOTRESPONSE']._serialized_start=436
+  _globals['_GETSNAPSHOTRESPONSE']._serialized_end=546
+  _globals['_PREFETCHREQUEST']._serialized_start=548
+  _globals['_PREFETCHREQUEST']._serialized_end=661
+  _globals['_PREFETCHHEADER']._serialized_start=663
+  _globals['_PREFETCHHEADER']._serialized_end=749
+  _globals['_SYMBOLBATCH']._serialized_start=751
+  _globals['_SYMBOLBATCH']._serialized_end=781
+  _globals['_PREFETCHRESPONSE']._serialized_start=784
+  _globals['_PREFETCHRESPONSE']._serialized_end=986
+  _globals['_GETBARSREQUEST']._serialized_start=988
+  _globals['_GETBARSREQUEST']._serialized_end=1049
+  _globals['_GETBARSRESPONSE']._serialized_start=1051
+  _globals['_GETBARSRESPONSE']._serialized_end=1148
+  _globals['_FETCHER']._serialized_start=1151
+  _globals['_FETCHER']._serialized_end=1463
 # @@protoc_insertion_point(module_scope)

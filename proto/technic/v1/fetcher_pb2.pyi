@@ -18,7 +18,7 @@ class GetUniverseRequest(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[str]] = ..., with_details: _Optional[bool] = ..., refresh: _Optional[bool] = ...) -> None: ...
 
 class GetUniverseResponse(_message.Message):
-    __slots__ = ("symbols", "names", "types", "exchanges", "sic_codes", "sectors", "industries", "market_caps", "as_of_unix", "stats")
+    __slots__ = ("symbols", "names", "types", "exchanges", "sic_codes", "sectors", "industries", "market_caps", "as_of_unix", "stats", "not_found")
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     NAMES_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class GetUniverseResponse(_message.Message):
     MARKET_CAPS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_UNIX_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    NOT_FOUND_FIELD_NUMBER: _ClassVar[int]
     symbols: _containers.RepeatedScalarFieldContainer[str]
     names: _containers.RepeatedScalarFieldContainer[str]
     types: _containers.RepeatedScalarFieldContainer[str]
@@ -39,7 +40,8 @@ class GetUniverseResponse(_message.Message):
     market_caps: _containers.RepeatedScalarFieldContainer[float]
     as_of_unix: int
     stats: _common_pb2.Stats
-    def __init__(self, symbols: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., types: _Optional[_Iterable[str]] = ..., exchanges: _Optional[_Iterable[str]] = ..., sic_codes: _Optional[_Iterable[int]] = ..., sectors: _Optional[_Iterable[str]] = ..., industries: _Optional[_Iterable[str]] = ..., market_caps: _Optional[_Iterable[float]] = ..., as_of_unix: _Optional[int] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ...) -> None: ...
+    not_found: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, symbols: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., types: _Optional[_Iterable[str]] = ..., exchanges: _Optional[_Iterable[str]] = ..., sic_codes: _Optional[_Iterable[int]] = ..., sectors: _Optional[_Iterable[str]] = ..., industries: _Optional[_Iterable[str]] = ..., market_caps: _Optional[_Iterable[float]] = ..., as_of_unix: _Optional[int] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ..., not_found: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetSnapshotRequest(_message.Message):
     __slots__ = ("as_of", "window")
@@ -88,18 +90,24 @@ class SymbolBatch(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PrefetchResponse(_message.Message):
-    __slots__ = ("chunk", "no_data", "failed_sessions", "stats", "done")
+    __slots__ = ("chunk", "no_data", "failed_sessions", "stats", "done", "failed_symbols", "as_of", "degraded")
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     NO_DATA_FIELD_NUMBER: _ClassVar[int]
     FAILED_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
     chunk: _common_pb2.ChunkRef
     no_data: _containers.RepeatedScalarFieldContainer[str]
     failed_sessions: _containers.RepeatedScalarFieldContainer[str]
     stats: _common_pb2.Stats
     done: bool
-    def __init__(self, chunk: _Optional[_Union[_common_pb2.ChunkRef, _Mapping]] = ..., no_data: _Optional[_Iterable[str]] = ..., failed_sessions: _Optional[_Iterable[str]] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ..., done: _Optional[bool] = ...) -> None: ...
+    failed_symbols: _containers.RepeatedScalarFieldContainer[str]
+    as_of: str
+    degraded: bool
+    def __init__(self, chunk: _Optional[_Union[_common_pb2.ChunkRef, _Mapping]] = ..., no_data: _Optional[_Iterable[str]] = ..., failed_sessions: _Optional[_Iterable[str]] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ..., done: _Optional[bool] = ..., failed_symbols: _Optional[_Iterable[str]] = ..., as_of: _Optional[str] = ..., degraded: _Optional[bool] = ...) -> None: ...
 
 class GetBarsRequest(_message.Message):
     __slots__ = ("symbol", "days", "as_of")
@@ -112,11 +120,13 @@ class GetBarsRequest(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., days: _Optional[int] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class GetBarsResponse(_message.Message):
-    __slots__ = ("symbol", "block", "stats")
+    __slots__ = ("symbol", "block", "stats", "as_of")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     block: bytes
     stats: _common_pb2.Stats
-    def __init__(self, symbol: _Optional[str] = ..., block: _Optional[bytes] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ...) -> None: ...
+    as_of: str
+    def __init__(self, symbol: _Optional[str] = ..., block: _Optional[bytes] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ..., as_of: _Optional[str] = ...) -> None: ...

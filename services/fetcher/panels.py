@@ -1,0 +1,432 @@
+"""Panels: which sessions a request lacks, the cheapest way to fetch them, and split-adjusted chunks.
+
+For a request (symbols, lookback, as-of) the sessions of the window are looked up in the store;
+the missing ones are fetched either with grouped daily (one request per session, every ticker) or
+per ticker (one request per symbol, the whole window), whichever costs fewer requests, so a
+20-symbol watchlist never costs 252 requests and a 6,000-symbol scan never costs 6,000. Chunks
+(symbols x sessions x OHLCV, float32, contract 1) are gathered from the raw sessions with numpy
+index arrays, split-adjusted backwards, written to Redis and yielded one by one, so the next stage
+starts on the first chunk while later ones are built. Sessions that fail after retries stay NaN,
+are named in the report, and are fetched again by the next request because they are not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import structlog
+
+from services.common.codec import encode_block
+from services.fetcher.calendar import LatestSession, TradingCalendar, as_day, day_str
+from services.fetcher.polygon import (
+    PolygonAuthError,
+    PolygonClient,
+    PolygonError,
+    RequestCounters,
+    SplitTable,
+    TickerRange,
+    counting,
+)
+from services.fetcher.store import PANEL_FIELDS, BarStore, SessionData, panel_key
+
+log = structlog.get_logger(__name__)
+SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "avg_volume", "avg_dollar_volume", "sessions",
+                   "change_pct")
+BARS_FIELDS = PANEL_FIELDS
+# Panel chunks live until the next session closes, within these bounds (seconds).
+PANEL_TTL_MIN = 600.0
+PANEL_TTL_MAX = 4 * 24 * 3600.0
+# A session the source should have but answered empty is asked again this many times.
+EMPTY_SESSION_ATTEMPTS = 3
+
+
+class RequestError(ValueError):
+    """The request cannot be served as asked (a bad date, a window beyond the data); says why."""
+
+
+@dataclass
+class RequestStats:
+    """Work done for one request: HTTP counters, cache hits, seconds per phase."""
+
+    http: RequestCounters = field(default_factory=RequestCounters)
+    cache_hits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def counters(self) -> dict[str, int]:
+        return {**self.http.as_dict(), "cache_hits": self.cache_hits, **self.extra}
+
+
+@dataclass(frozen=True)
+class PanelChunk:
+    """One written chunk: its Redis key, or the block itself when Redis could not take it."""
+
+    index: int
+    key: str
+    inline: bytes
+    symbols: list[str]
+    no_data: list[str]
+    n_sessions: int
+    as_of: str
+
+
+@dataclass
+class PanelReport:
+    """What a panel request did, filled while its chunks are produced."""
+
+    as_of: str = ""
+    sessions: list[str] = field(default_factory=list)
+    failed_sessions: list[str] = field(default_factory=list)
+    failed_symbols: list[str] = field(default_factory=list)
+    strategy: str = ""
+    degraded: bool = False
+    stats: RequestStats = field(default_factory=RequestStats)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    block: bytes
+    as_of: str
+    failed_sessions: list[str]
+
+
+def unique(symbols: Sequence[str]) -> list[str]:
+    """Symbols without repeats, first occurrence kept, order kept."""
+    return list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
+
+
+def split_factors(table: SplitTable, symbols: Sequence[str], sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``symbols`` with a split inside the window and their (rows, sessions) factors.
+
+    Bars before a split's execution date are divided (prices) or multiplied (volume) by the
+    product of split_to / split_from of every later split up to the last session.
+    """
+    n_sessions = len(sessions)
+    if not table.tickers or not len(symbols):
+        return np.zeros(0, np.int64), np.ones((0, n_sessions))
+    position = dict(zip(symbols, range(len(symbols)), strict=True))
+    row = np.array([position.get(t, -1) for t in table.tickers], dtype=np.int64)
+    k = np.searchsorted(sessions, table.dates, side="left")
+    keep = (row >= 0) & (k > 0) & (table.dates <= sessions[-1])
+    if not keep.any():
+        return np.zeros(0, np.int64), np.ones((0, n_sessions))
+    rows, inverse = np.unique(row[keep], return_inverse=True)
+    points = np.ones((len(rows), n_sessions + 1))
+    np.multiply.at(points, (inverse, k[keep]), table.split_to[keep] / table.split_from[keep])
+    # factor[:, t] = product of the ratios at positions > t.
+    factors = np.cumprod(points[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    return rows, factors
+
+
+def gather(sessions: Sequence[SessionData | None], rows: Sequence[np.ndarray | None], lo: int, hi: int) -> np.ndarray:
+    """Unadjusted (hi - lo, sessions, 5) float32 block of symbols lo..hi; NaN where a session lacks them."""
+    out = np.full((len(sessions), hi - lo, len(PANEL_FIELDS)), np.nan, dtype=np.float32)
+    for j, (data, idx) in enumerate(zip(sessions, rows, strict=True)):
+        if data is not None and idx is not None:
+            out[j] = data.padded[idx[lo:hi], :len(PANEL_FIELDS)]
+    return np.ascontiguousarray(out.transpose(1, 0, 2))
+
+
+def overlay(block: np.ndarray, window: np.ndarray, ranges: Sequence[tuple[int, TickerRange]]) -> None:
+    """Write per-ticker bars (row in ``block``, range) into ``block`` where their days fall in ``window``."""
+    if not ranges:
+        return
+    rows = np.concatenate([np.full(len(r.days), i, dtype=np.int64) for i, r in ranges])
+    days = np.concatenate([r.days for _, r in ranges])
+    values = np.concatenate([r.values[:, :len(PANEL_FIELDS)] for _, r in ranges])
+    cols = np.searchsorted(window, days)
+    hit = (cols < len(window)) & (window[np.minimum(cols, len(window) - 1)] == days)
+    block[rows[hit], cols[hit]] = values[hit]
+
+
+def adjust(block: np.ndarray, rows: np.ndarray, factors: np.ndarray) -> None:
+    """Apply split factors in place: prices divided, volume multiplied."""
+    if len(rows):
+        block[rows, :, :4] /= factors[:, :, None].astype(np.float32)
+        block[rows, :, 4] *= factors.astype(np.float32)
+
+
+class PanelBuilder:
+    """Fetch-and-assemble for panels, snapshots and single-symbol histories."""
+
+    def __init__(self, client: PolygonClient, store: BarStore, calendar: TradingCalendar, *,
+                 latest_ttl: float = 5.0) -> None:
+        self.client = client
+        self.store = store
+        self.calendar = calendar
+        self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl)
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    def _unfinished(self, day: np.datetime64) -> bool:
+        return self.calendar.is_unfinished(day, datetime.now(UTC))
+
+    async def _probe(self, day: np.datetime64) -> bool | None:
+        """Whether the source serves ``day`` (fetching it stores it, so the probe is not wasted)."""
+        if await self.store.get_sessions([day]):
+            return True
+        try:
+            grouped = await self.client.grouped_daily(day_str(day))
+        except PolygonAuthError:
+            raise
+        except PolygonError as exc:
+            log.warning("latest-session probe failed", session=day_str(day), error=str(exc))
+            return None
+        if grouped is None:
+            return False
+        await self.store.put_session(day, grouped, unfinished=self._unfinished(day))
+        return True
+
+    async def resolve_as_of(self, as_of: str) -> np.datetime64:
+        """The as-of session: the source's latest when empty, else the session on or before ``as_of``."""
+        latest = await self.latest.get()
+        if not as_of:
+            return latest
+        try:
+            day = as_day(as_of)
+        except ValueError:
+            raise RequestError(f"as_of {as_of!r} is not a date (YYYY-MM-DD)") from None
+        if day > latest:
+            raise RequestError(f"as_of {as_of} is after the latest session the source has ({day_str(latest)})")
+        try:
+            return self.calendar.session_at(self.calendar.index(day))
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+
+    def window(self, as_of: np.datetime64, n: int) -> np.ndarray:
+        try:
+            return self.calendar.window(as_of, n)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+
+    async def _fetch_session(self, day: np.datetime64) -> SessionData | None:
+        for attempt in range(EMPTY_SESSION_ATTEMPTS):
+            try:
+                grouped = await self.client.grouped_daily(day_str(day))
+            except PolygonAuthError:
+                raise
+            except PolygonError as exc:
+                log.warning("session fetch failed", session=day_str(day), error=str(exc))
+                return None
+            if grouped is not None:
+                return await self.store.put_session(day, grouped, unfinished=self._unfinished(day))
+            await asyncio.sleep(self.client.backoff_base * (attempt + 1))
+        log.warning("session answered empty", session=day_str(day), attempts=EMPTY_SESSION_ATTEMPTS)
+        return None
+
+    async def _fetch_sessions(self, days: Sequence[np.datetime64]) -> tuple[dict[np.datetime64, SessionData], list]:
+        """Fetch ``days`` concurrently; (fetched, failed). An auth error cancels the rest and raises."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._fetch_session(d)) for d in days]
+        except* PolygonAuthError as eg:
+            raise eg.exceptions[0] from None
+        fetched = {d: t.result() for d, t in zip(days, tasks, strict=True) if t.result() is not None}
+        return fetched, [d for d in days if d not in fetched]
+
+    async def sessions(self, days: np.ndarray, stats: RequestStats) -> tuple[dict[np.datetime64, SessionData], list]:
+        """Every session of ``days`` (stored or fetched by grouped daily); (sessions, failed days)."""
+        with stats.phase("store"):
+            stored = await self.store.get_sessions(list(days))
+        stats.cache_hits += len(stored)
+        missing = [d for d in days if d not in stored]
+        if not missing:
+            return stored, []
+        with stats.phase("fetch"):
+            fetched, failed = await self._fetch_sessions(missing)
+        return {**stored, **fetched}, failed
+
+    async def splits(self, start: np.datetime64, end: np.datetime64, stats: RequestStats,
+                     ticker: str | None = None) -> SplitTable:
+        scope = ticker or "all"
+        table = await self.store.get_splits(scope, start, end)
+        if table is not None:
+            stats.cache_hits += 1
+            return table
+        table = await self.client.splits(day_str(start), day_str(end), ticker=ticker)
+        await self.store.put_splits(scope, start, end, table)
+        return table
+
+    async def _ticker_ranges(self, symbols: Sequence[str], window: np.ndarray,
+                             stats: RequestStats) -> tuple[dict[str, TickerRange], list[str]]:
+        """Per-ticker ranges covering the window, cached or fetched; (ranges, symbols that failed)."""
+        start, end = window[0], window[-1]
+        ranges = await self.store.get_ticker_ranges(symbols, start, end)
+        stats.cache_hits += len(ranges)
+        need = [s for s in symbols if s not in ranges]
+
+        async def one(symbol: str) -> TickerRange | None:
+            try:
+                rng = await self.client.ticker_range(symbol, day_str(start), day_str(end))
+            except PolygonAuthError:
+                raise
+            except PolygonError as exc:
+                log.warning("ticker range failed", symbol=symbol, error=str(exc))
+                return None
+            await self.store.put_ticker_range(rng, start, end, unfinished=self._unfinished(end))
+            return rng
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = {s: group.create_task(one(s)) for s in need}
+        except* PolygonAuthError as eg:
+            raise eg.exceptions[0] from None
+        failed = []
+        for symbol, task in tasks.items():
+            rng = task.result()
+            if rng is None:
+                failed.append(symbol)
+            else:
+                ranges[symbol] = rng
+        return ranges, failed
+
+    # --- panels ---------------------------------------------------------------------------------
+
+    def _panel_ttl(self, as_of: np.datetime64) -> float:
+        until = (self.calendar.next_close_after(as_of) - datetime.now(UTC)).total_seconds()
+        return min(max(until, PANEL_TTL_MIN), PANEL_TTL_MAX)
+
+    async def panels(self, symbols: Sequence[str], as_of: str, lookback: int, chunk_size: int,
+                     report: PanelReport) -> AsyncIterator[PanelChunk]:
+        """Yield the request's panel chunks as each is written; ``report`` is filled along the way."""
+        stats = report.stats
+        with counting() as http:
+            stats.http = http
+            with stats.phase("resolve"):
+                as_of_day = await self.resolve_as_of(as_of)
+                window = self.window(as_of_day, lookback)
+            symbols = unique(symbols)
+            report.as_of = day_str(as_of_day)
+            report.sessions = [day_str(d) for d in window]
+
+            with stats.phase("store"):
+                stored = await self.store.get_sessions(list(window))
+            stats.cache_hits += len(stored)
+            missing = [d for d in window if d not in stored]
+            ranges: dict[str, TickerRange] = {}
+            report.strategy = "cached"
+            with stats.phase("fetch"):
+                splits_task = asyncio.ensure_future(self.splits(window[0], window[-1], stats))
+                try:
+                    if missing and len(symbols) < len(missing):
+                        report.strategy = "per_ticker"
+                        ranges, report.failed_symbols = await self._ticker_ranges(symbols, window, stats)
+                    elif missing:
+                        report.strategy = "grouped"
+                        fetched, failed = await self._fetch_sessions(missing)
+                        stored.update(fetched)
+                        report.failed_sessions = [day_str(d) for d in failed]
+                    splits = await splits_task
+                finally:
+                    splits_task.cancel()
+            stats.extra["sessions_fetched"] = len(missing) if report.strategy == "grouped" else 0
+            stats.extra["tickers_fetched"] = len(ranges)
+
+            with stats.phase("assemble"):
+                ids = self.store.index.ids(symbols, add=False)
+                per_session = [stored.get(d) for d in window]
+                rows = [d.rows(ids) if d is not None else None for d in per_session]
+                split_rows, factors = split_factors(splits, symbols, window)
+                range_rows = [(i, ranges[s]) for i, s in enumerate(symbols) if s in ranges]
+            meta_common = {"as_of": report.as_of, "sessions": report.sessions, "lookback": lookback}
+            ttl = self._panel_ttl(as_of_day)
+            for index, lo in enumerate(range(0, len(symbols), chunk_size)):
+                hi = min(lo + chunk_size, len(symbols))
+                names = symbols[lo:hi]
+                with stats.phase("assemble"):
+                    block = gather(per_session, rows, lo, hi)
+                    overlay(block, window, [(i - lo, r) for i, r in range_rows if lo <= i < hi])
+                    in_chunk = (split_rows >= lo) & (split_rows < hi)
+                    adjust(block, split_rows[in_chunk] - lo, factors[in_chunk])
+                    no_data = np.isnan(block[:, :, 3]).all(axis=1)
+                    raw = encode_block(block, rows=names, fields=PANEL_FIELDS,
+                                       meta={**meta_common, "chunk_index": index})
+                with stats.phase("write"):
+                    key = panel_key(as_of_day, lookback, names, index)
+                    stored_ok = await self.store.put_panel(key, raw, ttl)
+                report.degraded = report.degraded or not stored_ok
+                yield PanelChunk(index=index, key=key if stored_ok else "", inline=b"" if stored_ok else raw,
+                                 symbols=names, no_data=[n for n, m in zip(names, no_data, strict=True) if m],
+                                 n_sessions=len(window), as_of=report.as_of)
+        report.degraded = report.degraded or self.store.degraded
+
+    # --- snapshot and single-symbol history -----------------------------------------------------
+
+    async def snapshot(self, as_of: str, window_size: int, stats: RequestStats) -> Snapshot:
+        """The as-of session's bar of every ticker it has, with averages over ``window_size`` sessions."""
+        with counting() as http:
+            stats.http = http
+            with stats.phase("resolve"):
+                as_of_day = await self.resolve_as_of(as_of)
+                window = self.window(as_of_day, window_size + 1)
+            sessions, failed = await self.sessions(window, stats)
+            last = sessions.get(as_of_day)
+            if last is None:
+                raise RequestError(f"session {day_str(as_of_day)} could not be fetched from the source")
+            with stats.phase("fetch"):
+                splits = await self.splits(window[0], window[-1], stats)
+            with stats.phase("assemble"):
+                ids = last.ids
+                per_session = [sessions.get(d) for d in window]
+                rows = [d.rows(ids) if d is not None else None for d in per_session]
+                block = gather(per_session, rows, 0, len(ids)).astype(np.float64)
+                adjust_rows, factors = split_factors(splits, last.tickers, window)
+                adjust(block, adjust_rows, factors)
+                recent = block[:, 1:, :]
+                close, volume = recent[:, :, 3], recent[:, :, 4]
+                present = ~np.isnan(close) & ~np.isnan(volume)
+                count = present.sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    avg_volume = np.where(present, volume, 0).sum(axis=1) / count
+                    avg_dollar = np.where(present, close * volume, 0).sum(axis=1) / count
+                    change = (block[:, -1, 3] / block[:, -2, 3] - 1.0) * 100.0
+                out = np.column_stack([block[:, -1, :], avg_volume, avg_dollar, count.astype(np.float64), change])
+                raw = encode_block(out, rows=last.tickers, fields=SNAPSHOT_FIELDS,
+                                   meta={"as_of": day_str(as_of_day), "window": window_size})
+        return Snapshot(block=raw, as_of=day_str(as_of_day), failed_sessions=[day_str(d) for d in failed])
+
+    async def bars(self, symbol: str, days: int, as_of: str, stats: RequestStats) -> tuple[bytes, bool, str]:
+        """One symbol's adjusted history: (block, has_data, as_of). Raw sessions when all are cached,
+        else one per-ticker request."""
+        symbol = symbol.strip().upper()
+        with counting() as http:
+            stats.http = http
+            with stats.phase("resolve"):
+                as_of_day = await self.resolve_as_of(as_of)
+                window = self.window(as_of_day, days)
+            with stats.phase("store"):
+                stored = await self.store.get_sessions(list(window))
+            stats.cache_hits += len(stored)
+            with stats.phase("fetch"):
+                ranges: dict[str, TickerRange] = {}
+                if len(stored) < len(window):
+                    ranges, failed = await self._ticker_ranges([symbol], window, stats)
+                    if failed:
+                        raise PolygonError(f"bars for {symbol} could not be fetched", path="ticker range")
+                splits = await self.splits(window[0], window[-1], stats, ticker=symbol)
+            with stats.phase("assemble"):
+                ids = self.store.index.ids([symbol], add=False)
+                per_session = [stored.get(d) for d in window]
+                rows = [d.rows(ids) if d is not None else None for d in per_session]
+                block = gather(per_session, rows, 0, 1)
+                overlay(block, window, [(0, ranges[symbol])] if symbol in ranges else [])
+                split_rows, factors = split_factors(splits, [symbol], window)
+                adjust(block, split_rows, factors)
+                has_data = bool(np.isfinite(block[0, :, 3]).any())
+                raw = encode_block(block[0], rows=[day_str(d) for d in window], fields=BARS_FIELDS,
+                                   meta={"symbol": symbol, "as_of": day_str(as_of_day)})
+        return raw, has_data, day_str(as_of_day)

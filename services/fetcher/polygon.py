@@ -1,0 +1,417 @@
+"""Async Polygon REST client: one keep-alive pool, bounded concurrency, rate limit, retries.
+
+Every call goes through :meth:`PolygonClient._get`: at most ``max_in_flight`` requests at once, a
+token bucket (``rate`` requests per second, 0 = unlimited), and retries with exponential backoff
+and full jitter on 429, 5xx, timeouts, transport errors and malformed or truncated bodies
+(``Retry-After`` is honoured when present). 400/401/403/404 are not retried: they raise a typed
+:class:`PolygonError` carrying Polygon's own message. The API key travels only in the
+``Authorization: Bearer`` header; URLs in log lines carry no query string.
+
+Bodies are decoded with msgspec into typed structs (about twice as fast as generic JSON for the
+11,000-row grouped daily), then turned into numpy columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import numpy as np
+import orjson
+import structlog
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+# Column order of every bar array this module returns.
+BAR_FIELDS = ("open", "high", "low", "close", "volume", "vwap")
+_DAY_MS = 86_400_000
+# Bars are stamped either at the session start (00:00 New York) or its end (16:00 New York);
+# shifting by four hours before flooring to a UTC day gives the New York date in both cases.
+_NY_SHIFT_MS = 4 * 3_600_000
+
+
+class PolygonError(Exception):
+    """Polygon answered with an error, or a request failed after every retry."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, path: str = "",
+                 request_id: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.path = path
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        code = f"HTTP {self.status_code} " if self.status_code else ""
+        return f"{code}{self.path}: {self.message}"
+
+
+class PolygonAuthError(PolygonError):
+    """401/403: the key is missing, wrong, or not entitled. Never retried."""
+
+
+class PolygonNotFound(PolygonError):
+    """404: the resource does not exist."""
+
+
+class PolygonBadRequest(PolygonError):
+    """400 and other non-retryable client errors."""
+
+
+class PolygonUnavailable(PolygonError):
+    """Retries exhausted on 429, 5xx, timeouts or malformed bodies."""
+
+
+class _Malformed(Exception):
+    """A 200 body that could not be decoded (truncated, not JSON, wrong shape)."""
+
+
+@dataclass
+class RequestCounters:
+    """HTTP work done on behalf of one request context (or the whole process)."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes,
+                "http_errors": self.errors}
+
+
+_scopes: ContextVar[tuple[RequestCounters, ...]] = ContextVar("polygon_counters", default=())
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[RequestCounters]:
+    """Count every request made inside this context (tasks started inside it included)."""
+    counters = RequestCounters()
+    token = _scopes.set((*_scopes.get(), counters))
+    try:
+        yield counters
+    finally:
+        _scopes.reset(token)
+
+
+class TokenBucket:
+    """Client-side rate limit: ``rate`` tokens per second, bursts up to ``capacity``."""
+
+    def __init__(self, rate: float, capacity: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = capacity if capacity is not None else max(1.0, rate)
+        self._tokens = self.capacity
+        self._updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+# --- response shapes (only the keys used are declared; msgspec skips the rest) -----------------
+
+class _Bar(msgspec.Struct):
+    o: float | None = None
+    h: float | None = None
+    l: float | None = None  # noqa: E741 - Polygon's key
+    c: float | None = None
+    v: float | None = None
+    vw: float | None = None
+    t: int = 0
+    T: str = ""
+
+
+class _Aggs(msgspec.Struct):
+    results: list[_Bar] | None = None
+    status: str = ""
+    next_url: str | None = None
+
+
+class _TickerRef(msgspec.Struct):
+    ticker: str
+    name: str = ""
+    type: str = ""
+    primary_exchange: str = ""
+    market: str = ""
+
+
+class _TickerPage(msgspec.Struct):
+    results: list[_TickerRef] | None = None
+    next_url: str | None = None
+
+
+class _DetailsResult(msgspec.Struct):
+    ticker: str = ""
+    market_cap: float | None = None
+    sic_code: str | None = None
+    sic_description: str | None = None
+    share_class_shares_outstanding: float | None = None
+
+
+class _Details(msgspec.Struct):
+    results: _DetailsResult | None = None
+
+
+class _Split(msgspec.Struct):
+    ticker: str
+    execution_date: str
+    split_from: float
+    split_to: float
+
+
+class _SplitPage(msgspec.Struct):
+    results: list[_Split] | None = None
+    next_url: str | None = None
+
+
+_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in (_Aggs, _TickerPage, _Details, _SplitPage)
+}
+
+
+# --- results handed to callers -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroupedDay:
+    """Every ticker's unadjusted bar of one session; ``values`` columns follow BAR_FIELDS."""
+
+    tickers: list[str]
+    values: np.ndarray  # float64 (n, 6)
+
+
+@dataclass(frozen=True)
+class TickerRange:
+    """One ticker's unadjusted bars, oldest first."""
+
+    ticker: str
+    days: np.ndarray  # datetime64[D] (m,)
+    values: np.ndarray  # float64 (m, 6)
+
+
+@dataclass(frozen=True)
+class TickerDetails:
+    ticker: str
+    market_cap: float
+    sic_code: int
+    sic_description: str
+    shares: float
+
+
+@dataclass(frozen=True)
+class SplitTable:
+    """Split events: shares after / before = split_to / split_from, effective at execution_date."""
+
+    tickers: list[str]
+    dates: np.ndarray  # datetime64[D]
+    split_from: np.ndarray  # float64
+    split_to: np.ndarray  # float64
+
+
+def _bar_matrix(bars: list[_Bar]) -> np.ndarray:
+    return np.array([(b.o, b.h, b.l, b.c, b.v, b.vw) for b in bars], dtype=np.float64).reshape(-1, 6)
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str]:
+    """Polygon's message and request id from an error body (any shape, possibly not JSON)."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:200] or response.reason_phrase, ""
+    if not isinstance(body, dict):
+        return str(body)[:200], ""
+    message = body.get("error") or body.get("message") or body.get("status") or response.reason_phrase
+    return str(message), str(body.get("request_id", ""))
+
+
+class PolygonClient:
+    """The one HTTP client of the fetcher (use as an async context manager or call aclose())."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        max_in_flight: int = 16,
+        rate: float = 0.0,
+        max_retries: int = 6,
+        backoff_base: float = 0.25,
+        backoff_max: float = 8.0,
+        timeout: float = 20.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._origin = urlsplit(self.base_url)[:2]
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.total = RequestCounters()
+        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._bucket = TokenBucket(rate)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> PolygonClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _count(self, **deltas: int) -> None:
+        for counters in (self.total, *_scopes.get()):
+            for name, delta in deltas.items():
+                setattr(counters, name, getattr(counters, name) + delta)
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                return min(max(float(retry_after), 0.0), 60.0)
+        return random.uniform(0.5, 1.0) * min(self.backoff_max, self.backoff_base * 2 ** attempt)
+
+    def _same_origin(self, url: str) -> str:
+        """A ``next_url`` is followed only on the configured host: the key must not go elsewhere."""
+        parts = urlsplit(url)
+        if parts.scheme and parts[:2] != self._origin:
+            raise PolygonBadRequest(f"next_url points to another host ({parts.netloc})", path=parts.path)
+        return url
+
+    async def _get(self, url: str, params: dict[str, Any] | None, shape: type[T]) -> T:
+        """GET ``url`` and decode it as ``shape``, with retries; raises a PolygonError subclass."""
+        path = urlsplit(url).path
+        decoder = _DECODERS[shape]
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self._count(retries=1)
+            retry_after: str | None = None
+            await self._bucket.acquire()
+            async with self._semaphore:
+                self._count(requests=1)
+                try:
+                    response = await self._http.get(url, params=params)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                    response = None
+            if response is not None:
+                self._count(bytes=len(response.content))
+                status = response.status_code
+                if status == 200:
+                    try:
+                        return decoder.decode(response.content)
+                    except msgspec.DecodeError as exc:
+                        last = f"malformed body: {exc}"
+                else:
+                    self._count(errors=1)
+                    message, request_id = _error_message(response)
+                    if status in (401, 403):
+                        raise PolygonAuthError(message, status_code=status, path=path, request_id=request_id)
+                    if status == 404:
+                        raise PolygonNotFound(message, status_code=status, path=path, request_id=request_id)
+                    if status != 429 and status < 500:
+                        raise PolygonBadRequest(message, status_code=status, path=path, request_id=request_id)
+                    last = f"HTTP {status}: {message}"
+                    retry_after = response.headers.get("Retry-After")
+            if attempt < self.max_retries:
+                delay = self._backoff(attempt, retry_after)
+                log.debug("polygon retry", path=path, attempt=attempt + 1, delay=round(delay, 3), error=last)
+                await asyncio.sleep(delay)
+        raise PolygonUnavailable(f"failed after {self.max_retries + 1} attempts: {last}", path=path)
+
+    async def _pages(self, path: str, params: dict[str, Any], shape: type[Any]) -> list[Any]:
+        """Every page of a cursor-paginated endpoint (follows ``next_url``)."""
+        pages = [await self._get(path, params, shape)]
+        while pages[-1].next_url:
+            pages.append(await self._get(self._same_origin(pages[-1].next_url), None, shape))
+        return pages
+
+    # --- endpoints ------------------------------------------------------------------------------
+
+    async def grouped_daily(self, day: str) -> GroupedDay | None:
+        """Every ticker's unadjusted bar for ``day`` (YYYY-MM-DD); None when the source has none."""
+        body = await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}", {"adjusted": "false"}, _Aggs)
+        if not body.results:
+            return None
+        tickers = [b.T for b in body.results]
+        values = _bar_matrix(body.results)
+        if len(set(tickers)) != len(tickers):
+            # Polygon repeats a row now and then: keep the first of each ticker.
+            _, first = np.unique(np.asarray(tickers), return_index=True)
+            first.sort()
+            tickers = [tickers[i] for i in first]
+            values = values[first]
+        return GroupedDay(tickers=tickers, values=values)
+
+    async def ticker_range(self, ticker: str, start: str, end: str) -> TickerRange:
+        """One ticker's unadjusted daily bars from ``start`` to ``end`` (inclusive), following next_url."""
+        path = f"/v2/aggs/ticker/{ticker}/range/1/day/{start}/{end}"
+        try:
+            pages = await self._pages(path, {"adjusted": "false", "sort": "asc", "limit": 50000}, _Aggs)
+        except PolygonNotFound:
+            pages = []
+        bars = [b for page in pages for b in (page.results or ())]
+        stamps = np.array([b.t for b in bars], dtype=np.int64)
+        days = ((stamps - _NY_SHIFT_MS) // _DAY_MS).astype("datetime64[D]")
+        return TickerRange(ticker=ticker, days=days, values=_bar_matrix(bars))
+
+    async def reference_tickers(self) -> list[_TickerRef]:
+        """Every active stock ticker (cursor pages of 1,000)."""
+        pages = await self._pages("/v3/reference/tickers", {"market": "stocks", "active": "true", "limit": 1000},
+                                  _TickerPage)
+        return [ref for page in pages for ref in (page.results or ())]
+
+    async def ticker_details(self, ticker: str) -> TickerDetails | None:
+        """Market cap and SIC code of one ticker; None when Polygon does not know it."""
+        try:
+            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _Details)
+        except PolygonNotFound:
+            return None
+        r = body.results or _DetailsResult()
+        sic = int(r.sic_code) if r.sic_code and r.sic_code.strip().isdigit() else 0
+        return TickerDetails(
+            ticker=ticker,
+            market_cap=float(r.market_cap) if r.market_cap is not None else float("nan"),
+            sic_code=sic,
+            sic_description=r.sic_description or "",
+            shares=float(r.share_class_shares_outstanding or "nan"),
+        )
+
+    async def splits(self, start: str, end: str, ticker: str | None = None) -> SplitTable:
+        """Split events executed from ``start`` to ``end`` (inclusive), for one ticker or all."""
+        params: dict[str, Any] = {"execution_date.gte": start, "execution_date.lte": end, "limit": 1000}
+        if ticker:
+            params["ticker"] = ticker
+        pages = await self._pages("/v3/reference/splits", params, _SplitPage)
+        rows = [s for page in pages for s in (page.results or ()) if s.split_from > 0 and s.split_to > 0]
+        return SplitTable(
+            tickers=[s.ticker for s in rows],
+            dates=np.array([s.execution_date for s in rows], dtype="datetime64[D]"),
+            split_from=np.array([s.split_from for s in rows], dtype=np.float64),
+            split_to=np.array([s.split_to for s in rows], dtype=np.float64),
+        )

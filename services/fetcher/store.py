@@ -1,0 +1,324 @@
+"""The fetcher's Redis keyspace (DESIGN section 5). Every value is a codec block; every key starts with
+``technic:``.
+
+=============================================  ==========================================  ==========
+key                                            value                                       expiry
+=============================================  ==========================================  ==========
+``technic:raw:session:{YYYY-MM-DD}``           one session, every ticker: float32 (tickers,  none (the
+                                               6) open/high/low/close/volume/vwap,           session in
+                                               unadjusted; rows = tickers                    progress:
+                                                                                             short TTL)
+``technic:raw:ticker:{T}``                     one ticker's unadjusted bars, float64         7 days
+                                               (sessions, 7) day (days since 1970) + the
+                                               6 bar fields; meta ``from``/``to`` = the
+                                               range asked (covered even where no bar)
+``technic:universe:ref``                       reference tickers: rows = symbols, meta       24 h
+                                               names/types/exchanges/fetched_unix
+``technic:universe:details``                   float64 (tickers, 3) sic_code, market_cap,    24 h
+                                               shares; meta sic_descriptions
+``technic:splits:{scope}:{from}:{to}``         float64 (events, 3) day, split_from,          24 h
+                                               split_to; rows = tickers; scope ``all`` or
+                                               a ticker
+``technic:panel:{as_of}:{lookback}:{hash}:{i}``  panel chunk, contract 1: float32 (symbols,   next
+                                               sessions, 5), meta as_of/sessions/lookback/   session's
+                                               chunk_index; hash = sha1 of the chunk's       close
+                                               symbols
+=============================================  ==========================================  ==========
+
+Raw sessions are immutable, so they are cached forever and decoded once per process: decoded
+sessions stay in a bounded in-process LRU, with each ticker turned into a process-wide integer id
+so that panels gather rows with numpy index arrays instead of string look-ups. All Redis access
+goes through :class:`ResilientRedis`: when Redis is down its in-process fallback serves and the
+service runs degraded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from services.common.codec import Block, BlockError, decode_block, encode_block
+from services.common.redis_client import ResilientRedis
+from services.fetcher.calendar import DAY, day_str
+from services.fetcher.polygon import BAR_FIELDS, GroupedDay, SplitTable, TickerDetails, TickerRange
+
+log = structlog.get_logger(__name__)
+PREFIX = "technic:"
+PANEL_FIELDS = ("open", "high", "low", "close", "volume")
+DAY_TTL = 24 * 3600.0
+TICKER_TTL = 7 * 24 * 3600.0
+
+
+def session_key(day: np.datetime64) -> str:
+    return f"{PREFIX}raw:session:{day_str(day)}"
+
+
+def ticker_key(ticker: str) -> str:
+    return f"{PREFIX}raw:ticker:{ticker}"
+
+
+def splits_key(scope: str, start: np.datetime64, end: np.datetime64) -> str:
+    return f"{PREFIX}splits:{scope}:{day_str(start)}:{day_str(end)}"
+
+
+def panel_key(as_of: np.datetime64, lookback: int, symbols: Sequence[str], chunk_index: int) -> str:
+    digest = hashlib.sha1("\n".join(symbols).encode()).hexdigest()[:16]
+    return f"{PREFIX}panel:{day_str(as_of)}:{lookback}:{digest}:{chunk_index}"
+
+
+UNIVERSE_REF_KEY = f"{PREFIX}universe:ref"
+UNIVERSE_DETAILS_KEY = f"{PREFIX}universe:details"
+
+
+class TickerIndex:
+    """Process-wide ticker -> integer id, so rows are matched with numpy instead of string compares."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ids(self, tickers: Iterable[str], *, add: bool = True) -> np.ndarray:
+        """Ids of ``tickers`` (new ones are added when ``add``, else get -1)."""
+        table = self._ids
+        if add:
+            return np.array([table.setdefault(t, len(table)) for t in tickers], dtype=np.int64)
+        return np.array([table.get(t, -1) for t in tickers], dtype=np.int64)
+
+
+@dataclass
+class SessionData:
+    """One decoded raw session; ``padded`` has a trailing all-NaN row that absent tickers point to."""
+
+    day: np.datetime64
+    tickers: tuple[str, ...]
+    ids: np.ndarray
+    padded: np.ndarray  # float32 (n + 1, 6)
+    _pos: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.padded.nbytes + self.ids.nbytes)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each id in ``padded`` (the NaN row for ids this session lacks, or -1 ids)."""
+        size = int(max(self.ids.max(initial=-1), ids.max(initial=-1))) + 1
+        if self._pos is None or len(self._pos) < size:
+            pos = np.full(size, len(self.ids), dtype=np.int64)
+            pos[self.ids] = np.arange(len(self.ids))
+            self._pos = pos
+        out = np.full(len(ids), len(self.ids), dtype=np.int64)
+        known = ids >= 0
+        out[known] = self._pos[ids[known]]
+        return out
+
+
+@dataclass(frozen=True)
+class Universe:
+    """Reference tickers, as columns."""
+
+    symbols: list[str]
+    names: list[str]
+    types: list[str]
+    exchanges: list[str]
+    fetched_unix: int
+
+
+@dataclass(frozen=True)
+class Details:
+    """Ticker details known so far, as columns (rows = tickers)."""
+
+    tickers: list[str]
+    sic_codes: np.ndarray  # int64
+    market_caps: np.ndarray  # float64
+    shares: np.ndarray
+    sic_descriptions: list[str]
+
+
+class BarStore:
+    """Typed access to the keyspace above, with decoded raw sessions cached in process memory."""
+
+    def __init__(self, redis: ResilientRedis, *, session_cache: int = 800, unfinished_ttl: float = 300.0) -> None:
+        self.redis = redis
+        self.index = TickerIndex()
+        self.session_cache = session_cache
+        self.unfinished_ttl = unfinished_ttl
+        self._sessions: OrderedDict[np.datetime64, SessionData] = OrderedDict()
+        # Sessions cached with a TTL (unfinished) must not outlive it in process memory either.
+        self._expiry: dict[np.datetime64, float] = {}
+
+    @property
+    def degraded(self) -> bool:
+        return self.redis.degraded
+
+    # --- raw sessions ---------------------------------------------------------------------------
+
+    def _remember(self, data: SessionData, ttl: float | None) -> None:
+        self._sessions[data.day] = data
+        self._sessions.move_to_end(data.day)
+        if ttl:
+            self._expiry[data.day] = time.monotonic() + ttl
+        else:
+            self._expiry.pop(data.day, None)
+        while len(self._sessions) > self.session_cache:
+            old, _ = self._sessions.popitem(last=False)
+            self._expiry.pop(old, None)
+
+    def _cached(self, day: np.datetime64) -> SessionData | None:
+        data = self._sessions.get(day)
+        if data is not None and self._expiry.get(day, float("inf")) < time.monotonic():
+            del self._sessions[day]
+            self._expiry.pop(day, None)
+            return None
+        if data is not None:
+            self._sessions.move_to_end(day)
+        return data
+
+    def _session_from_block(self, day: np.datetime64, block: Block) -> SessionData:
+        tickers = block.rows
+        padded = np.empty((len(tickers) + 1, len(BAR_FIELDS)), dtype=np.float32)
+        padded[:-1] = block.array
+        padded[-1] = np.nan
+        return SessionData(day=day, tickers=tickers, ids=self.index.ids(tickers), padded=padded)
+
+    async def get_sessions(self, days: Sequence[np.datetime64]) -> dict[np.datetime64, SessionData]:
+        """The stored sessions among ``days`` (memory first, then one MGET); absent days are left out."""
+        found: dict[np.datetime64, SessionData] = {}
+        wanted = []
+        for day in days:
+            data = self._cached(day)
+            if data is not None:
+                found[day] = data
+            else:
+                wanted.append(day)
+        if wanted:
+            values = await self.redis.mget(session_key(d) for d in wanted)
+            for day, raw in zip(wanted, values, strict=True):
+                if raw is None:
+                    continue
+                try:
+                    data = self._session_from_block(day, decode_block(raw))
+                except BlockError as exc:
+                    log.warning("discarding a corrupt session block", session=day_str(day), error=str(exc))
+                    continue
+                found[day] = data
+                self._remember(data, None)
+        return found
+
+    async def put_session(self, day: np.datetime64, grouped: GroupedDay, *, unfinished: bool) -> SessionData:
+        """Store one session's bars (immutable unless ``unfinished``) and keep it decoded in memory."""
+        values = grouped.values.astype(np.float32)
+        raw = encode_block(values, rows=grouped.tickers, fields=BAR_FIELDS, meta={"session": day_str(day)})
+        ttl = self.unfinished_ttl if unfinished else None
+        await self.redis.set(session_key(day), raw, ttl=ttl)
+        padded = np.empty((len(values) + 1, values.shape[1]), dtype=np.float32)
+        padded[:-1] = values
+        padded[-1] = np.nan
+        data = SessionData(day=day, tickers=tuple(grouped.tickers), ids=self.index.ids(grouped.tickers),
+                           padded=padded)
+        self._remember(data, ttl)
+        return data
+
+    # --- per-ticker ranges ----------------------------------------------------------------------
+
+    async def get_ticker_ranges(self, tickers: Sequence[str], start: np.datetime64,
+                                end: np.datetime64) -> dict[str, TickerRange]:
+        """Cached per-ticker ranges that cover ``start``..``end``."""
+        values = await self.redis.mget(ticker_key(t) for t in tickers)
+        out: dict[str, TickerRange] = {}
+        for ticker, raw in zip(tickers, values, strict=True):
+            if raw is None:
+                continue
+            try:
+                block = decode_block(raw)
+            except BlockError:
+                continue
+            if np.datetime64(block.meta["from"]) <= start and np.datetime64(block.meta["to"]) >= end:
+                arr = block.array
+                out[ticker] = TickerRange(ticker=ticker, days=arr[:, 0].astype(np.int64).astype(DAY),
+                                          values=np.array(arr[:, 1:]))
+        return out
+
+    async def put_ticker_range(self, rng: TickerRange, start: np.datetime64, end: np.datetime64,
+                               *, unfinished: bool) -> None:
+        arr = np.column_stack([rng.days.astype(np.int64).astype(np.float64), rng.values]) if len(rng.days) \
+            else np.empty((0, 1 + len(BAR_FIELDS)))
+        raw = encode_block(arr, fields=("day", *BAR_FIELDS), meta={"from": day_str(start), "to": day_str(end)})
+        await self.redis.set(ticker_key(rng.ticker), raw, ttl=self.unfinished_ttl if unfinished else TICKER_TTL)
+
+    # --- splits ---------------------------------------------------------------------------------
+
+    async def get_splits(self, scope: str, start: np.datetime64, end: np.datetime64) -> SplitTable | None:
+        raw = await self.redis.get(splits_key(scope, start, end))
+        if raw is None:
+            return None
+        block = decode_block(raw)
+        arr = block.array
+        return SplitTable(tickers=list(block.rows), dates=arr[:, 0].astype(np.int64).astype(DAY),
+                          split_from=np.array(arr[:, 1]), split_to=np.array(arr[:, 2]))
+
+    async def put_splits(self, scope: str, start: np.datetime64, end: np.datetime64, table: SplitTable) -> None:
+        arr = np.column_stack([table.dates.astype(np.int64).astype(np.float64), table.split_from, table.split_to]) \
+            if table.tickers else np.empty((0, 3))
+        raw = encode_block(arr, rows=table.tickers, fields=("day", "split_from", "split_to"))
+        await self.redis.set(splits_key(scope, start, end), raw, ttl=DAY_TTL)
+
+    # --- universe -------------------------------------------------------------------------------
+
+    async def get_universe(self) -> Universe | None:
+        raw = await self.redis.get(UNIVERSE_REF_KEY)
+        if raw is None:
+            return None
+        block = decode_block(raw)
+        meta: dict[str, Any] = dict(block.meta)
+        return Universe(symbols=list(block.rows), names=list(meta["names"]), types=list(meta["types"]),
+                        exchanges=list(meta["exchanges"]), fetched_unix=int(meta["fetched_unix"]))
+
+    async def put_universe(self, universe: Universe) -> None:
+        raw = encode_block(np.zeros((len(universe.symbols), 0), dtype=np.int8), rows=universe.symbols,
+                           meta={"names": universe.names, "types": universe.types,
+                                 "exchanges": universe.exchanges, "fetched_unix": universe.fetched_unix})
+        await self.redis.set(UNIVERSE_REF_KEY, raw, ttl=DAY_TTL)
+
+    async def get_details(self) -> Details:
+        raw = await self.redis.get(UNIVERSE_DETAILS_KEY)
+        if raw is None:
+            return Details([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0), [])
+        block = decode_block(raw)
+        arr = block.array
+        return Details(tickers=list(block.rows), sic_codes=arr[:, 0].astype(np.int64), market_caps=np.array(arr[:, 1]),
+                       shares=np.array(arr[:, 2]), sic_descriptions=list(block.meta["sic_descriptions"]))
+
+    async def add_details(self, new: Sequence[TickerDetails | tuple[str, None]]) -> Details:
+        """Merge newly fetched details (``(ticker, None)``: Polygon does not know it) into the cache."""
+        current = await self.get_details()
+        merged = {t: (float(c), float(m), float(s), d) for t, c, m, s, d in zip(
+            current.tickers, current.sic_codes, current.market_caps, current.shares, current.sic_descriptions,
+            strict=True)}
+        for item in new:
+            if isinstance(item, TickerDetails):
+                merged[item.ticker] = (float(item.sic_code), item.market_cap, item.shares, item.sic_description)
+            else:
+                merged[item[0]] = (0.0, float("nan"), float("nan"), "")
+        tickers = list(merged)
+        arr = np.array([v[:3] for v in merged.values()], dtype=np.float64).reshape(-1, 3)
+        descriptions = [v[3] for v in merged.values()]
+        raw = encode_block(arr, rows=tickers, fields=("sic_code", "market_cap", "shares"),
+                           meta={"sic_descriptions": descriptions})
+        await self.redis.set(UNIVERSE_DETAILS_KEY, raw, ttl=DAY_TTL)
+        return Details(tickers=tickers, sic_codes=arr[:, 0].astype(np.int64), market_caps=arr[:, 1],
+                       shares=arr[:, 2], sic_descriptions=descriptions)
+
+    # --- panel chunks ---------------------------------------------------------------------------
+
+    async def put_panel(self, key: str, block: bytes, ttl: float) -> bool:
+        """Store a panel chunk; False when Redis is down (the caller then sends it inline)."""
+        return await self.redis.set(key, block, ttl=ttl)

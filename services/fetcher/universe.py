@@ -1,0 +1,116 @@
+"""The universe: reference tickers (cached 24 h) joined with ticker details and the SIC sector map.
+
+Reference tickers cost one request per 1,000 names. Details (market cap, SIC code) cost one request
+per ticker, so they are fetched only for the tickers asked for that lack them (the gateway asks for
+the prefilter's survivors), concurrently, and merged into a 24 h cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from services.fetcher.panels import RequestStats, unique
+from services.fetcher.polygon import PolygonAuthError, PolygonClient, PolygonError, TickerDetails, counting
+from services.fetcher.sic import classify_many
+from services.fetcher.store import BarStore, Universe
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class UniverseView:
+    """The universe (or the part asked for) as columns, plus the tickers asked for that it lacks."""
+
+    symbols: list[str]
+    names: list[str]
+    types: list[str]
+    exchanges: list[str]
+    sic_codes: np.ndarray
+    sectors: list[str]
+    industries: list[str]
+    market_caps: np.ndarray
+    fetched_unix: int
+    not_found: list[str]
+
+
+class UniverseService:
+    def __init__(self, client: PolygonClient, store: BarStore) -> None:
+        self.client = client
+        self.store = store
+        self._lock = asyncio.Lock()
+
+    async def _reference(self, refresh: bool, stats: RequestStats) -> Universe:
+        async with self._lock:
+            cached = None if refresh else await self.store.get_universe()
+            if cached is not None:
+                stats.cache_hits += 1
+                return cached
+            with stats.phase("fetch"):
+                refs = await self.client.reference_tickers()
+            seen: dict[str, int] = {}
+            for i, ref in enumerate(refs):
+                seen.setdefault(ref.ticker, i)
+            rows = [refs[i] for i in seen.values()]
+            universe = Universe(symbols=[r.ticker for r in rows], names=[r.name for r in rows],
+                                types=[r.type for r in rows], exchanges=[r.primary_exchange for r in rows],
+                                fetched_unix=int(time.time()))
+            await self.store.put_universe(universe)
+            log.info("universe fetched", tickers=len(rows))
+            return universe
+
+    async def _fetch_details(self, tickers: Sequence[str]) -> list[TickerDetails | tuple[str, None]]:
+        async def one(ticker: str) -> TickerDetails | tuple[str, None] | None:
+            try:
+                details = await self.client.ticker_details(ticker)
+            except PolygonAuthError:
+                raise
+            except PolygonError as exc:
+                log.warning("ticker details failed", symbol=ticker, error=str(exc))
+                return None  # not cached: asked again next time
+            return details if details is not None else (ticker, None)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(t)) for t in tickers]
+        except* PolygonAuthError as eg:
+            raise eg.exceptions[0] from None
+        return [r for r in (t.result() for t in tasks) if r is not None]
+
+    async def get(self, symbols: Sequence[str], *, with_details: bool, refresh: bool,
+                  stats: RequestStats) -> UniverseView:
+        with counting() as http:
+            stats.http = http
+            universe = await self._reference(refresh, stats)
+            position = {s: i for i, s in enumerate(universe.symbols)}
+            asked = unique(symbols)
+            picked = [position[s] for s in asked if s in position] if asked else list(range(len(universe.symbols)))
+            not_found = [s for s in asked if s not in position]
+            chosen = [universe.symbols[i] for i in picked]
+            details = await self.store.get_details()
+            if with_details:
+                known = set(details.tickers)
+                lacking = [s for s in chosen if s not in known]
+                if lacking:
+                    with stats.phase("details"):
+                        details = await self.store.add_details(await self._fetch_details(lacking))
+                    stats.extra["details_fetched"] = len(lacking)
+            detail_row = {t: i for i, t in enumerate(details.tickers)}
+            rows = np.array([detail_row.get(s, -1) for s in chosen], dtype=np.int64)
+            have = rows >= 0
+            sic_codes = np.zeros(len(chosen), dtype=np.int64)
+            sic_codes[have] = details.sic_codes[rows[have]]
+            market_caps = np.full(len(chosen), np.nan)
+            market_caps[have] = details.market_caps[rows[have]]
+            sectors, industries = classify_many(sic_codes)
+        return UniverseView(
+            symbols=chosen, names=[universe.names[i] for i in picked], types=[universe.types[i] for i in picked],
+            exchanges=[universe.exchanges[i] for i in picked], sic_codes=sic_codes, sectors=sectors,
+            industries=industries, market_caps=market_caps, fetched_unix=universe.fetched_unix,
+            not_found=not_found,
+        )

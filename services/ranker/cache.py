@@ -1,0 +1,154 @@
+"""The ranked-scan cache: decoded scans in process memory first, compact bytes in Redis second.
+
+Keys (prefix ``technic:ranker:``):
+
+- ``scan:<fingerprint>``: the ranked scan (:meth:`RankedScan.to_bytes`: codec blocks, no pickles).
+- ``id:<scan_id>``: the fingerprint of the scan with that id.
+
+Both expire at the close of the next XNYS session (exchange_calendars): that is when a newer
+as-of session exists and the same request would rank different data. A page read is served from
+the in-process LRU of decoded scans (no decoding, the sort orders kept with the scan), else from
+Redis (decoded once, then kept). Identical concurrent Rank calls compute once: later callers await
+the first caller's result (single flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+import structlog
+
+from services.common.codec import BlockError
+from services.common.redis_client import ResilientRedis
+from services.ranker.result import RankedScan
+
+log = structlog.get_logger(__name__)
+SCAN_KEY = "technic:ranker:scan:"
+ID_KEY = "technic:ranker:id:"
+MAX_IDS = 100_000
+
+
+@lru_cache(maxsize=1)
+def _calendar() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS")
+
+
+def ttl_until_next_close(now: dt.datetime | None = None, min_seconds: float = 60.0) -> float:
+    """Seconds from ``now`` (UTC) to the next XNYS session close, at least ``min_seconds``."""
+    moment = pd.Timestamp(now or dt.datetime.now(dt.UTC))
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    close = _calendar().next_close(moment.floor("min"))
+    return max(min_seconds, (close - moment).total_seconds())
+
+
+class FlightCancelledError(RuntimeError):
+    """The call computing a fingerprint went away before it finished."""
+
+
+class ScanCache:
+    """Ranked scans by fingerprint (and scan id), with single-flight computation."""
+
+    def __init__(self, redis: ResilientRedis | None, max_scans: int = 16, min_ttl: float = 60.0,
+                 ttl: Callable[[], float] | None = None) -> None:
+        self.redis = redis
+        self.max_scans = max_scans
+        self.ttl = ttl or (lambda: ttl_until_next_close(min_seconds=min_ttl))
+        self._scans: OrderedDict[str, RankedScan] = OrderedDict()
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._flights: dict[str, asyncio.Future[RankedScan]] = {}
+
+    def _remember(self, scan: RankedScan) -> None:
+        self._scans[scan.fingerprint] = scan
+        self._scans.move_to_end(scan.fingerprint)
+        while len(self._scans) > self.max_scans:
+            self._scans.popitem(last=False)
+
+    def _remember_id(self, scan_id: str, fingerprint: str) -> None:
+        self._ids[scan_id] = fingerprint
+        self._ids.move_to_end(scan_id)
+        while len(self._ids) > MAX_IDS:
+            self._ids.popitem(last=False)
+
+    def cached(self, fingerprint: str) -> RankedScan | None:
+        """The decoded scan when it is in process memory (no I/O)."""
+        scan = self._scans.get(fingerprint)
+        if scan is not None:
+            self._scans.move_to_end(fingerprint)
+        return scan
+
+    async def get(self, fingerprint: str) -> RankedScan | None:
+        """The scan under ``fingerprint``: process memory, else Redis; None when absent or unreadable."""
+        scan = self.cached(fingerprint)
+        if scan is not None or self.redis is None:
+            return scan
+        data = await self.redis.get(SCAN_KEY + fingerprint)
+        if data is None:
+            return None
+        try:
+            scan = RankedScan.from_bytes(data)
+        except (BlockError, KeyError, TypeError, ValueError) as exc:
+            log.warning("unreadable ranked scan in redis, ignoring it", fingerprint=fingerprint, error=str(exc))
+            return None
+        self._remember(scan)
+        return scan
+
+    async def fingerprint_of(self, scan_id: str) -> str | None:
+        fingerprint = self._ids.get(scan_id)
+        if fingerprint is None and self.redis is not None:
+            raw = await self.redis.get(ID_KEY + scan_id)
+            fingerprint = raw.decode() if raw is not None else None
+        return fingerprint
+
+    async def put(self, scan: RankedScan) -> None:
+        """Keep ``scan`` in process memory and store it (and its id) in Redis until the next close."""
+        self._remember(scan)
+        await self.index(scan.scan_id, scan.fingerprint, {SCAN_KEY + scan.fingerprint: scan.to_bytes()})
+
+    async def index(self, scan_id: str, fingerprint: str, extra: dict[str, bytes] | None = None) -> None:
+        """Make ``scan_id`` name the scan under ``fingerprint`` (plus store ``extra`` keys alongside)."""
+        self._remember_id(scan_id, fingerprint)
+        if self.redis is not None:
+            await self.redis.mset({**(extra or {}), ID_KEY + scan_id: fingerprint.encode()}, ttl=self.ttl())
+
+    async def get_or_compute(self, fingerprint: str,
+                             compute: Callable[[], Awaitable[RankedScan]]) -> tuple[RankedScan, bool]:
+        """(scan, cached): the cached scan, the result of a running identical computation, or a new one."""
+        while True:
+            flight = self._flights.get(fingerprint)
+            if flight is None:
+                scan = await self.get(fingerprint)
+                if scan is not None:
+                    return scan, True
+                flight = self._flights.get(fingerprint)
+            if flight is None:
+                break
+            try:
+                return await asyncio.shield(flight), True
+            except FlightCancelledError:
+                continue  # the first caller went away: compute (or join the next flight) instead
+        scan = self.cached(fingerprint)
+        if scan is not None:
+            return scan, True
+        flight = asyncio.get_running_loop().create_future()
+        flight.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._flights[fingerprint] = flight
+        try:
+            scan = await compute()
+            await self.put(scan)
+        except asyncio.CancelledError:
+            flight.set_exception(FlightCancelledError(f"computation of {fingerprint} was cancelled"))
+            raise
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(scan)
+            return scan, False
+        finally:
+            self._flights.pop(fingerprint, None)

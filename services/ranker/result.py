@@ -1,0 +1,182 @@
+"""The ranked scan as columns, its compact byte form for the cache, and its pages.
+
+Rows are stored in rank order (best composite first). Numbers are one float64 matrix, features
+one float32 matrix under their feature-list names, sparklines one float32 matrix; the text columns
+and the scan's metadata (accounting, issues, regime, movers) travel in the first block's JSON
+meta. The byte form is ``b"TRS1"``, three u64 lengths, then the three codec blocks: no pickles.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from services.common.codec import BlockError, decode_block, encode_block
+from services.ranker.rank import PageSpec, check_column, order, window
+from services.ranker.scoring import Regime
+from services.ranker.styles import SUBSCORES
+
+SUBSCORE_COLUMNS: tuple[str, ...] = tuple(f"{s}_score" for s in SUBSCORES)
+NUMBER_COLUMNS: tuple[str, ...] = (
+    "rank", "tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile",
+    "rating_percentile", "alpha_percentile", "win_prob_10d", "alpha_5d", "alpha_10d", "last_close",
+    "change_pct", "atr_pct", "avg_dollar_volume", "market_cap", "entry", "stop", "target",
+    "reward_risk", "position_size", *SUBSCORE_COLUMNS,
+)
+TEXT_COLUMNS: tuple[str, ...] = ("symbol", "name", "sector", "industry", "signal", "side")
+_MAGIC = b"TRS1"
+_FRAME = struct.Struct("<4sQQQ")
+
+
+@dataclass
+class Accounting:
+    """Counts per bucket; ranked + filtered + skipped + errored == requested."""
+
+    requested: int
+    ranked: int
+    filtered: dict[str, int]
+    skipped: dict[str, int]
+    errored: dict[str, int]
+
+    def total(self) -> int:
+        return (self.ranked + sum(self.filtered.values()) + sum(self.skipped.values())
+                + sum(self.errored.values()))
+
+
+@dataclass
+class Issues:
+    """Every requested symbol that is not ranked, as parallel lists."""
+
+    symbols: list[str] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    def extend(self, symbols: list[str], bucket: str, reasons: list[str], detail: list[str] | str = "") -> None:
+        self.symbols += symbols
+        self.buckets += [bucket] * len(symbols)
+        self.reasons += reasons
+        self.details += detail if isinstance(detail, list) else [detail] * len(symbols)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+
+@dataclass(frozen=True)
+class Mover:
+    row: int
+    symbol: str
+    change_pct: float
+    note: str
+
+
+@dataclass
+class RankedScan:
+    scan_id: str
+    fingerprint: str
+    as_of: str
+    style: str
+    feature_version: str
+    model_versions: dict[str, str]
+    created_unix: float
+    stage_seconds: dict[str, float]
+    regime: Regime
+    accounting: Accounting
+    issues: Issues
+    movers: list[Mover]
+    text: dict[str, np.ndarray]
+    numbers: np.ndarray
+    feature_names: tuple[str, ...]
+    features: np.ndarray
+    sparklines: np.ndarray
+    _orders: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return int(self.numbers.shape[0])
+
+    @property
+    def columns(self) -> ColumnView:
+        return ColumnView(self)
+
+    def number(self, name: str) -> np.ndarray:
+        return self.numbers[:, NUMBER_COLUMNS.index(name)]
+
+    def sortable(self) -> tuple[str, ...]:
+        return (*NUMBER_COLUMNS, *self.feature_names, *TEXT_COLUMNS)
+
+    def page(self, spec: PageSpec) -> np.ndarray:
+        """Row indices of the requested page; the order per (column, direction) is computed once."""
+        key = (spec.sort_by, spec.ascending)
+        idx = self._orders.get(key)
+        if idx is None:
+            check_column(spec.sort_by, self.sortable(), "sort")
+            idx = order(self.columns[spec.sort_by], spec.ascending)
+            self._orders[key] = idx
+        return window(idx, spec.offset, spec.limit)
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "scan_id": self.scan_id, "fingerprint": self.fingerprint, "as_of": self.as_of, "style": self.style,
+            "feature_version": self.feature_version, "model_versions": self.model_versions,
+            "created_unix": self.created_unix, "stage_seconds": self.stage_seconds,
+            "regime": asdict(self.regime), "accounting": asdict(self.accounting), "issues": asdict(self.issues),
+            "movers": [[m.row, m.symbol, m.change_pct, m.note] for m in self.movers],
+            "text": {k: v.tolist() for k, v in self.text.items() if k != "symbol"},
+        }
+        symbols = self.text["symbol"].tolist()
+        table = encode_block(self.numbers, rows=symbols, fields=NUMBER_COLUMNS, meta=meta)
+        feats = encode_block(self.features, fields=self.feature_names)
+        sparks = encode_block(self.sparklines)
+        return _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks)) + table + feats + sparks
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RankedScan:
+        """Decode :meth:`to_bytes`; BlockError when the bytes are not a ranked scan."""
+        if len(data) < _FRAME.size:
+            raise BlockError("ranked scan too short")
+        magic, n1, n2, n3 = _FRAME.unpack_from(data, 0)
+        if magic != _MAGIC or _FRAME.size + n1 + n2 + n3 != len(data):
+            raise BlockError("not a ranked scan (bad frame)")
+        view = memoryview(data)[_FRAME.size:]
+        table, feats, sparks = decode_block(view[:n1]), decode_block(view[n1:n1 + n2]), decode_block(view[n1 + n2:])
+        m: dict[str, Any] = dict(table.meta)
+        if table.fields != NUMBER_COLUMNS:
+            raise BlockError("ranked scan written with other columns")
+        text = {k: np.asarray(v, dtype=object) for k, v in m["text"].items()}
+        text["symbol"] = np.asarray(table.rows, dtype=object)
+        regime = Regime(**{k: (float("nan") if v is None else v) for k, v in m["regime"].items()})
+        return cls(
+            scan_id=m["scan_id"], fingerprint=m["fingerprint"], as_of=m["as_of"], style=m["style"],
+            feature_version=m["feature_version"], model_versions=m["model_versions"],
+            created_unix=m["created_unix"], stage_seconds=m["stage_seconds"], regime=regime,
+            accounting=Accounting(**m["accounting"]), issues=Issues(**m["issues"]),
+            movers=[Mover(int(r), s, float(c), n) for r, s, c, n in m["movers"]], text=text,
+            numbers=table.array, feature_names=feats.fields, features=feats.array, sparklines=sparks.array,
+        )
+
+
+class ColumnView(Mapping[str, np.ndarray]):
+    """Every column of a ranked scan by name: numbers, features and text."""
+
+    def __init__(self, scan: RankedScan) -> None:
+        self.scan = scan
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        s = self.scan
+        if name in s.text:
+            return s.text[name]
+        if name in NUMBER_COLUMNS:
+            return s.number(name)
+        if name in s.feature_names:
+            return s.features[:, s.feature_names.index(name)]
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scan.sortable())
+
+    def __len__(self) -> int:
+        return len(self.scan.sortable())

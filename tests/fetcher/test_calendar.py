@@ -1,0 +1,69 @@
+"""Trading calendar and latest-session discovery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from services.fetcher.calendar import LatestSession, TradingCalendar, as_day, day_str
+
+
+@pytest.fixture(scope="module")
+def cal() -> TradingCalendar:
+    return TradingCalendar()
+
+
+def test_window_skips_weekends_and_holidays_and_keeps_half_days(cal: TradingCalendar) -> None:
+    window = cal.window(as_day("2025-12-01"), 5)
+    # Thanksgiving 2025-11-27 closed; 2025-11-28 is a half day (close 13:00 New York).
+    assert [day_str(d) for d in window] == ["2025-11-24", "2025-11-25", "2025-11-26", "2025-11-28", "2025-12-01"]
+    pos = cal.index(as_day("2025-11-28"))
+    assert str(cal.closes[pos]) == "2025-11-28T18:00:00"
+    # A non-session as-of means the session before it.
+    assert day_str(cal.window(as_day("2025-11-29"), 1)[0]) == "2025-11-28"
+
+
+def test_latest_completed_and_unfinished(cal: TradingCalendar) -> None:
+    friday_evening = datetime(2026, 11, 13, 22, 0, tzinfo=UTC)
+    assert day_str(cal.latest_completed(friday_evening)) == "2026-11-13"
+    during = datetime(2026, 11, 13, 16, 0, tzinfo=UTC)
+    assert day_str(cal.latest_completed(during)) == "2026-11-12"
+    assert cal.is_unfinished(as_day("2026-11-13"), during)
+    assert not cal.is_unfinished(as_day("2026-11-12"), during)
+    assert not cal.is_unfinished(as_day("2026-11-16"), during)
+
+
+def test_window_beyond_calendar_is_an_error(cal: TradingCalendar) -> None:
+    with pytest.raises(ValueError, match="only"):
+        cal.window(as_day("2000-01-10"), 30)
+
+
+def make_probe(cal: TradingCalendar, last: str, calls: list[str], fail: set[str] | None = None):
+    async def probe(day: np.datetime64) -> bool | None:
+        calls.append(day_str(day))
+        if fail and day_str(day) in fail:
+            return None
+        return bool(day <= as_day(last))
+    return probe
+
+
+@pytest.mark.parametrize("last", ["2026-11-13", "2026-11-20", "2026-11-25", "2026-10-01", "2026-11-12"])
+async def test_latest_session_probes_to_the_source(cal: TradingCalendar, last: str) -> None:
+    calls: list[str] = []
+    latest = LatestSession(cal, make_probe(cal, last, calls), ttl=60,
+                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    assert day_str(await latest.get()) == last
+    n = len(calls)
+    assert n <= 12
+    # Cached: no probe on the second call.
+    assert day_str(await latest.get()) == last
+    assert len(calls) == n
+
+
+async def test_latest_session_falls_back_when_a_probe_fails(cal: TradingCalendar) -> None:
+    calls: list[str] = []
+    latest = LatestSession(cal, make_probe(cal, "2026-11-20", calls, fail={"2026-11-16"}), ttl=60,
+                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    assert day_str(await latest.get()) == "2026-11-13"

@@ -1,0 +1,167 @@
+"""Unit tests of the Polygon client against httpx.MockTransport (no other module involved)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from services.fetcher.polygon import (
+    PolygonAuthError,
+    PolygonClient,
+    PolygonNotFound,
+    PolygonUnavailable,
+    TokenBucket,
+    counting,
+)
+
+KEY = "secret-key-123"
+ROW = {"T": "AAA", "v": 100.0, "vw": 10.5, "o": 10.0, "c": 11.0, "h": 12.0, "l": 9.0, "t": 1, "n": 5}
+
+
+def client_for(handler, **kwargs) -> PolygonClient:
+    return PolygonClient("http://sim.test", KEY, transport=httpx.MockTransport(handler), backoff_base=0.001,
+                         backoff_max=0.01, **kwargs)
+
+
+def ok(body: dict) -> httpx.Response:
+    return httpx.Response(200, content=orjson.dumps(body))
+
+
+async def test_grouped_daily_parses_and_keeps_one_row_per_ticker() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        rows = [ROW, {**ROW, "T": "BBB", "vw": None}, {**ROW, "c": 99.0}]
+        return ok({"status": "OK", "resultsCount": 3, "results": rows, "request_id": "r"})
+
+    async with client_for(handler) as client:
+        day = await client.grouped_daily("2026-11-13")
+    assert day is not None
+    assert day.tickers == ["AAA", "BBB"]
+    np.testing.assert_array_equal(day.values[0], [10.0, 12.0, 9.0, 11.0, 100.0, 10.5])
+    assert np.isnan(day.values[1, 5])
+    assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert KEY not in str(seen[0].url)
+    assert seen[0].url.params["adjusted"] == "false"
+
+
+@pytest.mark.parametrize("body", [{"status": "OK", "resultsCount": 0}, {"status": "OK", "results": None}])
+async def test_holiday_is_none(body: dict) -> None:
+    async with client_for(lambda r: ok(body)) as client:
+        assert await client.grouped_daily("2026-11-26") is None
+
+
+async def test_429_and_5xx_and_malformed_are_retried_with_retry_after() -> None:
+    answers = [
+        httpx.Response(429, content=b'{"status":"ERROR","error":"slow down"}', headers={"Retry-After": "0"}),
+        httpx.Response(429, content=b'{"status":"ERROR","error":"slow down"}'),
+        httpx.Response(503, content=b"upstream"),
+        httpx.Response(200, content=b'{"status":"OK","results":[{"T":"AAA","o":1'),
+        ok({"status": "OK", "results": [ROW]}),
+    ]
+
+    async with client_for(lambda r: answers.pop(0)) as client:
+        with counting() as counters:
+            day = await client.grouped_daily("2026-11-13")
+    assert day is not None and day.tickers == ["AAA"]
+    assert counters.requests == 5 and counters.retries == 4 and counters.errors == 3
+    assert counters.bytes > 0
+
+
+async def test_retries_exhausted_raise_unavailable() -> None:
+    async with client_for(lambda r: httpx.Response(500, content=b"boom"), max_retries=2) as client:
+        with counting() as counters, pytest.raises(PolygonUnavailable, match="3 attempts"):
+            await client.grouped_daily("2026-11-13")
+    assert counters.requests == 3
+
+
+async def test_transport_errors_are_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("slow", request=request)
+        return ok({"status": "OK", "results": [ROW]})
+
+    async with client_for(handler) as client:
+        assert (await client.grouped_daily("2026-11-13")) is not None
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("status", "body", "error", "text"), [
+    (401, {"status": "ERROR", "request_id": "a", "error": "Unknown API Key"}, PolygonAuthError, "Unknown API Key"),
+    (403, {"status": "NOT_AUTHORIZED", "request_id": "b", "message": "Not entitled"}, PolygonAuthError, "Not entitled"),
+    (404, {"status": "NOT_FOUND", "request_id": "c", "message": "no such ticker"}, PolygonNotFound, "no such ticker"),
+])
+async def test_client_errors_are_not_retried(status: int, body: dict, error: type, text: str) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(status, content=orjson.dumps(body))
+
+    async with client_for(handler) as client:
+        with pytest.raises(error, match=text) as info:
+            await client.grouped_daily("2026-11-13")
+    assert len(calls) == 1
+    assert info.value.status_code == status and info.value.request_id == body["request_id"]
+
+
+async def test_ticker_range_follows_next_url_with_auth() -> None:
+    seen: list[httpx.Request] = []
+    # 2026-11-12 and 2026-11-13 00:00 New York (05:00 UTC).
+    t1, t2 = 1_794_463_200_000, 1_794_549_600_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if "cursor" not in request.url.params:
+            return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t1}],
+                       "next_url": "http://sim.test/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz"})
+        return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t2}]})
+
+    async with client_for(handler) as client:
+        rng = await client.ticker_range("AAA", "2026-11-12", "2026-11-13")
+    assert [str(d) for d in rng.days] == ["2026-11-12", "2026-11-13"]
+    assert rng.values.shape == (2, 6)
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in seen)
+
+
+async def test_next_url_to_another_host_is_refused() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return ok({"results": [], "next_url": "http://evil.test/v3/reference/splits?cursor=1"})
+
+    async with client_for(handler) as client:
+        with pytest.raises(Exception, match="another host"):
+            await client.splits("2026-01-01", "2026-11-13")
+
+
+async def test_details_and_splits_shapes() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v3/reference/tickers/"):
+            return ok({"status": "OK", "results": {"ticker": "AAA", "market_cap": 1.5e9, "sic_code": "7372",
+                                                   "sic_description": "SERVICES-PREPACKAGED SOFTWARE",
+                                                   "share_class_shares_outstanding": 1e7}})
+        return ok({"status": "OK", "results": [{"execution_date": "2026-06-01", "split_from": 1, "split_to": 4,
+                                                "ticker": "AAA"}]})
+
+    async with client_for(handler) as client:
+        details = await client.ticker_details("AAA")
+        splits = await client.splits("2026-01-01", "2026-11-13")
+    assert details is not None and details.sic_code == 7372 and details.market_cap == 1.5e9
+    assert splits.tickers == ["AAA"] and str(splits.dates[0]) == "2026-06-01"
+    assert splits.split_to[0] / splits.split_from[0] == 4
+
+
+async def test_token_bucket_blocks_when_empty() -> None:
+    bucket = TokenBucket(rate=0.001, capacity=1.0)
+    await bucket.acquire()
+    # The next token arrives in 1,000 s: the second acquire cannot complete.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(bucket.acquire(), 0.05)
+    await TokenBucket(rate=0).acquire()
