@@ -32,6 +32,7 @@ from services.fetcher.polygon import (
     SplitTable,
     TickerRange,
     counting,
+    run_all,
 )
 from services.fetcher.store import PANEL_FIELDS, BarStore, SessionData, panel_key
 
@@ -230,12 +231,8 @@ class PanelBuilder:
 
     async def _fetch_sessions(self, days: Sequence[np.datetime64]) -> tuple[dict[np.datetime64, SessionData], list]:
         """Fetch ``days`` concurrently; (fetched, failed). An auth error cancels the rest and raises."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._fetch_session(d)) for d in days]
-        except* PolygonAuthError as eg:
-            raise eg.exceptions[0] from None
-        fetched = {d: t.result() for d, t in zip(days, tasks, strict=True) if t.result() is not None}
+        results = await run_all(self._fetch_session(d) for d in days)
+        fetched = {d: r for d, r in zip(days, results, strict=True) if r is not None}
         return fetched, [d for d in days if d not in fetched]
 
     async def sessions(self, days: np.ndarray, stats: RequestStats) -> tuple[dict[np.datetime64, SessionData], list]:
@@ -280,14 +277,8 @@ class PanelBuilder:
             await self.store.put_ticker_range(rng, start, end, unfinished=self._unfinished(end))
             return rng
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = {s: group.create_task(one(s)) for s in need}
-        except* PolygonAuthError as eg:
-            raise eg.exceptions[0] from None
         failed = []
-        for symbol, task in tasks.items():
-            rng = task.result()
+        for symbol, rng in zip(need, await run_all(one(s) for s in need), strict=True):
             if rng is None:
                 failed.append(symbol)
             else:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -102,6 +102,21 @@ def counting() -> Iterator[RequestCounters]:
         yield counters
     finally:
         _scopes.reset(token)
+
+
+async def run_all(coros: Iterable[Awaitable[T]]) -> list[T]:
+    """Run ``coros`` concurrently and return their results in order. The first authentication error
+    cancels the others and is raised as itself (not wrapped in an exception group)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_await(c)) for c in coros]
+    except* PolygonAuthError as eg:
+        raise eg.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
 
 
 class TokenBucket:

@@ -16,7 +16,7 @@ import numpy as np
 import structlog
 
 from services.fetcher.panels import RequestStats, unique
-from services.fetcher.polygon import PolygonAuthError, PolygonClient, PolygonError, TickerDetails, counting
+from services.fetcher.polygon import PolygonAuthError, PolygonClient, PolygonError, TickerDetails, counting, run_all
 from services.fetcher.sic import classify_many
 from services.fetcher.store import BarStore, Universe
 
@@ -75,12 +75,7 @@ class UniverseService:
                 return None  # not cached: asked again next time
             return details if details is not None else (ticker, None)
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(t)) for t in tickers]
-        except* PolygonAuthError as eg:
-            raise eg.exceptions[0] from None
-        return [r for r in (t.result() for t in tasks) if r is not None]
+        return [r for r in await run_all(one(t) for t in tickers) if r is not None]
 
     async def get(self, symbols: Sequence[str], *, with_details: bool, refresh: bool,
                   stats: RequestStats) -> UniverseView:
