@@ -1,0 +1,207 @@
+"""``technic``: scan from a terminal, look at one symbol, run the local cluster, train the models.
+
+    technic scan [--style S] [--top N] [--sectors A,B] [--universe T1,T2] [--format table|json|csv]
+    technic symbol TICKER [--days N]
+    technic up | down | status
+    technic train [training options]
+
+``scan`` and ``symbol`` talk to the gateway's gRPC Scanner API (``--target``, default the local
+gateway). Progress and messages go to stderr, so ``--format json|csv`` output can be piped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import grpc
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.settings import GatewaySettings
+from gateway.validation import STYLE_NAMES, TRADE_STYLES, check_options
+from gateway.views import scan_response, summary_line, symbol_response, to_csv
+from services.common.channels import channel_options
+from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
+
+STYLE_ALIASES = {"day": "Day", "swing": "Short-term swing", "short": "Short-term swing",
+                 "medium": "Medium-term swing", "position": "Position"}
+
+
+def _style(value: str) -> int:
+    name = STYLE_ALIASES.get(value.lower(), value)
+    if name not in TRADE_STYLES:
+        raise argparse.ArgumentTypeError(
+            f"unknown style {value!r}; one of {', '.join(TRADE_STYLES)} (or {', '.join(STYLE_ALIASES)})")
+    return TRADE_STYLES[name]
+
+
+def _csv_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}" if value == value else "-"
+
+
+def _stub(target: str) -> tuple[grpc.Channel, scanner_pb2_grpc.ScannerStub]:
+    channel = grpc.insecure_channel(target, options=channel_options(target))
+    return channel, scanner_pb2_grpc.ScannerStub(channel)
+
+
+def _fail(console: Console, exc: grpc.RpcError, what: str) -> int:
+    console.print(f"[red]{what} failed: {exc.code().name}: {exc.details()}[/]")
+    return 1
+
+
+def top_table(result: scan_pb2.ScanResult, top: int) -> Table:
+    """The best rows: ticker, signal, rating, alpha, composite, sector and the trade plan."""
+    table = Table(title=f"technic scan, {result.as_of} ({STYLE_NAMES.get(result.trade_style, '')})")
+    for column, justify in (("#", "right"), ("ticker", "left"), ("signal", "left"), ("rating", "right"),
+                            ("alpha", "right"), ("composite", "right"), ("sector", "left"), ("entry", "right"),
+                            ("stop", "right"), ("target", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in sorted(result.rows, key=lambda r: r.rank)[:top]:
+        colour = "green" if "Long" in row.signal else "red" if row.signal in ("Avoid", "Short", "Strong Short") else ""
+        table.add_row(str(row.rank), row.symbol, f"[{colour}]{row.signal}[/]" if colour else row.signal,
+                      _fmt(row.tech_rating, 1), _fmt(row.alpha_score), _fmt(row.composite_score, 3), row.sector,
+                      _fmt(row.plan.entry), _fmt(row.plan.stop), _fmt(row.plan.target))
+    return table
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    out, err = Console(), Console(stderr=True)
+    options = scan_pb2.ScanOptions(trade_style=args.style, limit=args.top, sectors=args.sectors or [],
+                                   universe=args.universe or [], max_symbols=args.max_symbols)
+    problem = check_options(options)
+    if problem:
+        err.print(f"[red]{problem}[/]")
+        return 2
+    result: scan_pb2.ScanResult | None = None
+    channel, stub = _stub(args.target)
+    try:
+        with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=args.format != "table") as bars:
+            tasks: dict[str, int] = {}
+            for event in stub.Scan(scanner_pb2.ScanRequest(options=options, refresh=args.refresh),
+                                   timeout=args.timeout):
+                if event.HasField("progress"):
+                    p = event.progress
+                    total = max(p.total, 1)
+                    if p.stage not in tasks:
+                        tasks[p.stage] = bars.add_task(p.stage, total=total)
+                    bars.update(tasks[p.stage], completed=min(p.done, total), total=total)
+                else:
+                    result = event.result
+                    for task in tasks.values():
+                        bars.update(task, completed=bars.tasks[task].total)
+    except grpc.RpcError as exc:
+        return _fail(err, exc, "scan")
+    finally:
+        channel.close()
+    if result is None:
+        err.print("[red]the scan ended without a result[/]")
+        return 1
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(scan_response(result), option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(sorted(result.rows, key=lambda r: r.rank)))
+    else:
+        out.print(top_table(result, args.top))
+    (out if args.format == "table" else err).print(summary_line(result), highlight=False)
+    return 0
+
+
+def cmd_symbol(args: argparse.Namespace) -> int:
+    out, err = Console(), Console(stderr=True)
+    channel, stub = _stub(args.target)
+    try:
+        detail = stub.GetSymbol(scanner_pb2.GetSymbolRequest(symbol=args.ticker, days=args.days),
+                                timeout=args.timeout)
+    except grpc.RpcError as exc:
+        return _fail(err, exc, "symbol")
+    finally:
+        channel.close()
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(symbol_response(detail), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    out.print(f"[bold]{detail.symbol}[/] {detail.name}  {detail.sector} / {detail.industry}")
+    out.print(f"last {_fmt(detail.last_price)}  change {_fmt(detail.change_pct)} %  "
+              f"market cap {_fmt(detail.market_cap, 0)}")
+    if detail.in_latest_scan:
+        row = detail.latest
+        out.print(f"rank {row.rank}  signal {row.signal}  rating {_fmt(row.tech_rating, 1)}  "
+                  f"alpha {_fmt(row.alpha_score)}  win prob 10d {_fmt(row.win_prob_10d * 100, 0)} %  "
+                  f"entry {_fmt(row.plan.entry)} stop {_fmt(row.plan.stop)} target {_fmt(row.plan.target)}")
+        if row.rationale:
+            out.print(row.rationale)
+    else:
+        out.print("not in the latest scan")
+    table = Table(title="last sessions")
+    for column in ("date", "open", "high", "low", "close", "volume"):
+        table.add_column(column, justify="right")
+    for bar in detail.history[-10:]:
+        table.add_row(bar.date, _fmt(bar.open), _fmt(bar.high), _fmt(bar.low), _fmt(bar.close), _fmt(bar.volume, 0))
+    out.print(table)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from gateway import cluster
+
+    return int({"up": cluster.up, "down": cluster.down, "status": cluster.status}[args.command]())
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from services.compute import train
+
+    return int(train.main(args.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = GatewaySettings()
+    default_target = f"127.0.0.1:{settings.gateway_port}"
+    parser = argparse.ArgumentParser(prog="technic", description="Technic: full-universe US equity scans.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    scan = commands.add_parser("scan", help="run a scan and print the top names")
+    scan.add_argument("--style", type=_style, default=scan_pb2.TRADE_STYLE_SHORT_TERM_SWING,
+                      help="Day, Short-term swing, Medium-term swing, Position (or day/swing/medium/position)")
+    scan.add_argument("--top", type=int, default=25, help="rows to show (default 25)")
+    scan.add_argument("--sectors", type=_csv_list, help="comma-separated sectors to keep")
+    scan.add_argument("--universe", type=_csv_list, help="comma-separated tickers to scan (a watchlist)")
+    scan.add_argument("--max-symbols", type=int, default=0, help="cap after the prefilter (default 6000)")
+    scan.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    scan.add_argument("--refresh", action="store_true", help="ignore a cached ranking")
+    scan.add_argument("--target", default=default_target, help=f"gateway gRPC address (default {default_target})")
+    scan.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the scan")
+    scan.set_defaults(func=cmd_scan)
+
+    symbol = commands.add_parser("symbol", help="one symbol: latest scores and recent bars")
+    symbol.add_argument("ticker")
+    symbol.add_argument("--days", type=int, default=90)
+    symbol.add_argument("--format", choices=("table", "json"), default="table")
+    symbol.add_argument("--target", default=default_target)
+    symbol.add_argument("--timeout", type=float, default=30.0)
+    symbol.set_defaults(func=cmd_symbol)
+
+    for name, text in (("up", "start the local cluster and wait until it is healthy"),
+                       ("down", "stop the local cluster"), ("status", "every process and its health")):
+        commands.add_parser(name, help=text).set_defaults(func=cmd_cluster)
+
+    train = commands.add_parser("train", help="train the models on the simulated market", add_help=False)
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Gateway settings (environment only; see services/common/settings.py for the shared ones).
+
+``TECHNIC_API_KEYS`` is a comma-separated list of keys accepted in the ``X-API-Key`` header of the
+HTTP API. The default, ``technic-dev-key``, exists so that a local cluster works out of the box;
+every deployment sets its own keys.
+"""
+
+from __future__ import annotations
+
+from services.common.settings import CommonSettings
+
+DEV_API_KEY = "technic-dev-key"
+
+
+class GatewaySettings(CommonSettings):
+    """Ports, backend targets, auth, limits, deadlines and scan defaults of the gateway."""
+
+    gateway_port: int = 50051
+    gateway_http_port: int = 8080
+    # The HTTP API faces the app, so it listens on every interface unless told otherwise.
+    gateway_http_host: str = "0.0.0.0"
+    fetcher_target: str = "127.0.0.1:50052"
+    ranker_target: str = "127.0.0.1:50053"
+    compute_target: str = "ipv4:127.0.0.1:50061,127.0.0.1:50062,127.0.0.1:50063,127.0.0.1:50064"
+    api_keys: str = DEV_API_KEY
+    # Request bodies above this many bytes are refused with 413.
+    gateway_max_body_bytes: int = 1024 * 1024
+
+    # Deadlines per call, seconds. Universe and snapshot may fetch from the market on a cold start.
+    gateway_universe_deadline: float = 120.0
+    gateway_snapshot_deadline: float = 120.0
+    gateway_prefetch_deadline: float = 600.0
+    gateway_score_deadline: float = 30.0
+    gateway_rank_deadline: float = 600.0
+    gateway_explain_deadline: float = 15.0
+    gateway_results_deadline: float = 10.0
+    gateway_bars_deadline: float = 15.0
+    gateway_health_deadline: float = 1.0
+
+    # Scan defaults (ScanOptions fields left unset).
+    gateway_max_symbols: int = 6000
+    gateway_min_price: float = 5.0
+    gateway_min_dollar_volume: float = 5_000_000.0
+    gateway_lookback: int = 260
+    gateway_snapshot_window: int = 20
+    gateway_page_limit: int = 100
+    # Rows of a result that get feature contributions from Compute.Explain.
+    gateway_explain_top: int = 25
+    gateway_explain_top_k: int = 5
+
+    # Pipeline shape: symbols per panel chunk, chunks scored at once, attempts per chunk.
+    gateway_chunk_size: int = 500
+    gateway_inflight_chunks: int = 8
+    gateway_score_attempts: int = 3
+    # How long the latest as-of session and universe are trusted without asking the fetcher.
+    gateway_as_of_ttl_seconds: float = 5.0
+    gateway_universe_ttl_seconds: float = 300.0
+    # Finished results kept in process (by fingerprint and page) and asynchronous scans kept.
+    gateway_result_cache_entries: int = 64
+    gateway_scan_jobs: int = 64
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The accepted API keys, blanks dropped."""
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
