@@ -36,7 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.prefilter import DEFAULT_TYPES, EXCLUDED_EXCHANGES, PrefilterSpec, lookup, prefilter
 from gateway.settings import GatewaySettings
-from gateway.validation import check_options, normalize_options
+from gateway.validation import FEATURE_NAMES, check_options, normalize_options
 from services.common.channels import make_channel
 from services.common.codec import Block, BlockError, decode_block, encode_block
 from services.common.grpc_server import DEPENDENCY_PREFIX
@@ -62,8 +62,14 @@ BENCHMARK_DAYS = 260
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
-ERRORED_FETCH = "fetch_failed"
-ERRORED_SCORE = "score_failed"
+# Block layouts of a ScoreResponse (the contract), used for ERROR rows before any chunk was scored.
+DEFAULT_BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
+    "features": FEATURE_NAMES,
+    "scores": ("alpha_5d", "alpha_10d"),
+    "levels": ("close", "prev_close", "open", "high", "low", "volume", "atr_14", "sma_20", "sma_50", "sma_200",
+               "high_52w", "low_52w", "avg_volume_20", "avg_dollar_volume_20", "sessions"),
+    "sparklines": (),
+}
 
 
 class ScanError(Exception):
@@ -121,6 +127,15 @@ def fingerprint(options: scan_pb2.ScanOptions, as_of: str, feature_version: str,
     return digest.hexdigest()[:32]
 
 
+def ranking_options(options: scan_pb2.ScanOptions) -> scan_pb2.ScanOptions:
+    """The options the ranker applies: the prefilter's rules (sectors, floors) are already applied."""
+    ranking = scan_pb2.ScanOptions()
+    ranking.CopyFrom(options)
+    for name in ("sectors", "min_price", "min_dollar_volume"):
+        ranking.ClearField(name)
+    return ranking
+
+
 def compute_addresses(target: str) -> list[str]:
     """The individual replica addresses of an ``ipv4:a,b`` target; the target itself otherwise."""
     if target.startswith(("ipv4:", "ipv6:")):
@@ -142,7 +157,7 @@ def errored_response(symbols: Iterable[str], chunk_index: int, versions: _Versio
         stats=common_pb2.Stats(counters={"errored": len(symbols)}),
     )
     for name in ("features", "scores", "levels", "sparklines"):
-        fields = versions.block_fields.get(name, ())
+        fields = versions.block_fields.get(name, DEFAULT_BLOCK_FIELDS[name])
         array = np.full((len(symbols), len(fields)), np.nan, dtype=np.float32)
         setattr(response, name, encode_block(array, rows=symbols, fields=fields))
     return response
@@ -283,8 +298,8 @@ class Orchestrator:
         issues = [common_pb2.SymbolIssue(symbol=s, bucket=int(b), reason=r)
                   for s, b, r in zip(issue_symbols.tolist(), issue_buckets.tolist(), issue_reasons.tolist(),
                                      strict=True)]
-        header = ranker_pb2.RankHeader(scan_id=scan_id, options=opts, as_of=snapshot.as_of, info=info,
-                                       issues=issues, requested=kept.requested)
+        header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
+                                       info=info, issues=issues, requested=kept.requested)
         pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, benchmark_task,
                              progress, seconds)
         result = await pipeline.run()
@@ -595,6 +610,8 @@ class _Pipeline:
         self.features: list[tuple[tuple[str, ...], bytes]] = []
         self.fingerprint = ""
         self.retries = 0
+        # Chunks that could not be fetched or scored: sent last, once this scan's versions are known.
+        self.failed: list[tuple[list[str], int]] = []
 
     async def run(self) -> scan_pb2.ScanResult:
         started = time.perf_counter()
@@ -665,11 +682,12 @@ class _Pipeline:
             if len(missing):
                 log.warning("symbols never fetched", scan_id=self.scan_id, count=len(missing))
                 for start in range(0, len(missing), self.settings.gateway_chunk_size):
-                    part = missing[start:start + self.settings.gateway_chunk_size].tolist()
-                    self.queue.put_nowait(errored_response(part, next_index, self.owner._versions))
+                    self.failed.append((missing[start:start + self.settings.gateway_chunk_size].tolist(), next_index))
                     next_index += 1
             if tasks:
                 await asyncio.gather(*tasks)
+            for symbols, index in self.failed:
+                self.queue.put_nowait(errored_response(symbols, index, self.owner._versions))
             self.seconds["compute"] = time.perf_counter() - started
             self.queue.put_nowait(None)
         finally:
@@ -702,11 +720,11 @@ class _Pipeline:
                     self.retries += 1
                     await asyncio.sleep(0.05 * 2 ** attempt)
             if response is None:
-                response = errored_response(chunk.symbols, chunk.chunk_index, self.owner._versions)
+                self.failed.append((list(chunk.symbols), chunk.chunk_index))
             else:
                 self.owner._learn(response)
                 self.features.append((tuple(response.symbols), response.features))
-            self.queue.put_nowait(response)
+                self.queue.put_nowait(response)
             self.scored += len(chunk.symbols)
             self.progress("compute", self.scored, self.total)
         finally:

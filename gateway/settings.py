@@ -41,7 +41,6 @@ class GatewaySettings(CommonSettings):
     gateway_max_symbols: int = 6000
     gateway_min_price: float = 5.0
     gateway_min_dollar_volume: float = 5_000_000.0
-    gateway_lookback: int = 260
     gateway_snapshot_window: int = 20
     gateway_page_limit: int = 100
     # Rows of a result that get feature contributions from Compute.Explain.

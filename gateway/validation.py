@@ -13,6 +13,11 @@ import re
 from collections.abc import Iterable
 
 from gateway.settings import GatewaySettings
+from services.fetcher.sic import SECTORS as SIC_SECTORS
+from services.fetcher.sic import UNKNOWN as UNKNOWN_SECTOR
+from services.ranker.rating import SIGNALS as RATING_SIGNALS
+from services.ranker.result import NUMBER_COLUMNS, TEXT_COLUMNS
+from services.ranker.styles import style_for
 from technic.v1 import scan_pb2
 
 MAX_UNIVERSE = 20_000
@@ -35,7 +40,7 @@ OPTIONS_MODES: dict[str, int] = {
     "stock_only": scan_pb2.OPTIONS_MODE_STOCK_ONLY,
     "stock_plus_options": scan_pb2.OPTIONS_MODE_STOCK_PLUS_OPTIONS,
 }
-SIGNALS = frozenset({"Strong Long", "Long", "Neutral", "Avoid", "Short", "Strong Short"})
+SIGNALS = frozenset(RATING_SIGNALS)
 
 # The feature list of services/compute/features.py (the contract between the work streams).
 FEATURE_NAMES: tuple[str, ...] = (
@@ -47,14 +52,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "obv_slope_21", "realized_vol_21", "realized_vol_63", "rel_volume_20", "log_dollar_volume_20",
     "body_pct", "upper_wick_pct", "lower_wick_pct", "gap_pct", "roc_10",
 )
-# Numeric columns of a ScanRow (and its plan) that can be sorted on or range-filtered.
-ROW_COLUMNS: tuple[str, ...] = (
-    "rank", "tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile",
-    "win_prob_10d", "alpha_5d", "alpha_10d", "last_close", "change_pct", "atr_pct",
-    "avg_dollar_volume", "market_cap", "entry", "stop", "target", "reward_risk",
-)
-SORT_COLUMNS = frozenset((*ROW_COLUMNS, *FEATURE_NAMES, "symbol"))
-RANGE_COLUMNS = frozenset((*ROW_COLUMNS, *FEATURE_NAMES))
+# Columns the ranker sorts and filters on (numeric row columns, then text columns).
+SORT_COLUMNS = frozenset((*NUMBER_COLUMNS, *FEATURE_NAMES, *TEXT_COLUMNS))
+RANGE_COLUMNS = frozenset((*NUMBER_COLUMNS, *FEATURE_NAMES))
+# Sector names of the project's SIC mapping, by lower-case spelling.
+SECTOR_NAMES: dict[str, str] = {name.lower(): name for name in (*SIC_SECTORS, UNKNOWN_SECTOR)}
 DEFAULT_SORT = "composite_score"
 
 
@@ -115,6 +117,9 @@ def check_options(options: scan_pb2.ScanOptions) -> str | None:
         return f"sectors has {len(options.sectors)} entries; at most {MAX_SECTORS} are allowed"
     if any(not s.strip() for s in options.sectors):
         return "sectors must not contain empty strings"
+    unknown = [s for s in options.sectors if s.strip().lower() not in SECTOR_NAMES]
+    if unknown:
+        return f"unknown sector {unknown[0][:60]!r}; one of {', '.join(SECTOR_NAMES.values())}"
     if options.lookback_days and not MIN_LOOKBACK <= options.lookback_days <= MAX_LOOKBACK:
         return f"lookback_days must be between {MIN_LOOKBACK} and {MAX_LOOKBACK}, got {options.lookback_days}"
     unknown = [s for s in options.signals if s not in SIGNALS]
@@ -142,12 +147,12 @@ def normalize_options(options: scan_pb2.ScanOptions, settings: GatewaySettings) 
     out = scan_pb2.ScanOptions()
     out.CopyFrom(options)
     out.universe[:] = sorted({s.strip().upper() for s in options.universe})
-    out.sectors[:] = sorted({s.strip() for s in options.sectors})
+    out.sectors[:] = sorted({SECTOR_NAMES[s.strip().lower()] for s in options.sectors})
     out.signals[:] = sorted(set(options.signals))
     out.max_symbols = options.max_symbols or settings.gateway_max_symbols
     out.trade_style = options.trade_style or scan_pb2.TRADE_STYLE_SHORT_TERM_SWING
     out.options_mode = options.options_mode or scan_pb2.OPTIONS_MODE_STOCK_ONLY
-    out.lookback_days = options.lookback_days or settings.gateway_lookback
+    out.lookback_days = options.lookback_days or style_for(out.trade_style).lookback
     out.sort_by = options.sort_by or DEFAULT_SORT
     out.limit = options.limit or settings.gateway_page_limit
     # A watchlist is scanned as asked; the liquidity floors apply to it only when set explicitly.

@@ -34,7 +34,7 @@ def client(double: OrchestratorDouble) -> Iterator[TestClient]:
 
 
 def test_scan_returns_the_app_contract(client: TestClient, double: OrchestratorDouble) -> None:
-    response = client.post("/v1/scan", json={"trade_style": "Position", "sectors": ["Technology"],
+    response = client.post("/v1/scan", json={"trade_style": "Position", "sectors": ["Information Technology"],
                                              "max_symbols": 500, "min_tech_rating": 10}, headers=AUTH)
     assert response.status_code == 200
     body = response.json()
@@ -44,7 +44,8 @@ def test_scan_returns_the_app_contract(client: TestClient, double: OrchestratorD
         assert set(row) >= APP_RESULT_KEYS
         assert isinstance(row["TechRating"], float) and isinstance(row["sparkline"], list)
     options = double.scans[-1]
-    assert options.trade_style == 4 and list(options.sectors) == ["Technology"] and options.max_symbols == 500
+    assert options.trade_style == 4 and options.max_symbols == 500
+    assert list(options.sectors) == ["Information Technology"]
 
 
 def test_defaults_are_accepted_from_an_empty_body(client: TestClient) -> None:

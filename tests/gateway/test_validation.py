@@ -7,13 +7,13 @@ import math
 import pytest
 
 from gateway.settings import GatewaySettings
-from gateway.validation import check_options, check_page, normalize_options
+from gateway.validation import FEATURE_NAMES, check_options, check_page, normalize_options
 from technic.v1 import scan_pb2
 
 
 def test_valid_options_pass() -> None:
     options = scan_pb2.ScanOptions(universe=["AAPL", "brk.b"], max_symbols=100, min_tech_rating=50,
-                                   sectors=["Technology"], lookback_days=260, signals=["Long"],
+                                   sectors=["information technology"], lookback_days=260, signals=["Long"],
                                    sort_by="rsi_14", limit=50, as_of="2026-11-13",
                                    ranges=[scan_pb2.RangeFilter(column="atr_pct", min=1, max=5)])
     assert check_options(options) is None
@@ -30,6 +30,7 @@ def test_valid_options_pass() -> None:
     (scan_pb2.ScanOptions(min_tech_rating=101), "min_tech_rating"),
     (scan_pb2.ScanOptions(min_tech_rating=math.nan), "min_tech_rating"),
     (scan_pb2.ScanOptions(sectors=["Energy", " "]), "empty"),
+    (scan_pb2.ScanOptions(sectors=["Technology"]), "unknown sector 'Technology'; one of Energy"),
     (scan_pb2.ScanOptions(lookback_days=5), "lookback_days"),
     (scan_pb2.ScanOptions(signals=["Maybe"]), "unknown signal"),
     (scan_pb2.ScanOptions(min_price=-1), "min_price"),
@@ -53,8 +54,8 @@ def test_page_checks() -> None:
 
 def test_normalize_fills_defaults_and_canonical_lists() -> None:
     settings = GatewaySettings()
-    a = normalize_options(scan_pb2.ScanOptions(sectors=["Energy", "Technology"]), settings)
-    b = normalize_options(scan_pb2.ScanOptions(sectors=["Technology", "Energy", "Energy"]), settings)
+    a = normalize_options(scan_pb2.ScanOptions(sectors=["Energy", "Information Technology"]), settings)
+    b = normalize_options(scan_pb2.ScanOptions(sectors=["information technology", "Energy", "ENERGY"]), settings)
     assert a == b
     assert a.max_symbols == settings.gateway_max_symbols and a.limit == settings.gateway_page_limit
     assert a.trade_style == scan_pb2.TRADE_STYLE_SHORT_TERM_SWING and a.sort_by == "composite_score"
@@ -62,3 +63,13 @@ def test_normalize_fills_defaults_and_canonical_lists() -> None:
     watch = normalize_options(scan_pb2.ScanOptions(universe=["msft", "AAPL ", "MSFT"]), settings)
     assert list(watch.universe) == ["AAPL", "MSFT"]
     assert not watch.HasField("min_price") and not watch.HasField("min_dollar_volume")
+
+
+def test_lookback_defaults_to_the_style_and_features_match_compute() -> None:
+    from services.compute.features import FEATURES
+
+    settings = GatewaySettings()
+    position = normalize_options(scan_pb2.ScanOptions(trade_style=scan_pb2.TRADE_STYLE_POSITION), settings)
+    day = normalize_options(scan_pb2.ScanOptions(trade_style=scan_pb2.TRADE_STYLE_DAY), settings)
+    assert position.lookback_days > day.lookback_days > 0
+    assert FEATURE_NAMES == FEATURES
