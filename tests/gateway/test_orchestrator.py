@@ -1,0 +1,242 @@
+"""The orchestrator against in-process gRPC doubles of the fetcher, two compute replicas and the ranker.
+
+Checks what only the orchestrator decides: the pipeline order, retries on another replica, failed
+chunks accounted as ERROR rows, the header it sends the ranker, the fingerprint cache, cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+import pytest
+
+from gateway.orchestrator import Orchestrator, Progress
+from gateway.settings import GatewaySettings
+from gateway.validation import FEATURE_NAMES
+from services.common.codec import decode_block, encode_block
+from technic.v1 import (
+    common_pb2,
+    compute_pb2,
+    compute_pb2_grpc,
+    fetcher_pb2,
+    fetcher_pb2_grpc,
+    ranker_pb2,
+    ranker_pb2_grpc,
+    scan_pb2,
+)
+from tests.support import free_port
+
+SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "BAD", "PEN", "ETFX"]
+TYPES = ["CS", "CS", "CS", "CS", "CS", "CS", "ETF"]
+CLOSE = [50.0, 40.0, 30.0, 20.0, 10.0, 1.0, 60.0]
+DOLLAR_VOLUME = [9e8, 8e8, 7e8, 6e8, 5e8, 4e8, 3e8]
+SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "avg_volume", "avg_dollar_volume", "sessions",
+                   "change_pct")
+
+
+class Fetcher(fetcher_pb2_grpc.FetcherServicer):
+    async def GetUniverse(self, request, context):
+        wanted = list(request.symbols) or SYMBOLS
+        idx = [SYMBOLS.index(s) for s in wanted if s in SYMBOLS]
+        return fetcher_pb2.GetUniverseResponse(
+            symbols=[SYMBOLS[i] for i in idx], names=[f"{SYMBOLS[i]} Inc" for i in idx],
+            types=[TYPES[i] for i in idx], exchanges=["XNAS"] * len(idx), sic_codes=[7372] * len(idx),
+            sectors=["Energy" if SYMBOLS[i] == "AAA" else "Information Technology" for i in idx],
+            industries=["Software"] * len(idx), market_caps=[1e9] * len(idx))
+
+    async def GetSnapshot(self, request, context):
+        array = np.zeros((len(SYMBOLS), len(SNAPSHOT_FIELDS)), dtype=np.float32)
+        array[:, 3], array[:, 6] = CLOSE, DOLLAR_VOLUME
+        return fetcher_pb2.GetSnapshotResponse(block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
+                                               as_of="2026-11-13")
+
+    async def Prefetch(self, request_iterator, context):
+        header, symbols = None, []
+        async for message in request_iterator:
+            if message.HasField("header"):
+                header = message.header
+            else:
+                symbols.extend(message.batch.symbols)
+        assert header is not None
+        for index, start in enumerate(range(0, len(symbols), header.chunk_size)):
+            part = symbols[start:start + header.chunk_size]
+            yield fetcher_pb2.PrefetchResponse(chunk=common_pb2.ChunkRef(
+                key=f"technic:test:{index}", chunk_index=index, symbols=part, as_of="2026-11-13"))
+        yield fetcher_pb2.PrefetchResponse(done=True)
+
+    async def GetBars(self, request, context):
+        await context.abort(grpc.StatusCode.NOT_FOUND, "no benchmark in this market")
+
+
+class Compute(compute_pb2_grpc.ComputeServicer):
+    """A replica; ``broken`` answers UNAVAILABLE to everything, chunks holding BAD always fail."""
+
+    def __init__(self, broken: bool, delay: float = 0.0) -> None:
+        self.broken, self.delay = broken, delay
+        self.calls = 0
+        self.cancelled = 0
+
+    async def Score(self, request, context):
+        self.calls += 1
+        try:
+            await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if self.broken or "BAD" in request.chunk.symbols:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "replica down")
+        n = len(request.chunk.symbols)
+        rows = list(request.chunk.symbols)
+        return compute_pb2.ScoreResponse(
+            chunk_index=request.chunk.chunk_index, symbols=rows, states=[common_pb2.SYMBOL_STATE_OK] * n,
+            features=encode_block(np.ones((n, len(FEATURE_NAMES)), np.float32), rows=rows, fields=FEATURE_NAMES),
+            scores=encode_block(np.zeros((n, 2), np.float32), rows=rows, fields=("alpha_5d", "alpha_10d")),
+            levels=encode_block(np.ones((n, 1), np.float32), rows=rows, fields=("close",)),
+            sparklines=encode_block(np.ones((n, 3), np.float32), rows=rows),
+            feature_version="f1", model_versions={"alpha_5d": "m1", "alpha_10d": "m1"})
+
+    async def Explain(self, request, context):
+        block = decode_block(request.features)
+        return compute_pb2.ExplainResponse(symbols=[compute_pb2.SymbolExplanation(
+            symbol=s, models=[compute_pb2.ModelExplanation(model="alpha_10d")]) for s in block.rows])
+
+
+class Ranker(ranker_pb2_grpc.RankerServicer):
+    """Records the header and chunks; ranks OK rows by symbol; keeps results by fingerprint."""
+
+    def __init__(self) -> None:
+        self.headers: list[ranker_pb2.RankHeader] = []
+        self.chunks: list[compute_pb2.ScoreResponse] = []
+        self.stored: dict[str, scan_pb2.ScanResult] = {}
+
+    async def Rank(self, request_iterator, context):
+        header, scanned = None, []
+        async for message in request_iterator:
+            if message.HasField("header"):
+                header = message.header
+                self.headers.append(header)
+            else:
+                scanned.append(message.chunk)
+                self.chunks.append(message.chunk)
+        if header is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no header")
+        ok = sorted(s for c in scanned for s, st in zip(c.symbols, c.states, strict=True)
+                    if st == common_pb2.SYMBOL_STATE_OK)
+        errored = sum(1 for c in scanned for st in c.states if st == common_pb2.SYMBOL_STATE_ERROR)
+        filtered: dict[str, int] = {}
+        skipped: dict[str, int] = {}
+        for issue in header.issues:
+            target = filtered if issue.bucket == common_pb2.BUCKET_FILTERED else skipped
+            target[issue.reason] = target.get(issue.reason, 0) + 1
+        result = scan_pb2.ScanResult(
+            scan_id=header.scan_id, fingerprint=header.fingerprint, as_of=header.as_of,
+            rows=[scan_pb2.ScanRow(rank=i + 1, symbol=s) for i, s in enumerate(ok)], total_rows=len(ok),
+            accounting=common_pb2.Accounting(requested=header.requested, ranked=len(ok), filtered=filtered,
+                                             skipped=skipped, errored={"compute_error": errored} if errored else {}),
+            stage_seconds=header.stage_seconds)
+        self.stored[header.fingerprint] = result
+        return result
+
+    async def GetResults(self, request, context):
+        if request.fingerprint not in self.stored:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such scan")
+        return self.stored[request.fingerprint]
+
+
+async def serve(servicer, add) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    add(servicer, server)
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return server, port
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[tuple[Orchestrator, list[Compute], Ranker]]:
+    computes = [Compute(broken=True), Compute(broken=False)]
+    ranker = Ranker()
+    servers = [await serve(Fetcher(), fetcher_pb2_grpc.add_FetcherServicer_to_server),
+               await serve(ranker, ranker_pb2_grpc.add_RankerServicer_to_server),
+               *[await serve(c, compute_pb2_grpc.add_ComputeServicer_to_server) for c in computes]]
+    ports = [port for _, port in servers]
+    settings = GatewaySettings(
+        fetcher_target=f"127.0.0.1:{ports[0]}", ranker_target=f"127.0.0.1:{ports[1]}",
+        compute_target=f"ipv4:127.0.0.1:{ports[2]},127.0.0.1:{ports[3]}", gateway_chunk_size=2,
+        gateway_score_attempts=4, gateway_min_price=5.0, gateway_min_dollar_volume=1e6)
+    orchestrator = Orchestrator(settings)
+    yield orchestrator, computes, ranker
+    await orchestrator.close()
+    for server, _ in servers:
+        await server.stop(0)
+
+
+async def collect(orchestrator: Orchestrator, options: scan_pb2.ScanOptions, **kw) -> tuple[list[Progress],
+                                                                                            scan_pb2.ScanResult]:
+    items = [item async for item in orchestrator.scan(options, **kw)]
+    result = items[-1]
+    assert isinstance(result, scan_pb2.ScanResult)
+    return [i for i in items if isinstance(i, Progress)], result
+
+
+async def test_scan_pipeline_retries_accounts_and_caches(backends) -> None:
+    orchestrator, computes, ranker = backends
+    progress, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    stages = [p.stage for p in progress]
+    assert stages.index("prefilter") < stages.index("fetch") and stages[-1] == "explain"
+    # PEN is under $5, ETFX is an ETF; BAD's chunk fails on both replicas and becomes ERROR rows.
+    header = ranker.headers[-1]
+    assert header.requested == 7 and {i.symbol: i.reason for i in header.issues} == {
+        "PEN": "prefilter_price", "ETFX": "prefilter_type"}
+    assert list(header.info.symbols) == ["AAA", "BBB", "CCC", "DDD", "BAD"]  # most liquid first
+    assert header.fingerprint and not header.options.sectors and not header.options.HasField("min_price")
+    errored = [c for c in ranker.chunks if common_pb2.SYMBOL_STATE_ERROR in c.states]
+    assert [list(c.symbols) for c in errored] == [["BAD"]]
+    assert decode_block(errored[0].features).fields == FEATURE_NAMES
+    assert [r.symbol for r in result.rows] == ["AAA", "BBB", "CCC", "DDD"]
+    assert dict(result.accounting.errored) == {"compute_error": 1}
+    assert computes[0].calls > 0 and computes[1].calls >= 2  # the broken replica's chunks went to the other
+    assert all(row.explanation for row in result.rows)
+    assert {"universe", "snapshot", "prefilter", "fetch", "compute", "rank", "explain", "total"} <= set(
+        result.stage_seconds)
+
+    rank_calls = len(ranker.headers)
+    progress, again = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    assert again.cached and not progress and len(ranker.headers) == rank_calls
+    assert [r.symbol for r in again.rows] == [r.symbol for r in result.rows] and again.rows[0].explanation
+    _, fresh = await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
+    assert not fresh.cached and len(ranker.headers) == rank_calls + 1
+
+
+async def test_sector_filter_and_watchlist(backends) -> None:
+    orchestrator, _, ranker = backends
+    _, result = await collect(orchestrator, scan_pb2.ScanOptions(sectors=["energy"]))
+    assert [r.symbol for r in result.rows] == ["AAA"]
+    assert result.accounting.filtered["prefilter_sector"] == 4
+    _, watch = await collect(orchestrator, scan_pb2.ScanOptions(universe=["PEN", "CCC", "NOPE"]))
+    header = ranker.headers[-1]
+    assert header.requested == 3 and list(header.info.symbols) == ["CCC", "PEN"]  # floors not applied to a watchlist
+    assert dict(watch.accounting.skipped) == {"unknown_symbol": 1}
+
+
+async def test_cancelling_the_scan_cancels_scoring(backends) -> None:
+    orchestrator, computes, _ = backends
+    computes[0].broken, computes[1].delay = False, 30.0
+    computes[0].delay = 30.0
+    stream = orchestrator.scan(scan_pb2.ScanOptions(), refresh=True)
+    async for item in stream:
+        if isinstance(item, Progress) and item.stage == "fetch" and item.done > 0:
+            break
+    for _ in range(100):  # wait until a replica is working on a chunk, then walk away
+        if sum(c.calls for c in computes):
+            break
+        await asyncio.sleep(0.05)
+    await stream.aclose()
+    for _ in range(100):
+        if sum(c.cancelled for c in computes):
+            break
+        await asyncio.sleep(0.05)
+    assert sum(c.cancelled for c in computes) >= 1
