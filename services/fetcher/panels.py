@@ -202,6 +202,10 @@ class PanelBuilder:
         except ValueError:
             raise RequestError(f"as_of {as_of!r} is not a date (YYYY-MM-DD)") from None
         if day > latest:
+            # The source may have moved on since the answer was cached: ask it again once.
+            self.latest.invalidate()
+            latest = await self.latest.get()
+        if day > latest:
             raise RequestError(f"as_of {as_of} is after the latest session the source has ({day_str(latest)})")
         try:
             return self.calendar.session_at(self.calendar.index(day))
