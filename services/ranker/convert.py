@@ -7,7 +7,7 @@ import numpy as np
 from services.common.codec import Block, BlockError, decode_block
 from services.ranker.engine import RankInput, ScanSpec, ScoredChunk, SymbolInfo
 from services.ranker.errors import RankerInputError
-from services.ranker.plan import rationale
+from services.ranker.plan import rationales
 from services.ranker.rank import FilterSpec, PageSpec, RangeSpec, page_spec
 from services.ranker.result import NUMBER_COLUMNS, SUBSCORE_COLUMNS, Issues, RankedScan
 from services.ranker.styles import SUBSCORES, UnknownStyleError, style_for
@@ -118,7 +118,7 @@ def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool,
         feature_version=scan.feature_version, model_versions=scan.model_versions,
         created_unix=scan.created_unix, trade_style=style.enum_value,
     )
-    result.rows.extend(rows(scan, idx))
+    result.MergeFromString(rows(scan, idx))
     for m in scan.movers:
         result.movers.add(symbol=m.symbol, change_pct=m.change_pct, note=m.note,
                           sparkline=scan.sparklines[m.row].tolist())
@@ -130,30 +130,103 @@ def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool,
     return result
 
 
-def rows(scan: RankedScan, idx: np.ndarray) -> list[scan_pb2.ScanRow]:
-    """ScanRow messages for the rows ``idx`` (features, subscores, plan, sparkline, rationale)."""
-    numbers = scan.numbers[idx].tolist()
-    features = scan.features[idx].tolist()
-    sparks = scan.sparklines[idx].tolist()
-    text = {k: v[idx].tolist() for k, v in scan.text.items()}
-    names = scan.feature_names
-    out = []
-    for j, v in enumerate(numbers):
-        subs = {name: v[c] for name, c in zip(SUBSCORES, _SUB, strict=True)}
-        signal = text["signal"][j]
-        out.append(scan_pb2.ScanRow(
-            rank=int(v[_COL["rank"]]), symbol=text["symbol"][j], name=text["name"][j], sector=text["sector"][j],
-            industry=text["industry"][j], signal=signal, tech_rating=v[_COL["tech_rating"]],
-            alpha_score=v[_COL["alpha_score"]], composite_score=v[_COL["composite_score"]],
-            percentile=v[_COL["percentile"]], sector_percentile=v[_COL["sector_percentile"]],
-            win_prob_10d=v[_COL["win_prob_10d"]], alpha_5d=v[_COL["alpha_5d"]], alpha_10d=v[_COL["alpha_10d"]],
-            last_close=v[_COL["last_close"]], change_pct=v[_COL["change_pct"]], atr_pct=v[_COL["atr_pct"]],
-            avg_dollar_volume=v[_COL["avg_dollar_volume"]], market_cap=v[_COL["market_cap"]],
-            plan=scan_pb2.TradePlan(entry=v[_COL["entry"]], stop=v[_COL["stop"]], target=v[_COL["target"]],
-                                    reward_risk=v[_COL["reward_risk"]], position_size=v[_COL["position_size"]],
-                                    side="short" if text["side"][j] == "short" else "long"),
-            subscores=subs, features=dict(zip(names, features[j], strict=True)), sparkline=sparks[j],
-            rationale=rationale(signal, subs, v[_COL["alpha_5d"]], v[_COL["alpha_10d"]], v[_COL["alpha_score"]]),
-            play_style=scan.style,
-        ))
-    return out
+def rows(scan: RankedScan, idx: np.ndarray) -> bytes:
+    """The rows ``idx`` as encoded ``ScanResult.rows`` entries, ready to merge into a ScanResult."""
+    encoder = scan.views.get("row_encoder")
+    if encoder is None:
+        encoder = scan.views["row_encoder"] = RowEncoder(scan.feature_names, scan.sparklines.shape[1])
+    return encoder.encode(scan, idx)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _tag(field: str, wire_type: int, descriptor: object = scan_pb2.ScanRow.DESCRIPTOR) -> bytes:
+    return _varint((descriptor.fields_by_name[field].number << 3) | wire_type)  # type: ignore[attr-defined]
+
+
+_DOUBLE, _LEN = 1, 2
+_ROWS_TAG = _tag("rows", _LEN, scan_pb2.ScanResult.DESCRIPTOR)
+# ScanRow double fields and the NUMBER_COLUMNS column each one reads.
+_DOUBLE_FIELDS = ("tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile",
+                  "win_prob_10d", "alpha_5d", "alpha_10d", "last_close", "change_pct", "atr_pct",
+                  "avg_dollar_volume", "market_cap", "rating_percentile", "alpha_percentile")
+_TEXT_FIELDS = ("symbol", "name", "sector", "industry", "signal")
+
+
+class RowEncoder:
+    """ScanRow wire bytes for a page of rows, the fixed-width part built by numpy at once.
+
+    Every double field, the subscores and features maps (string key, double value entries) and the
+    packed sparkline have a fixed size once the feature names and the sparkline length are known,
+    so a page is one numpy structured array: a constant tag prefix before each value. The variable
+    part (rank, text, plan, rationale) is appended per row. The protobuf runtime parses the result
+    (in C); the test suite checks the bytes against messages built field by field.
+    """
+
+    def __init__(self, feature_names: tuple[str, ...], spark_len: int) -> None:
+        self.segments: list[tuple[bytes, str, tuple[int, ...]]] = []
+        for name in _DOUBLE_FIELDS:
+            self.segments.append((_tag(name, _DOUBLE), "<f8", ()))
+        for field, keys in (("subscores", SUBSCORES), ("features", feature_names)):
+            tag = _tag(field, _LEN)
+            for key in keys:
+                raw = key.encode()
+                entry = b"\x0a" + _varint(len(raw)) + raw + b"\x11"
+                self.segments.append((tag + _varint(len(entry) + 8) + entry, "<f8", ()))
+        self.spark_len = spark_len
+        if spark_len:
+            self.segments.append((_tag("sparkline", _LEN) + _varint(4 * spark_len), "<f4", (spark_len,)))
+        self.dtype = np.dtype([item for i, (prefix, kind, shape) in enumerate(self.segments)
+                               for item in ((f"p{i}", f"S{len(prefix)}"), (f"v{i}", kind, shape))])
+        self.n_double, self.n_sub = len(_DOUBLE_FIELDS), len(SUBSCORES)
+
+    def encode(self, scan: RankedScan, idx: np.ndarray) -> bytes:
+        numbers = scan.numbers[idx]
+        values = [numbers[:, _COL[name]] for name in _DOUBLE_FIELDS]
+        values += [numbers[:, c] for c in _SUB]
+        values += list(scan.features[idx].astype(np.float64).T)
+        arr = np.empty(len(idx), dtype=self.dtype)
+        for i, (prefix, _kind, _shape) in enumerate(self.segments):
+            arr[f"p{i}"] = prefix
+            arr[f"v{i}"] = values[i] if i < len(values) else scan.sparklines[idx]
+        fixed = arr.tobytes()
+        size = self.dtype.itemsize
+        text = {k: scan.text[k][idx].tolist() for k in (*_TEXT_FIELDS, "side")}
+        notes = rationales(text["signal"], numbers[:, _SUB], numbers[:, _COL["alpha_5d"]],
+                           numbers[:, _COL["alpha_10d"]], numbers[:, _COL["alpha_score"]])
+        plans = numbers[:, [_COL[c] for c in ("entry", "stop", "target", "reward_risk", "position_size")]].tolist()
+        ranks = numbers[:, _COL["rank"]].astype(np.int64).tolist()
+        style = _string(_tag("play_style", _LEN), scan.style)
+        out = []
+        for j, rank in enumerate(ranks):
+            entry, stop, target, rr, size_ = plans[j]
+            plan = scan_pb2.TradePlan(entry=entry, stop=stop, target=target, reward_risk=rr, position_size=size_,
+                                      side="short" if text["side"][j] == "short" else "long").SerializeToString()
+            row = b"".join((
+                _RANK_TAG, _varint(rank), *(_string(_TEXT_TAGS[k], text[k][j]) for k in _TEXT_FIELDS),
+                _PLAN_TAG, _varint(len(plan)), plan, _string(_RATIONALE_TAG, notes[j]), style,
+                fixed[j * size:(j + 1) * size],
+            ))
+            out.append(_ROWS_TAG + _varint(len(row)) + row)
+        return b"".join(out)
+
+
+def _string(tag: bytes, value: str) -> bytes:
+    raw = value.encode()
+    return tag + _varint(len(raw)) + raw if raw else b""
+
+
+_RANK_TAG = _tag("rank", 0)
+_PLAN_TAG = _tag("plan", _LEN)
+_RATIONALE_TAG = _tag("rationale", _LEN)
+_TEXT_TAGS = {k: _tag(k, _LEN) for k in _TEXT_FIELDS}

@@ -8,12 +8,12 @@ and stop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from services.ranker.styles import TradeStyleSpec
+from services.ranker.styles import SUBSCORES, TradeStyleSpec
 
 MIN_PRICE = 0.01
 
@@ -42,12 +42,20 @@ def trade_plans(close: np.ndarray, atr: np.ndarray, short: np.ndarray, style: Tr
     return Plans(entry=entry, stop=stop, target=target, reward_risk=reward_risk, position_size=size)
 
 
-def rationale(signal: str, subscores: Mapping[str, float], alpha_5d: float, alpha_10d: float,
-              alpha_score: float) -> str:
-    """``"Long: trend 81 and momentum 74 lead, breakout weakest (32); models +1.10 (5d +0.80, 10d +1.30)"``."""
-    ranked = sorted(subscores.items(), key=lambda kv: kv[1], reverse=True)
-    (a, va), (b, vb) = ranked[0], ranked[1]
-    low, vlow = ranked[-1]
-    models = ("models n/a" if not np.isfinite(alpha_score)
-              else f"models {alpha_score:+.2f} (5d {alpha_5d:+.2f}, 10d {alpha_10d:+.2f})")
-    return f"{signal}: {a} {va:.0f} and {b} {vb:.0f} lead, {low} weakest ({vlow:.0f}); {models}"
+def rationales(signals: Sequence[str], subscores: np.ndarray, alpha_5d: np.ndarray, alpha_10d: np.ndarray,
+               alpha_score: np.ndarray) -> list[str]:
+    """Per row: ``"Long: trend 81 and momentum 74 lead, breakout weakest (32); models +1.10 (5d +0.80, 10d +1.30)"``.
+
+    ``subscores`` is (rows, len(SUBSCORES)); ties keep the SUBSCORES order.
+    """
+    subs = np.asarray(subscores, dtype=np.float64)
+    rank = np.argsort(-subs, axis=1, kind="stable")
+    picks = np.take_along_axis(subs, rank[:, [0, 1, -1]], axis=1).tolist()
+    names = [[SUBSCORES[i] for i in r] for r in rank[:, [0, 1, -1]].tolist()]
+    out = []
+    for signal, (a, b, low), (va, vb, vlow), s, a5, a10 in zip(
+            signals, names, picks, np.asarray(alpha_score).tolist(), np.asarray(alpha_5d).tolist(),
+            np.asarray(alpha_10d).tolist(), strict=True):
+        models = "models n/a" if s != s else f"models {s:+.2f} (5d {a5:+.2f}, 10d {a10:+.2f})"
+        out.append(f"{signal}: {a} {va:.0f} and {b} {vb:.0f} lead, {low} weakest ({vlow:.0f}); {models}")
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.ranker.plan import rationale, trade_plans
+from services.ranker.plan import rationales, trade_plans
 from services.ranker.scoring import (
     CalibrationError,
     WinProbCalibration,
@@ -115,8 +115,8 @@ def test_trade_plans_long_and_short() -> None:
 
 
 def test_rationale_names_strongest_subscores_and_models() -> None:
-    subs = {"trend": 81.0, "momentum": 74.0, "volume": 50.0, "volatility": 40.0, "oscillator": 60.0,
-            "breakout": 32.0}
-    text = rationale("Long", subs, 0.8, 1.3, 1.1)
-    assert text == "Long: trend 81 and momentum 74 lead, breakout weakest (32); models +1.10 (5d +0.80, 10d +1.30)"
-    assert "models n/a" in rationale("Neutral", subs, float("nan"), float("nan"), float("nan"))
+    subs = np.array([[81.0, 74.0, 50.0, 40.0, 60.0, 32.0], [50.0, 50.0, 50.0, 50.0, 50.0, 50.0]])
+    nan = float("nan")
+    text = rationales(["Long", "Neutral"], subs, np.array([0.8, nan]), np.array([1.3, nan]), np.array([1.1, nan]))
+    assert text[0] == "Long: trend 81 and momentum 74 lead, breakout weakest (32); models +1.10 (5d +0.80, 10d +1.30)"
+    assert text[1] == "Neutral: trend 50 and momentum 50 lead, breakout weakest (50); models n/a"

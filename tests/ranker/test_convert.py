@@ -1,0 +1,60 @@
+"""The vectorised ScanRow encoding equals messages built field by field."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from services.ranker import convert
+from services.ranker.engine import RankConfig, rank_scan
+from services.ranker.rank import PageSpec
+from services.ranker.result import NUMBER_COLUMNS, RankedScan
+from services.ranker.styles import SUBSCORES
+from services.ranker.synthetic import synthetic_universe
+from technic.v1 import scan_pb2
+from tests.ranker.test_engine import CAL, make_input
+
+
+def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
+    """One row through the plain protobuf API."""
+    v = dict(zip(NUMBER_COLUMNS, scan.numbers[i].tolist(), strict=True))
+    text = {k: str(col[i]) for k, col in scan.text.items()}
+    subs = {s: v[f"{s}_score"] for s in SUBSCORES}
+    note = convert.rationales([text["signal"]], np.array([list(subs.values())]), np.array([v["alpha_5d"]]),
+                              np.array([v["alpha_10d"]]), np.array([v["alpha_score"]]))[0]
+    return scan_pb2.ScanRow(
+        rank=int(v["rank"]), symbol=text["symbol"], name=text["name"], sector=text["sector"],
+        industry=text["industry"], signal=text["signal"], tech_rating=v["tech_rating"], alpha_score=v["alpha_score"],
+        composite_score=v["composite_score"], percentile=v["percentile"], sector_percentile=v["sector_percentile"],
+        win_prob_10d=v["win_prob_10d"], alpha_5d=v["alpha_5d"], alpha_10d=v["alpha_10d"], last_close=v["last_close"],
+        change_pct=v["change_pct"], atr_pct=v["atr_pct"], avg_dollar_volume=v["avg_dollar_volume"],
+        market_cap=v["market_cap"], rating_percentile=v["rating_percentile"], alpha_percentile=v["alpha_percentile"],
+        plan=scan_pb2.TradePlan(entry=v["entry"], stop=v["stop"], target=v["target"], reward_risk=v["reward_risk"],
+                                position_size=v["position_size"], side="short" if text["side"] == "short" else "long"),
+        subscores=subs, features=dict(zip(scan.feature_names, scan.features[i].astype(float).tolist(), strict=True)),
+        sparkline=scan.sparklines[i].tolist(), rationale=note, play_style=scan.style,
+    )
+
+
+def same(a: scan_pb2.ScanRow, b: scan_pb2.ScanRow) -> bool:
+    """Equal, NaN matching NaN (protobuf equality says NaN != NaN)."""
+    def norm(m: scan_pb2.ScanRow) -> bytes:
+        return m.SerializeToString(deterministic=True)
+    return norm(a) == norm(b)
+
+
+def test_encoded_rows_equal_the_field_by_field_messages() -> None:
+    u = synthetic_universe(300, chunk_size=100, unscored=0.1)
+    scan = rank_scan(make_input(u.info, style="Day"), u.decoded(), RankConfig(CAL))
+    scan.numbers[3, NUMBER_COLUMNS.index("stop")] = np.nan  # NaN survives the encoding
+    idx = scan.page(PageSpec("change_pct", True, 7, 60))
+    result = scan_pb2.ScanResult()
+    result.MergeFromString(convert.rows(scan, idx))
+    assert len(result.rows) == 60
+    for row, i in zip(result.rows, idx.tolist(), strict=True):
+        assert same(row, oracle_row(scan, i)), row.symbol
+    assert any(r.plan.side == "short" for r in result.rows) or not any(scan.text["side"] == "short")
+    row3 = scan_pb2.ScanResult()
+    row3.MergeFromString(convert.rows(scan, np.array([3])))
+    assert math.isnan(row3.rows[0].plan.stop)
