@@ -55,7 +55,7 @@ from services.marketsim.sic import DIVISIONS, SIC_CODES, SIC_DESCRIPTIONS, SIC_W
 
 log = structlog.get_logger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 PLANTED_STRENGTH = 0.045
 BURN_IN = 260  # unexposed sessions before the first one, so 12-1 momentum exists from the start
 NY = "America/New_York"
@@ -436,6 +436,7 @@ def generate(config: MarketConfig) -> dict[str, np.ndarray]:
         "OTC",
         np.where(etf, np.where(rng.random(n) < 0.8, "ARCX", "XNAS"), np.where(rng.random(n) < 0.55, "XNAS", "XNYS")),
     )
+    exchange[spy] = "ARCX"
     cik = np.char.zfill(rng.integers(1_000, 2_000_000, n).astype(str), 10)
     figi = np.char.add("BBG00", _letters(rng.choice(26**7, n, replace=False), 7))
 
