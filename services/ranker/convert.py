@@ -138,7 +138,7 @@ def rows(scan: RankedScan, idx: np.ndarray) -> bytes:
     return encoder.encode(scan, idx)
 
 
-def _varint(value: int) -> bytes:
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -148,6 +148,13 @@ def _varint(value: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+_SMALL_VARINTS = [_encode_varint(n) for n in range(1 << 14)]
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < len(_SMALL_VARINTS) else _encode_varint(value)
 
 
 def _tag(field: str, wire_type: int, descriptor: object = scan_pb2.ScanRow.DESCRIPTOR) -> bytes:
@@ -186,8 +193,9 @@ class RowEncoder:
         self.spark_len = spark_len
         if spark_len:
             self.segments.append((_tag("sparkline", _LEN) + _varint(4 * spark_len), "<f4", (spark_len,)))
-        self.dtype = np.dtype([item for i, (prefix, kind, shape) in enumerate(self.segments)
-                               for item in ((f"p{i}", f"S{len(prefix)}"), (f"v{i}", kind, shape))])
+        self.dtype = _segments_dtype(self.segments)
+        self.plan_segments = [(_tag(name, _DOUBLE, scan_pb2.TradePlan.DESCRIPTOR), "<f8", ()) for name in _PLAN_FIELDS]
+        self.plan_dtype = _segments_dtype(self.plan_segments)
         self.n_double, self.n_sub = len(_DOUBLE_FIELDS), len(SUBSCORES)
 
     def encode(self, scan: RankedScan, idx: np.ndarray) -> bytes:
@@ -201,21 +209,26 @@ class RowEncoder:
             arr[f"v{i}"] = values[i] if i < len(values) else scan.sparklines[idx]
         fixed = arr.tobytes()
         size = self.dtype.itemsize
+        plan_arr = np.empty(len(idx), dtype=self.plan_dtype)
+        for i, (prefix, _kind, _shape) in enumerate(self.plan_segments):
+            plan_arr[f"p{i}"] = prefix
+            plan_arr[f"v{i}"] = numbers[:, _COL[_PLAN_FIELDS[i]]]
+        plan_fixed = plan_arr.tobytes()
+        plan_size = self.plan_dtype.itemsize
         text = {k: scan.text[k][idx].tolist() for k in (*_TEXT_FIELDS, "side")}
         notes = rationales(text["signal"], numbers[:, _SUB], numbers[:, _COL["alpha_5d"]],
                            numbers[:, _COL["alpha_10d"]], numbers[:, _COL["alpha_score"]])
-        plans = numbers[:, [_COL[c] for c in ("entry", "stop", "target", "reward_risk", "position_size")]].tolist()
         ranks = numbers[:, _COL["rank"]].astype(np.int64).tolist()
         style = _string(_tag("play_style", _LEN), scan.style)
+        columns = [text[k] for k in _TEXT_FIELDS]
         out = []
         for j, rank in enumerate(ranks):
-            entry, stop, target, rr, size_ = plans[j]
-            plan = scan_pb2.TradePlan(entry=entry, stop=stop, target=target, reward_risk=rr, position_size=size_,
-                                      side="short" if text["side"][j] == "short" else "long").SerializeToString()
+            side = _SIDES["short" if text["side"][j] == "short" else "long"]
             row = b"".join((
-                _RANK_TAG, _varint(rank), *(_string(_TEXT_TAGS[k], text[k][j]) for k in _TEXT_FIELDS),
-                _PLAN_TAG, _varint(len(plan)), plan, _string(_RATIONALE_TAG, notes[j]), style,
-                fixed[j * size:(j + 1) * size],
+                _RANK_TAG, _varint(rank),
+                *(_string(tag, col[j]) for tag, col in zip(_TEXT_TAG_LIST, columns, strict=True)),
+                _PLAN_TAG, _varint(plan_size + len(side)), plan_fixed[j * plan_size:(j + 1) * plan_size], side,
+                _string(_RATIONALE_TAG, notes[j]), style, fixed[j * size:(j + 1) * size],
             ))
             out.append(_ROWS_TAG + _varint(len(row)) + row)
         return b"".join(out)
@@ -229,4 +242,12 @@ def _string(tag: bytes, value: str) -> bytes:
 _RANK_TAG = _tag("rank", 0)
 _PLAN_TAG = _tag("plan", _LEN)
 _RATIONALE_TAG = _tag("rationale", _LEN)
-_TEXT_TAGS = {k: _tag(k, _LEN) for k in _TEXT_FIELDS}
+_TEXT_TAG_LIST = [_tag(k, _LEN) for k in _TEXT_FIELDS]
+_PLAN_FIELDS = ("entry", "stop", "target", "reward_risk", "position_size")
+_SIDES = {side: _string(_tag("side", _LEN, scan_pb2.TradePlan.DESCRIPTOR), side) for side in ("long", "short")}
+
+
+def _segments_dtype(segments: list[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
+    """A packed structured dtype: for each segment its constant prefix bytes, then its value."""
+    return np.dtype([item for i, (prefix, kind, shape) in enumerate(segments)
+                     for item in ((f"p{i}", f"S{len(prefix)}"), (f"v{i}", kind, shape))])
