@@ -13,7 +13,8 @@ has a deadline, and cancelling the scan (the client went away) cancels every cal
 Repeated scans are cheap: the result is keyed by a fingerprint (normalized options, as-of session,
 model and feature versions). The latest as-of session is trusted for a few seconds, and finished
 results are kept in process, so an identical scan costs a dictionary lookup; otherwise the ranker's
-cache is asked before any work starts.
+cache is asked before any work starts. A scan asked with ``refresh`` skips both caches and is ranked
+under its own fingerprint (the request's, salted with the scan id), then replaces the in-process entry.
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ class Orchestrator:
         header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
                                        info=info, issues=issues, requested=kept.requested)
         pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, benchmark_task,
-                             progress, seconds)
+                             progress, seconds, refresh)
         result = await pipeline.run()
 
         t = time.perf_counter()
@@ -309,7 +310,7 @@ class Orchestrator:
         seconds["explain"] = time.perf_counter() - t
         seconds["total"] = time.perf_counter() - started
         result.stage_seconds.update(seconds)
-        self._remember(result, opts)
+        self._remember(result, opts, pipeline.canonical or result.fingerprint)
         bound.info("scan finished", seconds=round(seconds["total"], 3), ranked=result.accounting.ranked,
                    requested=result.accounting.requested)
         return result
@@ -345,14 +346,15 @@ class Orchestrator:
         while len(self._results) > self.settings.gateway_result_cache_entries:
             self._results.popitem(last=False)
 
-    def _remember(self, result: scan_pb2.ScanResult, opts: scan_pb2.ScanOptions) -> None:
-        """Keep a finished result (marked cached) for repeated identical scans."""
+    def _remember(self, result: scan_pb2.ScanResult, opts: scan_pb2.ScanOptions, canonical: str) -> None:
+        """Keep a finished result (marked cached) for repeated identical scans, under the request's
+        fingerprint (``canonical``; a refreshed scan's own fingerprint carries its scan id)."""
         stored = scan_pb2.ScanResult()
         stored.CopyFrom(result)
         stored.cached = True
-        self._store((result.fingerprint, opts.offset, opts.limit, opts.sort_by, opts.ascending), stored)
+        self._store((canonical, opts.offset, opts.limit, opts.sort_by, opts.ascending), stored)
         explained = {row.symbol: row.explanation[0] for row in result.rows if row.explanation}
-        self._explanations[result.fingerprint] = explained
+        self._explanations[canonical] = self._explanations[result.fingerprint] = explained
         while len(self._explanations) > self.settings.gateway_result_cache_entries:
             self._explanations.popitem(last=False)
         self._latest = result
@@ -598,8 +600,9 @@ class _Pipeline:
 
     def __init__(self, owner: Orchestrator, opts: scan_pb2.ScanOptions, scan_id: str, as_of: str,
                  survivors: np.ndarray, header: ranker_pb2.RankHeader, benchmark: asyncio.Task[bytes],
-                 progress: Callable[..., None], seconds: dict[str, float]) -> None:
+                 progress: Callable[..., None], seconds: dict[str, float], refresh: bool) -> None:
         self.owner, self.settings = owner, owner.settings
+        self.refresh = refresh
         self.opts, self.scan_id, self.as_of = opts, scan_id, as_of
         self.survivors, self.header, self.benchmark = survivors, header, benchmark
         self.progress, self.seconds = progress, seconds
@@ -609,6 +612,7 @@ class _Pipeline:
         self.scored = 0
         self.features: list[tuple[tuple[str, ...], bytes]] = []
         self.fingerprint = ""
+        self.canonical = ""
         self.retries = 0
         # Chunks that could not be fetched or scored: sent last, once this scan's versions are known.
         self.failed: list[tuple[list[str], int]] = []
@@ -640,7 +644,10 @@ class _Pipeline:
         """The header (once the versions are known from the first scored chunk), then each chunk."""
         item = await self.queue.get()
         versions = self.owner._versions
-        self.fingerprint = fingerprint(self.opts, self.as_of, versions.feature_version, versions.model_versions)
+        self.canonical = fingerprint(self.opts, self.as_of, versions.feature_version, versions.model_versions)
+        # A refresh must rank again: the ranker keys its cache by fingerprint, so this scan gets its own.
+        self.fingerprint = (hashlib.sha256(f"{self.canonical}:{self.scan_id}".encode()).hexdigest()[:32]
+                            if self.refresh else self.canonical)
         self.header.fingerprint = self.fingerprint
         self.header.benchmark = await self.benchmark
         self.header.stage_seconds.update(self.seconds)

@@ -209,6 +209,9 @@ async def test_scan_pipeline_retries_accounts_and_caches(backends) -> None:
     assert [r.symbol for r in again.rows] == [r.symbol for r in result.rows] and again.rows[0].explanation
     _, fresh = await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
     assert not fresh.cached and len(ranker.headers) == rank_calls + 1
+    assert ranker.headers[-1].fingerprint not in (result.fingerprint, "")  # ranked again, not the ranker's cache
+    _, after = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    assert after.cached and after.fingerprint == fresh.fingerprint
 
 
 async def test_sector_filter_and_watchlist(backends) -> None:
