@@ -16,7 +16,8 @@ async def run(settings: ComputeSettings) -> None:
 
     servicer = ComputeService(settings)
     await serve(settings, settings.listen_port,
-                [GrpcService("technic.v1.Compute", servicer, compute_pb2_grpc.add_ComputeServicer_to_server)])
+                [GrpcService("technic.v1.Compute", servicer, compute_pb2_grpc.add_ComputeServicer_to_server)],
+                warmup=servicer.warmup, on_stop=servicer.close)
 
 
 def main() -> None:

@@ -2,12 +2,104 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import structlog
+
+from services.common.grpc_server import Health
+from services.common.redis_client import ResilientRedis
+from services.compute.features import FEATURE_VERSION, warm_up
+from services.compute.models import AlphaModels
+from services.compute.scoring import ChunkError, explain_rows, parse_features, parse_panel, score_chunk
 from services.compute.settings import ComputeSettings
-from technic.v1 import compute_pb2_grpc
+from technic.v1 import common_pb2, compute_pb2, compute_pb2_grpc
+
+log = structlog.get_logger(__name__)
+MAX_EXPLAIN_ROWS = 500
 
 
 class ComputeService(compute_pb2_grpc.ComputeServicer):
-    """Every RPC answers UNIMPLEMENTED until the compute domain code lands."""
+    """Score and Explain; numeric work runs on one worker thread so health checks stay responsive."""
 
-    def __init__(self, settings: ComputeSettings) -> None:
+    def __init__(self, settings: ComputeSettings, redis: ResilientRedis | None = None) -> None:
         self.settings = settings
+        self.redis = redis or ResilientRedis(settings.redis_url)
+        self.models: AlphaModels | None = None
+        self.replica = f"{socket.gethostname()}:{settings.listen_port}"
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
+
+    async def warmup(self, health: Health) -> None:
+        """Load the models and compile the kernels before the replica reports SERVING."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        self.models = await loop.run_in_executor(
+            self._pool, AlphaModels.load, self.settings.model_dir, self.settings.xgboost_threads)
+        await loop.run_in_executor(self._pool, warm_up)
+        await health.set_dependency("redis", await self.redis.ping())
+        log.info("compute ready", models=self.models.versions, feature_version=FEATURE_VERSION,
+                 seconds=round(time.perf_counter() - started, 2))
+
+    async def close(self) -> None:
+        await self.redis.close()
+        self._pool.shutdown(wait=False)
+
+    async def Score(self, request: compute_pb2.ScoreRequest,
+                    context: grpc.aio.ServicerContext) -> compute_pb2.ScoreResponse:
+        if self.models is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+        chunk = request.chunk
+        started = time.perf_counter()
+        if chunk.key:
+            data = await self.redis.get(chunk.key)
+            if data is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"panel chunk {chunk.key!r} is not in Redis")
+        elif chunk.inline_block:
+            data = chunk.inline_block
+        else:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "chunk has neither a Redis key nor an inline block")
+        fetched = time.perf_counter()
+        try:
+            panel, symbols = parse_panel(data, tuple(chunk.symbols))
+        except ChunkError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        loop = asyncio.get_running_loop()
+        scored = await loop.run_in_executor(self._pool, score_chunk, panel, symbols, self.models)
+        stats = common_pb2.Stats(seconds={"read": fetched - started, **scored.seconds},
+                                 counters={"symbols": len(symbols), "bytes": len(data)})
+        log.debug("scored chunk", scan_id=request.scan_id, chunk=chunk.chunk_index, symbols=len(symbols))
+        return compute_pb2.ScoreResponse(
+            chunk_index=chunk.chunk_index, symbols=scored.symbols, states=[int(s) for s in scored.states],
+            features=scored.features, scores=scored.scores, levels=scored.levels, sparklines=scored.sparklines,
+            feature_version=FEATURE_VERSION, model_versions=self.models.versions, stats=stats, replica=self.replica)
+
+    async def Explain(self, request: compute_pb2.ExplainRequest,
+                      context: grpc.aio.ServicerContext) -> compute_pb2.ExplainResponse:
+        if self.models is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+        if request.top_k < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "top_k must not be negative")
+        try:
+            features, symbols = parse_features(request.features)
+        except ChunkError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if len(symbols) > MAX_EXPLAIN_ROWS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"explain at most {MAX_EXPLAIN_ROWS} symbols per call, got {len(symbols)}")
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(self._pool, explain_rows, features, self.models, request.top_k or 5)
+        out = compute_pb2.ExplainResponse(stats=common_pb2.Stats(
+            seconds={"explain": time.perf_counter() - started}, counters={"symbols": len(symbols)}))
+        for symbol, models in zip(symbols, rows, strict=True):
+            out.symbols.append(compute_pb2.SymbolExplanation(symbol=symbol, models=[
+                compute_pb2.ModelExplanation(
+                    model=e.model, base_value=e.base_value, prediction=e.prediction,
+                    contributions=[compute_pb2.FeatureContribution(
+                        feature=c.feature, label=c.label, value=c.value, contribution=c.contribution)
+                        for c in e.contributions])
+                for e in models]))
+        return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.common.settings import CommonSettings
+from pathlib import Path
+
+from services.common.settings import PROJECT_ROOT, CommonSettings
 
 
 class ComputeSettings(CommonSettings):
@@ -13,6 +15,8 @@ class ComputeSettings(CommonSettings):
     # Threads per replica: 4 replicas on 4 CPUs means 1 each.
     numba_threads: int = 1
     xgboost_threads: int = 1
+    # Folder of the alpha models (<name>.ubj + <name>.json); the ranker reads the same setting.
+    model_dir: Path = PROJECT_ROOT / "services" / "compute" / "artifacts"
 
     @property
     def listen_port(self) -> int:

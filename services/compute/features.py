@@ -1,0 +1,587 @@
+"""The named, versioned feature list, computed from a (symbols, sessions, 5) panel block.
+
+Every feature is unit-free (returns, ratios to price, oscillators) so that one model serves a
+$2 stock and a $2,000 stock alike. Indicators come from :mod:`services.compute.indicators` and
+follow its missing-session policy: a session without a complete bar is skipped, so each feature
+at a session is computed over the symbol's present sessions up to it. A feature that is undefined
+(warm-up, division by zero) is NaN, which the models treat as missing.
+
+Two entry points share one Numba kernel per symbol:
+
+- :func:`score_features` for scoring: features and price levels at the as-of session (the last one
+  of the axis), plus the sparkline closes and a state per symbol;
+- :func:`training_features`: features at chosen sessions, for training.
+
+Changing any definition here changes :data:`FEATURE_VERSION`; models trained on another version
+are refused at load time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numba import njit, prange
+
+from services.compute.indicators import (
+    _atr_dense,
+    _bollinger_dense,
+    _cci_dense,
+    _dmi_dense,
+    _dollar_volume_dense,
+    _ema_dense,
+    _is_zero,
+    _macd_dense,
+    _obv_dense,
+    _realized_vol_dense,
+    _relative_volume_dense,
+    _roc_dense,
+    _rolling_max_dense,
+    _rolling_min_dense,
+    _rsi_dense,
+    _sma_dense,
+    _stochastic_dense,
+    _true_range,
+    _williams_r_dense,
+)
+
+FEATURE_VERSION = "2026.11-f38"
+PANEL_FIELDS = ("open", "high", "low", "close", "volume")
+MIN_HISTORY = 60
+SPARKLINE_LENGTH = 30
+
+FEATURE_LABELS: dict[str, str] = {
+    "ret_1d": "Return 1 day",
+    "ret_5d": "Return 5 days",
+    "ret_21d": "Return 1 month",
+    "ret_63d": "Return 3 months",
+    "ret_126d": "Return 6 months",
+    "ret_252d": "Return 12 months",
+    "dist_sma_10": "Distance to SMA (10)",
+    "dist_sma_20": "Distance to SMA (20)",
+    "dist_sma_50": "Distance to SMA (50)",
+    "dist_sma_100": "Distance to SMA (100)",
+    "dist_sma_200": "Distance to SMA (200)",
+    "ema_20_50_spread": "EMA (20) vs EMA (50)",
+    "dist_52w_high": "Distance to 52-week high",
+    "dist_52w_low": "Distance to 52-week low",
+    "rsi_14": "RSI (14)",
+    "macd_pct": "MACD (12, 26) / price",
+    "macd_signal_pct": "MACD signal (9) / price",
+    "macd_hist_pct": "MACD histogram / price",
+    "bb_pct_b": "Bollinger %B (20, 2)",
+    "bb_width": "Bollinger band width (20, 2)",
+    "atr_14_pct": "ATR (14) % of price",
+    "adx_14": "ADX (14)",
+    "plus_di_14": "+DI (14)",
+    "minus_di_14": "-DI (14)",
+    "stoch_k": "Stochastic %K (14, 3, 3)",
+    "stoch_d": "Stochastic %D (14, 3, 3)",
+    "cci_20": "CCI (20)",
+    "willr_14": "Williams %R (14)",
+    "obv_slope_21": "OBV slope (21)",
+    "realized_vol_21": "Realized volatility 1 month",
+    "realized_vol_63": "Realized volatility 3 months",
+    "rel_volume_20": "Relative volume (20)",
+    "log_dollar_volume_20": "Dollar volume (20, log10)",
+    "body_pct": "Candle body % of range",
+    "upper_wick_pct": "Upper wick % of range",
+    "lower_wick_pct": "Lower wick % of range",
+    "gap_pct": "Opening gap",
+    "roc_10": "Rate of change (10)",
+}
+FEATURES: tuple[str, ...] = tuple(FEATURE_LABELS)
+N_FEATURES = len(FEATURES)
+
+LEVEL_FIELDS: tuple[str, ...] = (
+    "close", "prev_close", "open", "high", "low", "volume", "atr_14", "sma_20", "sma_50", "sma_200",
+    "high_52w", "low_52w", "avg_volume_20", "avg_dollar_volume_20", "sessions",
+)
+N_LEVELS = len(LEVEL_FIELDS)
+
+
+class SymbolState(IntEnum):
+    """Per-symbol outcome; the numbers are those of technic.v1.SymbolState."""
+
+    OK = 1
+    INSUFFICIENT_HISTORY = 2
+    NO_DATA = 3
+    STALE = 4
+
+
+# Rows of the per-symbol indicator scratch block.
+_SMA10, _SMA20, _SMA50, _SMA100, _SMA200, _EMA20, _EMA50, _HH252, _LL252, _RSI = range(10)
+_MACD, _MACDS, _MACDH, _BBU, _BBM, _BBL, _ATR, _ADX, _PDI, _MDI = range(10, 20)
+_STK, _STD, _CCI, _WILLR, _OBV, _RV21, _RV63, _RELVOL, _DV20, _AVGV20, _ROC10 = range(20, 31)
+_N_ROWS = 31
+
+
+@njit(cache=True)
+def _indicators(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+                first: int) -> np.ndarray:
+    """Every indicator the features use, over one symbol's present sessions (rows: _SMA10, ...)."""
+    m = c.size
+    s = np.full((_N_ROWS, m), np.nan)
+    _sma_dense(c, 10, s[_SMA10])
+    _sma_dense(c, 20, s[_SMA20])
+    _sma_dense(c, 50, s[_SMA50])
+    _sma_dense(c, 100, s[_SMA100])
+    _sma_dense(c, 200, s[_SMA200])
+    _ema_dense(c, 20, 19, s[_EMA20])
+    _ema_dense(c, 50, 49, s[_EMA50])
+    _rolling_max_dense(h, 252, s[_HH252])
+    _rolling_min_dense(lo, 252, s[_LL252])
+    _rsi_dense(c, 14, s[_RSI])
+    _macd_dense(c, 12, 26, 9, s[_MACD], s[_MACDS], s[_MACDH])
+    _bollinger_dense(c, 20, 2.0, s[_BBU], s[_BBM], s[_BBL])
+    _atr_dense(h, lo, c, 14, s[_ATR])
+    _dmi_dense(h, lo, c, 14, s[_ADX], s[_PDI], s[_MDI])
+    _stochastic_dense(h, lo, c, 14, 3, 3, s[_STK], s[_STD])
+    _cci_dense(h, lo, c, 20, first, s[_CCI])
+    _williams_r_dense(h, lo, c, 14, s[_WILLR])
+    _obv_dense(c, v, s[_OBV])
+    _realized_vol_dense(c, 21, s[_RV21])
+    _realized_vol_dense(c, 63, s[_RV63])
+    _relative_volume_dense(v, 20, s[_RELVOL])
+    _dollar_volume_dense(c, v, 20, s[_DV20])
+    _sma_dense(v, 20, s[_AVGV20])
+    _roc_dense(c, 10, s[_ROC10])
+    return s
+
+
+@njit(cache=True, inline="always")
+def _ratio(a: float, b: float) -> float:
+    """a / b - 1, NaN when b is 0 or either is NaN."""
+    return a / b - 1.0 if b != 0.0 else np.nan
+
+
+@njit(cache=True, inline="always")
+def _div(a: float, b: float) -> float:
+    return a / b if b != 0.0 else np.nan
+
+
+@njit(cache=True)
+def _write_features(val: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                    v: np.ndarray, t: int, out: np.ndarray) -> None:
+    """Features at present-session ``t`` into ``out`` (FEATURES order) from the indicator values
+    ``val`` at ``t`` (indexed by the scratch rows; ``val[_OBV]`` holds the 21-session OBV change)."""
+    x = c[t]
+    k = 0
+    for lag in (1, 5, 21, 63, 126, 252):
+        out[k] = _ratio(x, c[t - lag]) if t >= lag else np.nan
+        k += 1
+    for row in (_SMA10, _SMA20, _SMA50, _SMA100, _SMA200):
+        out[k] = _ratio(x, val[row])
+        k += 1
+    out[11] = _ratio(val[_EMA20], val[_EMA50])
+    out[12] = _ratio(x, val[_HH252])
+    out[13] = _ratio(x, val[_LL252])
+    out[14] = val[_RSI]
+    out[15] = _div(val[_MACD], x)
+    out[16] = _div(val[_MACDS], x)
+    out[17] = _div(val[_MACDH], x)
+    band = val[_BBU] - val[_BBL]
+    out[18] = _div(x - val[_BBL], band)
+    out[19] = _div(band, val[_BBM])
+    out[20] = _div(val[_ATR], x) * 100.0
+    out[21] = val[_ADX]
+    out[22] = val[_PDI]
+    out[23] = val[_MDI]
+    out[24] = val[_STK]
+    out[25] = val[_STD]
+    out[26] = val[_CCI]
+    out[27] = val[_WILLR]
+    out[28] = _div(val[_OBV], 21.0 * val[_AVGV20])
+    out[29] = val[_RV21]
+    out[30] = val[_RV63]
+    out[31] = val[_RELVOL]
+    dv = val[_DV20]
+    out[32] = math.log10(dv) if dv > 0.0 else np.nan
+    rng = h[t] - lo[t]
+    out[33] = _div(x - o[t], rng)
+    out[34] = _div(h[t] - max(o[t], x), rng)
+    out[35] = _div(min(o[t], x) - lo[t], rng)
+    out[36] = _ratio(o[t], c[t - 1]) if t >= 1 else np.nan
+    out[37] = val[_ROC10]
+    for i in range(out.size):
+        if not np.isfinite(out[i]):
+            out[i] = np.nan
+
+
+@njit(cache=True)
+def _values_at(s: np.ndarray, t: int) -> np.ndarray:
+    """Column ``t`` of the scratch block, with the OBV row turned into the 21-session change."""
+    val = s[:, t].copy()
+    val[_OBV] = s[_OBV, t] - s[_OBV, t - 21] if t >= 21 else np.nan
+    return val
+
+
+@njit(cache=True, inline="always")
+def _window_extremes(h: np.ndarray, lo: np.ndarray, t: int, n: int) -> tuple[float, float]:
+    hh = h[t]
+    ll = lo[t]
+    for j in range(t - n + 1, t):
+        hh = max(hh, h[j])
+        ll = min(ll, lo[j])
+    return hh, ll
+
+
+@njit(cache=True)
+def _last_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Indicator values at the last present session only, in one pass over the history.
+
+    The scoring path: recursive indicators (EMA, MACD, RSI, ATR, ADX/DI) walk the whole series once
+    with TA-Lib's seeding; window indicators look only at their last window. Wilder steps multiply
+    by 1/n where TA-Lib divides by n, a difference of a few ulps; the tests hold this kernel to the
+    full-series kernels of :mod:`services.compute.indicators`.
+    """
+    m = c.size
+    t = m - 1
+    val = np.full(_N_ROWS, np.nan)
+    # Moving averages and window sums of the close, from the last session backwards.
+    total = 0.0
+    total2 = 0.0
+    for j in range(min(m, 200)):
+        x = c[t - j]
+        total += x
+        if j < 20:
+            total2 += x * x
+        n = j + 1
+        if n == 10:
+            val[_SMA10] = total / 10
+        elif n == 20:
+            val[_SMA20] = total / 20
+            mid = total / 20
+            var = total2 / 20 - mid * mid
+            sd = math.sqrt(var) if var >= 1e-8 else 0.0
+            val[_BBM] = mid
+            val[_BBU] = mid + 2.0 * sd
+            val[_BBL] = mid - 2.0 * sd
+        elif n == 50:
+            val[_SMA50] = total / 50
+        elif n == 100:
+            val[_SMA100] = total / 100
+        elif n == 200:
+            val[_SMA200] = total / 200
+    if m >= 252:
+        val[_HH252], val[_LL252] = _window_extremes(h, lo, t, 252)
+    if m >= 14:
+        hh, ll = _window_extremes(h, lo, t, 14)
+        diff = (hh - ll) * (-0.01)
+        val[_WILLR] = (hh - c[t]) / diff if diff != 0.0 else 0.0
+    if m >= 18:
+        raw = np.empty(5)
+        for q in range(5):
+            hh, ll = _window_extremes(h, lo, t - 4 + q, 14)
+            diff = (hh - ll) / 100.0
+            raw[q] = (c[t - 4 + q] - ll) / diff if diff != 0.0 else 0.0
+        k0 = (raw[0] + raw[1] + raw[2]) / 3
+        k1 = (raw[1] + raw[2] + raw[3]) / 3
+        k2 = (raw[2] + raw[3] + raw[4]) / 3
+        val[_STK] = k2
+        val[_STD] = (k0 + k1 + k2) / 3
+    if m >= 20:
+        cc = np.full(m, np.nan)
+        _cci_dense(h, lo, c, 20, t, cc)
+        val[_CCI] = cc[t]
+        vol = 0.0
+        dollars = 0.0
+        for j in range(t - 19, t + 1):
+            vol += v[j]
+            dollars += c[j] * v[j]
+        val[_AVGV20] = vol / 20
+        val[_DV20] = dollars / 20
+    if m >= 21:
+        prev_vol = 0.0
+        for j in range(t - 20, t):
+            prev_vol += v[j]
+        base = prev_vol / 20
+        val[_RELVOL] = v[t] / base if base > 0.0 else np.nan
+    if m >= 22:
+        delta = 0.0
+        for j in range(t - 20, t + 1):
+            if c[j] > c[j - 1]:
+                delta += v[j]
+            elif c[j] < c[j - 1]:
+                delta -= v[j]
+        val[_OBV] = delta
+    if m >= 11:
+        old = c[t - 10]
+        val[_ROC10] = (c[t] - old) / old if old != 0.0 else 0.0
+    # Realized volatility from the last 63 log returns (sample deviation, annualised).
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(min(63, t)):
+        r = math.log(c[t - j] / c[t - j - 1])
+        s1 += r
+        s2 += r * r
+        if j == 20 or j == 62:
+            n = j + 1
+            var = (s2 - s1 * s1 / n) / (n - 1)
+            val[_RV21 if j == 20 else _RV63] = math.sqrt(var * 252.0) if var > 0.0 else 0.0
+    _last_recursive(h, lo, c, val)
+    return val
+
+
+@njit(cache=True, inline="always")
+def _dmi_step(pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+              i: int) -> tuple[float, float, float, float, float, float, float]:
+    """One Wilder step of +DM, -DM and TR at session ``i``: (pdm, mdm, tr, +DI, -DI, DX or -1, TR_i)."""
+    diff_p = h[i] - h[i - 1]
+    diff_m = lo[i - 1] - lo[i]
+    plus = diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
+    minus = diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+    r = _true_range(h[i], lo[i], c[i - 1])
+    pdm = pdm - pdm * _INV14 + plus
+    mdm = mdm - mdm * _INV14 + minus
+    tr = tr - tr * _INV14 + r
+    dx = -1.0
+    pdi = 0.0
+    mdi = 0.0
+    if not _is_zero(tr):
+        inv_tr = 100.0 / tr
+        pdi = pdm * inv_tr
+        mdi = mdm * inv_tr
+        s = pdi + mdi
+        if not _is_zero(s):
+            dx = 100.0 * (abs(mdi - pdi) / s)
+    return pdm, mdm, tr, pdi, mdi, dx, r
+
+
+_INV14 = 1.0 / 14
+_STEADY = 50  # every recursive indicator below is seeded before this session
+
+
+@njit(cache=True)
+def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarray) -> None:
+    """EMA 20/50, MACD 12/26/9, RSI 14, ATR 14 and ADX/DI 14 at the last session, one pass.
+
+    Sessions before ``_STEADY`` seed the indicators (simple means, TA-Lib's default); the rest run
+    a branch-free loop of the Wilder and EMA steps.
+    """
+    m = c.size
+    e20 = e50 = slow = fast = sig = 0.0
+    k20, k50, k26, k12, k9 = 2.0 / 21, 2.0 / 51, 2.0 / 27, 2.0 / 13, 2.0 / 10
+    gain = loss = atr = pdm = mdm = tr = adx = sum_dx = line_sum = 0.0
+    pdi = mdi = 0.0
+    for i in range(min(m, _STEADY)):
+        x = c[i]
+        if i < 20:
+            e20 += x
+            if i == 19:
+                e20 /= 20
+        else:
+            e20 = (x - e20) * k20 + e20
+        e50 += x
+        if i == 49:
+            e50 /= 50
+        if i < 26:
+            slow += x
+            if i >= 14:
+                fast += x
+            if i == 25:
+                slow /= 26
+                fast /= 12
+        else:
+            slow = (x - slow) * k26 + slow
+            fast = (x - fast) * k12 + fast
+        if i >= 25:
+            line = fast - slow
+            if i < 34:
+                line_sum += line
+                if i == 33:
+                    sig = line_sum / 9
+            else:
+                sig = (line - sig) * k9 + sig
+        if i == 0:
+            continue
+        d = x - c[i - 1]
+        if i < 14:
+            diff_p = h[i] - h[i - 1]
+            diff_m = lo[i - 1] - lo[i]
+            pdm += diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
+            mdm += diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+            r = _true_range(h[i], lo[i], c[i - 1])
+            tr += r
+        else:
+            pdm, mdm, tr, pdi, mdi, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
+            if i < 27:
+                sum_dx += max(dx, 0.0)
+            elif i == 27:
+                adx = (sum_dx + max(dx, 0.0)) / 14
+            elif dx >= 0.0:
+                adx = (adx * 13 + dx) * _INV14
+        if i <= 14:
+            gain += max(d, 0.0)
+            loss += max(-d, 0.0)
+            atr += r
+            if i == 14:
+                gain /= 14
+                loss /= 14
+                atr /= 14
+        else:
+            gain = (gain * 13 + max(d, 0.0)) * _INV14
+            loss = (loss * 13 + max(-d, 0.0)) * _INV14
+            atr = (atr * 13 + r) * _INV14
+    for i in range(_STEADY, m):
+        x = c[i]
+        e20 = (x - e20) * k20 + e20
+        e50 = (x - e50) * k50 + e50
+        slow = (x - slow) * k26 + slow
+        fast = (x - fast) * k12 + fast
+        sig = ((fast - slow) - sig) * k9 + sig
+        d = x - c[i - 1]
+        pdm, mdm, tr, pdi, mdi, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
+        if dx >= 0.0:
+            adx = (adx * 13 + dx) * _INV14
+        gain = (gain * 13 + max(d, 0.0)) * _INV14
+        loss = (loss * 13 + max(-d, 0.0)) * _INV14
+        atr = (atr * 13 + r) * _INV14
+    if m >= 20:
+        val[_EMA20] = e20
+    if m >= 50:
+        val[_EMA50] = e50
+    if m >= 34:
+        line = fast - slow
+        val[_MACD] = line
+        val[_MACDS] = sig
+        val[_MACDH] = line - sig
+    if m >= 15:
+        s = gain + loss
+        val[_RSI] = 100.0 * (gain / s) if not _is_zero(s) else 0.0
+        val[_ATR] = atr
+        val[_PDI] = pdi
+        val[_MDI] = mdi
+    if m >= 28:
+        val[_ADX] = adx
+
+
+@njit(cache=True)
+def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                 np.ndarray]:
+    """Row ``r``'s complete bars (all five fields finite) as float64 series, and their positions."""
+    t = panel.shape[1]
+    buf = np.empty((5, t))
+    idx = np.empty(t, dtype=np.int64)
+    n = 0
+    for j in range(t):
+        o, h, lo, c, v = panel[r, j, 0], panel[r, j, 1], panel[r, j, 2], panel[r, j, 3], panel[r, j, 4]
+        if np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c) and np.isfinite(v):
+            buf[0, n] = o
+            buf[1, n] = h
+            buf[2, n] = lo
+            buf[3, n] = c
+            buf[4, n] = v
+            idx[n] = j
+            n += 1
+    return buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], idx[:n]
+
+
+@njit(cache=True, parallel=True)
+def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_sym, n_ses = panel.shape[0], panel.shape[1]
+    feats = np.full((n_sym, N_FEATURES), np.nan, dtype=np.float32)
+    levels = np.full((n_sym, N_LEVELS), np.nan, dtype=np.float32)
+    spark = np.full((n_sym, SPARKLINE_LENGTH), np.nan, dtype=np.float32)
+    for r in prange(n_sym):
+        closes = 0
+        for j in range(n_ses):
+            if np.isfinite(panel[r, j, 3]):
+                closes += 1
+        levels[r, N_LEVELS - 1] = closes
+        o, h, lo, c, v, idx = _gather(panel, r)
+        m = idx.size
+        for i in range(min(m, SPARKLINE_LENGTH)):
+            spark[r, SPARKLINE_LENGTH - 1 - i] = c[m - 1 - i]
+        if m == 0 or idx[m - 1] != n_ses - 1:
+            continue
+        t = m - 1
+        val = _last_values(o, h, lo, c, v)
+        row = np.empty(N_FEATURES)
+        _write_features(val, o, h, lo, c, v, t, row)
+        feats[r] = row.astype(np.float32)
+        lv = (c[t], c[t - 1] if t >= 1 else np.nan, o[t], h[t], lo[t], v[t], val[_ATR], val[_SMA20],
+              val[_SMA50], val[_SMA200], val[_HH252], val[_LL252], val[_AVGV20], val[_DV20])
+        for k in range(N_LEVELS - 1):
+            levels[r, k] = lv[k]
+    return feats, levels, spark
+
+
+@njit(cache=True, parallel=True)
+def _training_kernel(panel: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    n_sym, n_ses = panel.shape[0], panel.shape[1]
+    out = np.full((n_sym, sessions.size, N_FEATURES), np.nan, dtype=np.float32)
+    for r in prange(n_sym):
+        o, h, lo, c, v, idx = _gather(panel, r)
+        if idx.size == 0:
+            continue
+        # Position of each session among the present ones (-1 where the bar is missing).
+        pos = np.full(n_ses, -1, dtype=np.int64)
+        for i in range(idx.size):
+            pos[idx[i]] = i
+        s = _indicators(o, h, lo, c, v, 0)
+        row = np.empty(N_FEATURES)
+        for k in range(sessions.size):
+            t = pos[sessions[k]]
+            if t >= 0:
+                _write_features(_values_at(s, t), o, h, lo, c, v, t, row)
+                out[r, k] = row.astype(np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class PanelFeatures:
+    """Features, levels, sparklines and states of one panel at its as-of session (rows = symbols)."""
+
+    features: np.ndarray  # float32 (symbols, N_FEATURES)
+    levels: np.ndarray  # float32 (symbols, N_LEVELS)
+    sparklines: np.ndarray  # float32 (symbols, SPARKLINE_LENGTH)
+    states: np.ndarray  # int8 SymbolState values
+
+
+def check_panel(panel: np.ndarray) -> None:
+    """Raise ValueError naming the defect unless ``panel`` is a (symbols, sessions, 5) float array."""
+    if panel.ndim != 3 or panel.shape[2] != len(PANEL_FIELDS):
+        raise ValueError(f"panel must have shape (symbols, sessions, {len(PANEL_FIELDS)}), got {panel.shape}")
+    if panel.dtype.kind != "f":
+        raise ValueError(f"panel must hold floats, got {panel.dtype}")
+
+
+def symbol_states(panel: np.ndarray) -> np.ndarray:
+    """SymbolState per row: NO_DATA, then INSUFFICIENT_HISTORY (< MIN_HISTORY closes), then STALE."""
+    close = panel[:, :, PANEL_FIELDS.index("close")]
+    closes = np.isfinite(close).sum(axis=1)
+    states = np.full(panel.shape[0], SymbolState.OK, dtype=np.int8)
+    if panel.shape[1]:
+        states[~np.isfinite(close[:, -1])] = SymbolState.STALE
+    states[closes < MIN_HISTORY] = SymbolState.INSUFFICIENT_HISTORY
+    states[closes == 0] = SymbolState.NO_DATA
+    return states
+
+
+def score_features(panel: np.ndarray) -> PanelFeatures:
+    """Features and levels at the last session of the axis for every symbol of ``panel``."""
+    check_panel(panel)
+    feats, levels, spark = _score_kernel(np.ascontiguousarray(panel, dtype=np.float32))
+    return PanelFeatures(features=feats, levels=levels, sparklines=spark, states=symbol_states(panel))
+
+
+def training_features(panel: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    """Features (symbols, len(sessions), N_FEATURES) at the given session positions of the axis."""
+    check_panel(panel)
+    sessions = np.asarray(sessions, dtype=np.int64)
+    if sessions.size and (sessions.min() < 0 or sessions.max() >= panel.shape[1]):
+        raise ValueError(f"session positions must lie in [0, {panel.shape[1]})")
+    return _training_kernel(np.ascontiguousarray(panel, dtype=np.float32), sessions)
+
+
+def warm_up() -> None:
+    """Compile (or load from the disk cache) every kernel on a tiny panel."""
+    rng = np.random.default_rng(0)
+    close = 10.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, (2, 300)), axis=1))
+    panel = np.stack([close, close * 1.01, close * 0.99, close, np.full_like(close, 1e5)], axis=2)
+    panel = panel.astype(np.float32)
+    score_features(panel)
+    training_features(panel, np.array([299]))
