@@ -8,6 +8,7 @@ its configuration in environment variables, exactly as supervisord starts them.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
     ports = {name: free_port() for name in ("marketsim", "fetcher", "ranker", "gateway", "http")}
     compute_ports = [free_port(), free_port()]
     env = {"REDIS_URL": redis_server.url, "TECHNIC_LOG_LEVEL": "info"}
+    # Another model folder than the committed artifacts (compute and ranker read it), when given.
+    if os.environ.get("TECHNIC_MODEL_DIR"):
+        env["TECHNIC_MODEL_DIR"] = os.environ["TECHNIC_MODEL_DIR"]
     cluster = Cluster(logdir=logdir, env=env, gateway_port=ports["gateway"], http_port=ports["http"],
                       compute_ports=compute_ports)
     try:

@@ -82,7 +82,7 @@ def test_http_scan_ranks_identically(full_scan, http: httpx.Client) -> None:
     assert body["log"].startswith(f"scanned {result.accounting.requested} symbols (")
 
 
-def test_contract_keys_and_types(http: httpx.Client) -> None:
+def test_contract_keys_and_types(cluster: Cluster, http: httpx.Client) -> None:
     body = http.post("/v1/scan", json={"trade_style": "Short-term swing", "max_symbols": 6000}).json()
     assert set(body) >= {"status", "disclaimer", "results", "movers", "ideas", "log", "universe_size",
                          "symbols_scanned"}
@@ -112,10 +112,10 @@ def test_contract_keys_and_types(http: httpx.Client) -> None:
 
     stats = http.get("/v1/universe_stats").json()
     assert stats["total"] > 500 and stats["sectors"] and "subindustries" in stats
-    health = httpx.get(f"{http.base_url}health").json()
+    health = httpx.get(f"{cluster.http}/health").json()
     assert health["status"] == "ok", health
     assert all(b["status"] == "SERVING" for b in health["backends"].values())
-    version = httpx.get(f"{http.base_url}version").json()
+    version = httpx.get(f"{cluster.http}/version").json()
     assert version["model_versions"] and version["feature_version"]
 
 
