@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import subprocess
+import sys
 import time
 
 import grpc
 import httpx
+import orjson
 import pytest
 
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 from tests.integration.conftest import Cluster
+from tests.support import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +209,28 @@ def test_compute_replica_killed_mid_scan(cluster: Cluster, scanner) -> None:
         assert len(symbols) == len(set(symbols)) == result.accounting.requested
     finally:
         cluster.start_compute(0)
+
+
+def test_cli_scan_and_symbol(cluster: Cluster) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+
+    def technic(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args, "--target", cluster.target],
+                              capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT_ROOT)
+
+    table = technic("scan", "--top", "5", "--style", "position")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    assert re.fullmatch(r"scanned \d+ symbols \(\d+ after prefilter\) in [\d.]+ s( \(cached\))?", lines[-1]), lines
+    assert "ticker" in table.stdout and "composite" in table.stdout
+    as_json = technic("scan", "--top", "5", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = orjson.loads(as_json.stdout)["results"]
+    assert len(rows) == 5
+    ticker = rows[0]["ticker"]
+    detail = technic("symbol", ticker)
+    assert detail.returncode == 0 and ticker in detail.stdout, detail.stderr
+    missing = technic("symbol", "NOSUCHTICKER")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stdout + missing.stderr
+    bad = technic("scan", "--sectors", "Astrology")
+    assert bad.returncode == 2 and "unknown sector" in bad.stderr
