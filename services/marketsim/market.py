@@ -55,7 +55,7 @@ from services.marketsim.sic import DIVISIONS, SIC_CODES, SIC_DESCRIPTIONS, SIC_W
 
 log = structlog.get_logger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 PLANTED_STRENGTH = 0.045
 BURN_IN = 260  # unexposed sessions before the first one, so 12-1 momentum exists from the start
 NY = "America/New_York"
@@ -66,19 +66,19 @@ SPLIT_DTYPE = np.dtype(
 
 # Ticker families: (type, market, share of tickers). Prices and liquidity per family are in _FAMILY.
 _TYPE_SHARES: tuple[tuple[str, str, float], ...] = (
-    ("CS", "stocks", 0.600),
+    ("CS", "stocks", 0.610),
     ("ADRC", "stocks", 0.060),
-    ("ETF", "stocks", 0.150),
+    ("ETF", "stocks", 0.160),
     ("WARRANT", "stocks", 0.050),
-    ("PFD", "stocks", 0.030),
+    ("PFD", "stocks", 0.035),
     ("UNIT", "stocks", 0.010),
     ("RIGHT", "stocks", 0.010),
-    ("CS", "otc", 0.060),
-    ("ADRC", "otc", 0.030),
+    ("CS", "otc", 0.045),
+    ("ADRC", "otc", 0.020),
 )
 # family -> (median price, log-sd price, median daily dollar volume, log-sd dollar volume, idio vol scale)
 _FAMILY: dict[str, tuple[float, float, float, float, float]] = {
-    "CS": (30.0, 1.0, 3.0e7, 1.9, 1.0),
+    "CS": (30.0, 1.0, 2.5e7, 1.9, 1.0),
     "ADRC": (25.0, 0.9, 2.0e7, 1.7, 0.9),
     "ETF": (35.0, 0.6, 1.5e6, 2.2, 0.25),
     "WARRANT": (0.4, 1.0, 1.5e5, 1.5, 3.0),
@@ -322,8 +322,8 @@ def generate(config: MarketConfig) -> dict[str, np.ndarray]:
     market_cap0[spy] = 5.0e11
 
     # listings (IPOs inside the window) and delistings; never SPY
-    list_index = np.where(rng.random(n) < 0.07, rng.integers(1, n_sessions, n), 0)
-    delist_index = np.where(rng.random(n) < 0.05, rng.integers(1, n_sessions, n), -1)
+    list_index = np.where(rng.random(n) < 0.05, rng.integers(1, n_sessions, n), 0)
+    delist_index = np.where(rng.random(n) < 0.04, rng.integers(1, n_sessions, n), -1)
     delist_index = np.where((delist_index >= 0) & (delist_index < list_index + 30), -1, delist_index)
     list_index[spy], delist_index[spy] = 0, -1
 

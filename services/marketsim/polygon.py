@@ -64,6 +64,29 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
     return state
 
 
+def _page_state(params: Mapping[str, str], default_limit: int, max_limit: int) -> tuple[dict[str, str], int, int]:
+    """(query state, offset, limit) of a cursor-paginated reference request; the cursor holds the
+    first page's query and the offset, explicit parameters override it."""
+    state = dict(params)
+    offset = 0
+    if params.get("cursor"):
+        decoded = _decode_cursor(params["cursor"])
+        offset = int(decoded.pop("offset", 0))
+        state = {**{k: str(v) for k, v in decoded.items()}, **{k: v for k, v in params.items() if k != "cursor"}}
+    limit = _int_param(state, "limit", default_limit)
+    if limit > max_limit or limit < 1:
+        raise bad_request(f"Limit must be between 1 and {max_limit}.")
+    state["limit"] = str(limit)
+    return state, offset, limit
+
+
+def _next_page_url(endpoint: str, state: Mapping[str, str], offset: int) -> str:
+    """Absolute next_url carrying the query and offset in ``cursor`` (the client adds its own auth)."""
+    cursor: dict[str, Any] = {k: v for k, v in state.items() if k not in ("apiKey", "cursor")}
+    cursor["offset"] = offset
+    return f"{endpoint}?{urlencode({'cursor': _encode_cursor(cursor)})}"
+
+
 def _bool_param(params: Mapping[str, str], name: str, default: bool) -> bool:
     value = params.get(name)
     if value is None or value == "":
@@ -190,7 +213,7 @@ class PolygonApi:
         key = ("grouped", index, adjusted, include_otc, m.today_index if adjusted else -1)
         body = self.cache.get(key)
         if body is None:
-            body = self._build_grouped(index, adjusted, include_otc)
+            body = self.build_grouped(index, adjusted, include_otc)
             self.cache.put(key, body)
         return body
 
@@ -228,7 +251,7 @@ class PolygonApi:
         np.multiply.at(factor, known["ticker_index"], known["split_to"] / known["split_from"])
         return factor
 
-    def _build_grouped(self, index: int, adjusted: bool, include_otc: bool) -> bytes:
+    def build_grouped(self, index: int, adjusted: bool, include_otc: bool) -> bytes:
         rows, columns = self.grouped_rows(index, adjusted, include_otc)
         matrix, lengths = self.labels
         end_ms = np.full(len(rows), float(self.market.session_end_ms[index]))
@@ -329,15 +352,7 @@ class PolygonApi:
 
     # -- reference: tickers ----------------------------------------------------------------------
     def tickers(self, params: Mapping[str, str], base_url: str) -> bytes:
-        state = dict(params)
-        offset = 0
-        if params.get("cursor"):
-            decoded = _decode_cursor(params["cursor"])
-            offset = int(decoded.pop("offset", 0))
-            state = {**{k: str(v) for k, v in decoded.items()}, **{k: v for k, v in params.items() if k != "cursor"}}
-        limit = _int_param(state, "limit", TICKERS_DEFAULT_LIMIT)
-        if limit > TICKERS_MAX_LIMIT or limit < 1:
-            raise bad_request(f"Limit must be between 1 and {TICKERS_MAX_LIMIT}.")
+        state, offset, limit = _page_state(params, TICKERS_DEFAULT_LIMIT, TICKERS_MAX_LIMIT)
         order = state.get("order", "asc") or "asc"
         if order not in ("asc", "desc"):
             raise bad_request("Invalid value for 'order': must be asc or desc.")
@@ -359,9 +374,7 @@ class PolygonApi:
         results = b"[" + b",".join(self._records[i] for i in page) + b"]"
         body: dict[str, Any] = {"results": orjson.Fragment(results), "status": "OK", "count": len(page)}
         if offset + limit < len(keep):
-            cursor_state = {k: v for k, v in state.items() if k not in ("apiKey", "cursor")}
-            cursor_state.update(offset=offset + limit, limit=str(limit))
-            body["next_url"] = f"{base_url}/v3/reference/tickers?{urlencode({'cursor': _encode_cursor(cursor_state)})}"
+            body["next_url"] = _next_page_url(f"{base_url}/v3/reference/tickers", state, offset + limit)
         return orjson.dumps(body)
 
     # -- reference: ticker details ---------------------------------------------------------------
@@ -410,15 +423,7 @@ class PolygonApi:
 
     # -- reference: splits -----------------------------------------------------------------------
     def splits(self, params: Mapping[str, str], base_url: str) -> bytes:
-        state = dict(params)
-        offset = 0
-        if params.get("cursor"):
-            decoded = _decode_cursor(params["cursor"])
-            offset = int(decoded.pop("offset", 0))
-            state = {**{k: str(v) for k, v in decoded.items()}, **{k: v for k, v in params.items() if k != "cursor"}}
-        limit = _int_param(state, "limit", SPLITS_DEFAULT_LIMIT)
-        if limit > SPLITS_MAX_LIMIT or limit < 1:
-            raise bad_request(f"Limit must be between 1 and {SPLITS_MAX_LIMIT}.")
+        state, offset, limit = _page_state(params, SPLITS_DEFAULT_LIMIT, SPLITS_MAX_LIMIT)
         m = self.market
         known = m.splits[m.splits["session_index"] <= m.today_index]
         dates = m.sessions[known["session_index"]]
@@ -464,7 +469,7 @@ class PolygonApi:
         ]
         body: dict[str, Any] = {"results": results, "status": "OK"}
         if offset + limit < len(selected):
-            cursor_state = {k: v for k, v in state.items() if k not in ("apiKey", "cursor")}
-            cursor_state.update(offset=offset + limit, limit=str(limit), sort=sort, order=order)
-            body["next_url"] = f"{base_url}/v3/reference/splits?{urlencode({'cursor': _encode_cursor(cursor_state)})}"
+            body["next_url"] = _next_page_url(
+                f"{base_url}/v3/reference/splits", {**state, "sort": sort, "order": order}, offset + limit
+            )
         return orjson.dumps(body)
