@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -179,9 +180,9 @@ def main() -> None:
     api = PolygonApi(market)
     api.grouped_daily(days[0], {"adjusted": "false"})  # compiles the row writer
     rows = len(api.grouped_rows(indices[-1], False, False)[0])
-    build = statistics.median(_median_ms(lambda i=i: api.build_grouped(i, False, False), 3) for i in indices)
-    reference = statistics.median(_median_ms(lambda i=i: naive_body(market, i, json.dumps), 1) for i in indices[:5])
-    fast_lib = statistics.median(_median_ms(lambda i=i: naive_body(market, i, orjson.dumps), 1) for i in indices[:5])
+    build = statistics.median(_median_ms(partial(api.build_grouped, i, False, False), 3) for i in indices)
+    reference = statistics.median(_median_ms(partial(naive_body, market, i, json.dumps), 1) for i in indices[:5])
+    fast_lib = statistics.median(_median_ms(partial(naive_body, market, i, orjson.dumps), 1) for i in indices[:5])
     hit = _median_ms(lambda: api.grouped_daily(days[-1], {"adjusted": "false"}), 200)
 
     port = _free_port()

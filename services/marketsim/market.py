@@ -29,7 +29,8 @@ ticker did not trade: before its listing, from its delisting on, and a few rando
 The arrays cover ``history_sessions`` XNYS sessions up to and including "today" plus
 ``future_sessions`` after it, which :meth:`Market.advance` reveals one by one (for incremental
 scans). Generation is cached under ``TECHNIC_MARKETSIM_CACHE_DIR`` (default ``.cache/marketsim``)
-as ``.npy`` files loaded memory-mapped, so a second start takes milliseconds.
+as ``.npy`` files loaded memory-mapped (read-only: copy before writing), so a second start takes
+milliseconds.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ def client(sim: RunningSim, retries: int = 0) -> RESTClient:
     return RESTClient(api_key=API_KEY, base=sim.url, retries=retries)
 
 
-def get(sim: RunningSim, path: str, **params: object) -> httpx.Response:
-    return httpx.get(f"{sim.url}{path}", params={"apiKey": API_KEY, **params}, timeout=30)  # type: ignore[arg-type]
+def get(sim: RunningSim, path: str, **params: str | int) -> httpx.Response:
+    return httpx.get(f"{sim.url}{path}", params={"apiKey": API_KEY, **params}, timeout=30)
 
 
 def requests(sim: RunningSim, endpoint: str) -> int:
@@ -216,6 +216,23 @@ def test_ticker_details(clean_sim: RunningSim) -> None:
     assert reply.json()["status"] == "NOT_FOUND" and reply.json()["message"] == "Ticker not found."
 
 
+def test_ticker_details_as_of_a_date(clean_sim: RunningSim) -> None:
+    m = clean_sim.market
+    ipo = int(np.flatnonzero((m.ref["list_index"] > 10) & (m.ref["list_index"] <= m.today_index))[0])
+    before = m.session_date(int(m.ref["list_index"][ipo]) - 1)
+    on = m.session_date(int(m.ref["list_index"][ipo]))
+    reply = get(clean_sim, f"/v3/reference/tickers/{m.tickers[ipo]}", date=before.isoformat())
+    assert reply.status_code == 404
+    assert get(clean_sim, f"/v3/reference/tickers/{m.tickers[ipo]}", date=on.isoformat()).json()["results"]["active"]
+    split = split_in_history(clean_sim)
+    i, s = int(split["ticker_index"]), int(split["session_index"])
+    ticker = str(m.tickers[i])
+    old = client(clean_sim).get_ticker_details(ticker, date=m.session_date(s - 1).isoformat())
+    new = client(clean_sim).get_ticker_details(ticker, date=m.session_date(s).isoformat())
+    ratio = split["split_to"] / split["split_from"]
+    assert new.share_class_shares_outstanding == pytest.approx(old.share_class_shares_outstanding * ratio, rel=1e-6)
+
+
 def test_splits_paginate_and_match(clean_sim: RunningSim) -> None:
     m = clean_sim.market
     known = m.splits[m.splits["session_index"] <= m.today_index]
@@ -282,12 +299,20 @@ def test_stats_count_requests_per_endpoint(clean_sim: RunningSim) -> None:
     assert stats["total"] == 4 and stats["statuses"] == {"200": 3, "404": 1}
 
 
-def test_sigterm_exits_zero(sim_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_initial_fault_knobs_from_settings_and_sigterm_exits_zero(
+    sim_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     port = free_port()
-    proc = start_service("services.marketsim", port, tmp_path_factory.mktemp("sigterm"), sim_env(port, sim_cache))
+    env = sim_env(port, sim_cache, TECHNIC_MARKETSIM_FAULTS='{"rate_429": 1, "retry_after": false}')
+    proc = start_service("services.marketsim", port, tmp_path_factory.mktemp("sigterm"), env)
+    url = f"http://127.0.0.1:{port}"
     try:
-        health = wait_health(proc, f"http://127.0.0.1:{port}")
+        health = wait_health(proc, url)
         assert health["status"] == "ok" and health["today"] == TODAY.isoformat()
+        for _ in range(2):  # the settings' knobs are also what /admin/reset returns to
+            reply = httpx.get(f"{url}{GROUPED.format(TODAY)}", params={"apiKey": API_KEY})
+            assert reply.status_code == 429 and "retry-after" not in reply.headers
+            assert httpx.post(f"{url}/admin/reset").json()["faults"]["rate_429"] == 1.0
     finally:
         assert proc.terminate() == 0, proc.log()[-2000:]
     log = proc.log()
