@@ -6,6 +6,7 @@ import asyncio
 
 from services.common.grpc_server import GrpcService, Health, serve
 from services.common.logs import configure_logging, register_secret
+from services.fetcher.panels import warm_kernels
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from technic.v1 import fetcher_pb2_grpc
@@ -22,6 +23,7 @@ async def run(settings: FetcherSettings) -> None:
 
     async def warmup(published: Health) -> None:
         health.append(published)
+        await asyncio.to_thread(warm_kernels)
         await published.set_dependency("redis", await servicer.redis.ping())
 
     await serve(settings, settings.fetcher_port,

@@ -21,9 +21,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import structlog
+from numba import njit
+from numba.typed import List
 
 from services.common.codec import encode_block
 from services.fetcher.calendar import LatestSession, TradingCalendar, as_day, day_str
+from services.fetcher.jsonbars import parse_results
 from services.fetcher.polygon import (
     PolygonAuthError,
     PolygonClient,
@@ -133,13 +136,40 @@ def split_factors(table: SplitTable, symbols: Sequence[str], sessions: np.ndarra
     return rows, factors
 
 
-def gather(sessions: Sequence[SessionData | None], rows: Sequence[np.ndarray | None], lo: int, hi: int) -> np.ndarray:
-    """Unadjusted (hi - lo, sessions, 5) float32 block of symbols lo..hi; NaN where a session lacks them."""
-    out = np.full((len(sessions), hi - lo, len(PANEL_FIELDS)), np.nan, dtype=np.float32)
-    for j, (data, idx) in enumerate(zip(sessions, rows, strict=True)):
-        if data is not None and idx is not None:
-            out[j] = data.padded[idx[lo:hi], :len(PANEL_FIELDS)]
-    return np.ascontiguousarray(out.transpose(1, 0, 2))
+@njit(cache=True, nogil=True)
+def _gather(sources: List[np.ndarray], rows: np.ndarray, lo: int, hi: int, present: np.ndarray,
+            out: np.ndarray) -> None:
+    n_fields = out.shape[2]
+    for j in range(len(sources)):
+        if present[j]:
+            src = sources[j]
+            for i in range(lo, hi):
+                r = rows[j, i]
+                for f in range(n_fields):
+                    out[i - lo, j, f] = src[r, f]
+        else:
+            for i in range(lo, hi):
+                for f in range(n_fields):
+                    out[i - lo, j, f] = np.nan
+
+
+class Gatherer:
+    """Row indices of every symbol in every session, then (symbols, sessions, 5) chunks on demand."""
+
+    def __init__(self, sessions: Sequence[SessionData | None], ids: np.ndarray) -> None:
+        self.present = np.array([s is not None for s in sessions], dtype=np.bool_)
+        filler = np.full((1, 6), np.nan, dtype=np.float32)
+        self.sources = List([s.padded if s is not None else filler for s in sessions])
+        self.rows = np.zeros((len(sessions), len(ids)), dtype=np.int64)
+        for j, data in enumerate(sessions):
+            if data is not None:
+                self.rows[j] = data.rows(ids)
+
+    def chunk(self, lo: int, hi: int) -> np.ndarray:
+        """Unadjusted (hi - lo, sessions, 5) float32 block; NaN where a session lacks a symbol."""
+        out = np.empty((hi - lo, len(self.present), len(PANEL_FIELDS)), dtype=np.float32)
+        _gather(self.sources, self.rows, lo, hi, self.present, out)
+        return out
 
 
 def overlay(block: np.ndarray, window: np.ndarray, ranges: Sequence[tuple[int, TickerRange]]) -> None:
@@ -159,6 +189,14 @@ def adjust(block: np.ndarray, rows: np.ndarray, factors: np.ndarray) -> None:
     if len(rows):
         block[rows, :, :4] /= factors[:, :, None].astype(np.float32)
         block[rows, :, 4] *= factors.astype(np.float32)
+
+
+def warm_kernels() -> None:
+    """Compile (or load from the disk cache) the Numba kernels before the first request needs them."""
+    parse_results(b'{"results":[{"T":"A","o":1.5,"h":2,"l":1,"c":2,"v":10,"vw":1.7,"t":1}]}')
+    data = SessionData(day=as_day("2026-01-02"), tickers=("A",), ids=np.zeros(1, np.int64),
+                       padded=np.zeros((2, 6), np.float32))
+    Gatherer([data, None], np.array([0, -1])).chunk(0, 2)
 
 
 class PanelBuilder:
@@ -332,9 +370,7 @@ class PanelBuilder:
             stats.extra["tickers_fetched"] = len(ranges)
 
             with stats.phase("assemble"):
-                ids = self.store.index.ids(symbols, add=False)
-                per_session = [stored.get(d) for d in window]
-                rows = [d.rows(ids) if d is not None else None for d in per_session]
+                gatherer = Gatherer([stored.get(d) for d in window], self.store.index.ids(symbols, add=False))
                 split_rows, factors = split_factors(splits, symbols, window)
                 range_rows = [(i, ranges[s]) for i, s in enumerate(symbols) if s in ranges]
             meta_common = {"as_of": report.as_of, "sessions": report.sessions, "lookback": lookback}
@@ -343,7 +379,7 @@ class PanelBuilder:
                 hi = min(lo + chunk_size, len(symbols))
                 names = symbols[lo:hi]
                 with stats.phase("assemble"):
-                    block = gather(per_session, rows, lo, hi)
+                    block = gatherer.chunk(lo, hi)
                     overlay(block, window, [(i - lo, r) for i, r in range_rows if lo <= i < hi])
                     in_chunk = (split_rows >= lo) & (split_rows < hi)
                     adjust(block, split_rows[in_chunk] - lo, factors[in_chunk])
@@ -375,10 +411,7 @@ class PanelBuilder:
             with stats.phase("fetch"):
                 splits = await self.splits(window[0], window[-1], stats)
             with stats.phase("assemble"):
-                ids = last.ids
-                per_session = [sessions.get(d) for d in window]
-                rows = [d.rows(ids) if d is not None else None for d in per_session]
-                block = gather(per_session, rows, 0, len(ids)).astype(np.float64)
+                block = Gatherer([sessions.get(d) for d in window], last.ids).chunk(0, len(last.ids)).astype(np.float64)
                 adjust_rows, factors = split_factors(splits, last.tickers, window)
                 adjust(block, adjust_rows, factors)
                 recent = block[:, 1:, :]
@@ -414,10 +447,8 @@ class PanelBuilder:
                         raise PolygonError(f"bars for {symbol} could not be fetched", path="ticker range")
                 splits = await self.splits(window[0], window[-1], stats, ticker=symbol)
             with stats.phase("assemble"):
-                ids = self.store.index.ids([symbol], add=False)
-                per_session = [stored.get(d) for d in window]
-                rows = [d.rows(ids) if d is not None else None for d in per_session]
-                block = gather(per_session, rows, 0, 1)
+                block = Gatherer([stored.get(d) for d in window],
+                                 self.store.index.ids([symbol], add=False)).chunk(0, 1)
                 overlay(block, window, [(0, ranges[symbol])] if symbol in ranges else [])
                 split_rows, factors = split_factors(splits, [symbol], window)
                 adjust(block, split_rows, factors)

@@ -7,8 +7,8 @@ and full jitter on 429, 5xx, timeouts, transport errors and malformed or truncat
 :class:`PolygonError` carrying Polygon's own message. The API key travels only in the
 ``Authorization: Bearer`` header; URLs in log lines carry no query string.
 
-Bodies are decoded with msgspec into typed structs (about twice as fast as generic JSON for the
-11,000-row grouped daily), then turned into numpy columns.
+Bar bodies are scanned straight into numpy columns (services/fetcher/jsonbars.py), with msgspec
+as the general decoder behind it; reference bodies are decoded with msgspec into typed structs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,6 +28,8 @@ import msgspec
 import numpy as np
 import orjson
 import structlog
+
+from services.fetcher.jsonbars import parse_results
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -70,10 +72,6 @@ class PolygonBadRequest(PolygonError):
 
 class PolygonUnavailable(PolygonError):
     """Retries exhausted on 429, 5xx, timeouts or malformed bodies."""
-
-
-class _Malformed(Exception):
-    """A 200 body that could not be decoded (truncated, not JSON, wrong shape)."""
 
 
 @dataclass
@@ -204,6 +202,25 @@ _DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class _AggsPage:
+    tickers: list[str]
+    values: np.ndarray  # float64 (rows, 7): BAR_FIELDS then t
+    next_url: str | None
+
+
+def _decode_aggs(body: bytes) -> _AggsPage:
+    """An aggregates body as columns: the Numba scanner when it can, msgspec otherwise."""
+    if b'"next_url"' not in body:
+        fast = parse_results(body)
+        if fast is not None:
+            return _AggsPage(fast[0], fast[1], None)
+    page = _DECODERS[_Aggs].decode(body)
+    rows = page.results or []
+    values = np.array([(b.o, b.h, b.l, b.c, b.v, b.vw, b.t) for b in rows], dtype=np.float64).reshape(-1, 7)
+    return _AggsPage([b.T for b in rows], values, page.next_url)
+
+
 # --- results handed to callers -----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -240,10 +257,6 @@ class SplitTable:
     dates: np.ndarray  # datetime64[D]
     split_from: np.ndarray  # float64
     split_to: np.ndarray  # float64
-
-
-def _bar_matrix(bars: list[_Bar]) -> np.ndarray:
-    return np.array([(b.o, b.h, b.l, b.c, b.v, b.vw) for b in bars], dtype=np.float64).reshape(-1, 6)
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str]:
@@ -317,10 +330,9 @@ class PolygonClient:
             raise PolygonBadRequest(f"next_url points to another host ({parts.netloc})", path=parts.path)
         return url
 
-    async def _get(self, url: str, params: dict[str, Any] | None, shape: type[T]) -> T:
-        """GET ``url`` and decode it as ``shape``, with retries; raises a PolygonError subclass."""
+    async def _get(self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T]) -> T:
+        """GET ``url`` and ``decode`` its body, with retries; raises a PolygonError subclass."""
         path = urlsplit(url).path
-        decoder = _DECODERS[shape]
         last = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -339,7 +351,7 @@ class PolygonClient:
                 status = response.status_code
                 if status == 200:
                     try:
-                        return decoder.decode(response.content)
+                        return decode(response.content)
                     except msgspec.DecodeError as exc:
                         last = f"malformed body: {exc}"
                 else:
@@ -359,22 +371,23 @@ class PolygonClient:
                 await asyncio.sleep(delay)
         raise PolygonUnavailable(f"failed after {self.max_retries + 1} attempts: {last}", path=path)
 
-    async def _pages(self, path: str, params: dict[str, Any], shape: type[Any]) -> list[Any]:
+    async def _pages(self, path: str, params: dict[str, Any], decode: Callable[[bytes], Any]) -> list[Any]:
         """Every page of a cursor-paginated endpoint (follows ``next_url``)."""
-        pages = [await self._get(path, params, shape)]
+        pages = [await self._get(path, params, decode)]
         while pages[-1].next_url:
-            pages.append(await self._get(self._same_origin(pages[-1].next_url), None, shape))
+            pages.append(await self._get(self._same_origin(pages[-1].next_url), None, decode))
         return pages
 
     # --- endpoints ------------------------------------------------------------------------------
 
     async def grouped_daily(self, day: str) -> GroupedDay | None:
         """Every ticker's unadjusted bar for ``day`` (YYYY-MM-DD); None when the source has none."""
-        body = await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}", {"adjusted": "false"}, _Aggs)
-        if not body.results:
+        page = await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
+                               {"adjusted": "false", "include_otc": "true"},
+                               _decode_aggs)
+        if not page.tickers:
             return None
-        tickers = [b.T for b in body.results]
-        values = _bar_matrix(body.results)
+        tickers, values = page.tickers, page.values[:, :6]
         if len(set(tickers)) != len(tickers):
             # Polygon repeats a row now and then: keep the first of each ticker.
             _, first = np.unique(np.asarray(tickers), return_index=True)
@@ -387,24 +400,23 @@ class PolygonClient:
         """One ticker's unadjusted daily bars from ``start`` to ``end`` (inclusive), following next_url."""
         path = f"/v2/aggs/ticker/{ticker}/range/1/day/{start}/{end}"
         try:
-            pages = await self._pages(path, {"adjusted": "false", "sort": "asc", "limit": 50000}, _Aggs)
+            pages = await self._pages(path, {"adjusted": "false", "sort": "asc", "limit": 50000}, _decode_aggs)
         except PolygonNotFound:
             pages = []
-        bars = [b for page in pages for b in (page.results or ())]
-        stamps = np.array([b.t for b in bars], dtype=np.int64)
-        days = ((stamps - _NY_SHIFT_MS) // _DAY_MS).astype("datetime64[D]")
-        return TickerRange(ticker=ticker, days=days, values=_bar_matrix(bars))
+        values = np.concatenate([p.values for p in pages]) if pages else np.empty((0, 7))
+        days = ((values[:, 6].astype(np.int64) - _NY_SHIFT_MS) // _DAY_MS).astype("datetime64[D]")
+        return TickerRange(ticker=ticker, days=days, values=values[:, :6])
 
     async def reference_tickers(self) -> list[_TickerRef]:
         """Every active stock ticker (cursor pages of 1,000)."""
         pages = await self._pages("/v3/reference/tickers", {"market": "stocks", "active": "true", "limit": 1000},
-                                  _TickerPage)
+                                  _DECODERS[_TickerPage].decode)
         return [ref for page in pages for ref in (page.results or ())]
 
     async def ticker_details(self, ticker: str) -> TickerDetails | None:
         """Market cap and SIC code of one ticker; None when Polygon does not know it."""
         try:
-            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _Details)
+            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode)
         except PolygonNotFound:
             return None
         r = body.results or _DetailsResult()
@@ -422,7 +434,7 @@ class PolygonClient:
         params: dict[str, Any] = {"execution_date.gte": start, "execution_date.lte": end, "limit": 1000}
         if ticker:
             params["ticker"] = ticker
-        pages = await self._pages("/v3/reference/splits", params, _SplitPage)
+        pages = await self._pages("/v3/reference/splits", params, _DECODERS[_SplitPage].decode)
         rows = [s for page in pages for s in (page.results or ()) if s.split_from > 0 and s.split_to > 0]
         return SplitTable(
             tickers=[s.ticker for s in rows],

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -89,9 +90,12 @@ class TickerIndex:
     def ids(self, tickers: Iterable[str], *, add: bool = True) -> np.ndarray:
         """Ids of ``tickers`` (new ones are added when ``add``, else get -1)."""
         table = self._ids
+        tickers = tickers if isinstance(tickers, list | tuple) else list(tickers)
+        ids = np.fromiter(map(table.get, tickers, repeat(-1)), dtype=np.int64, count=len(tickers))
         if add:
-            return np.array([table.setdefault(t, len(table)) for t in tickers], dtype=np.int64)
-        return np.array([table.get(t, -1) for t in tickers], dtype=np.int64)
+            for i in np.flatnonzero(ids < 0).tolist():
+                ids[i] = table.setdefault(tickers[i], len(table))
+        return ids
 
 
 @dataclass
@@ -109,16 +113,14 @@ class SessionData:
         return int(self.padded.nbytes + self.ids.nbytes)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
-        """Row of each id in ``padded`` (the NaN row for ids this session lacks, or -1 ids)."""
-        size = int(max(self.ids.max(initial=-1), ids.max(initial=-1))) + 1
-        if self._pos is None or len(self._pos) < size:
-            pos = np.full(size, len(self.ids), dtype=np.int64)
+        """Row of each id in ``padded`` (the NaN row for ids this session lacks, and for -1)."""
+        need = int(max(self.ids.max(initial=-1), ids.max(initial=-1))) + 2
+        if self._pos is None or len(self._pos) < need:
+            # The last slot is never a ticker's: id -1 lands there, on the NaN row.
+            pos = np.full(need, len(self.ids), dtype=np.int64)
             pos[self.ids] = np.arange(len(self.ids))
             self._pos = pos
-        out = np.full(len(ids), len(self.ids), dtype=np.int64)
-        known = ids >= 0
-        out[known] = self._pos[ids[known]]
-        return out
+        return self._pos[ids]
 
 
 @dataclass(frozen=True)

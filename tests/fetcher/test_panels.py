@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.fetcher.calendar import as_day
-from services.fetcher.panels import adjust, gather, overlay, split_factors, unique
+from services.fetcher.panels import Gatherer, adjust, overlay, split_factors, unique
 from services.fetcher.polygon import SplitTable, TickerRange
 from services.fetcher.store import SessionData, TickerIndex
 
@@ -24,9 +24,8 @@ def test_gather_maps_rows_by_ticker_and_leaves_nan_for_absent() -> None:
     sessions = [session(index, DAYS[0], ["AAA", "BBB"], 10), None,
                 session(index, DAYS[2], ["CCC", "BBB", "AAA"], 20)]
     symbols = ["AAA", "ZZZ", "CCC", "BBB"]
-    ids = index.ids(symbols, add=False)
-    rows = [s.rows(ids) if s else None for s in sessions]
-    block = gather(sessions, rows, 0, 4)
+    gatherer = Gatherer(sessions, index.ids(symbols, add=False))
+    block = gatherer.chunk(0, 4)
     assert block.shape == (4, 3, 5) and block.dtype == np.float32 and block.flags.c_contiguous
     np.testing.assert_array_equal(block[0, 0], [10, 11, 9, 10.5, 1000])
     np.testing.assert_array_equal(block[0, 2], [22, 23, 21, 22.5, 3000])
@@ -34,7 +33,7 @@ def test_gather_maps_rows_by_ticker_and_leaves_nan_for_absent() -> None:
     assert np.isnan(block[:, 1]).all()  # missing session
     assert np.isnan(block[2, 0]).all() and block[2, 2, 3] == 20.5
     # A slice gives the same rows as the whole.
-    np.testing.assert_array_equal(gather(sessions, rows, 2, 4), block[2:4])
+    np.testing.assert_array_equal(gatherer.chunk(2, 4), block[2:4])
 
 
 def test_rows_survive_a_growing_index() -> None:
@@ -44,6 +43,7 @@ def test_rows_survive_a_growing_index() -> None:
     index.ids([f"N{i}" for i in range(100)])
     rows = first.rows(index.ids(["N99", "AAA"], add=False))
     assert list(rows) == [1, 0]
+    assert first.rows(np.array([-1, 0]))[0] == 1  # -1: the NaN row
 
 
 def test_split_factors_divide_prices_before_each_split() -> None:

@@ -47,7 +47,7 @@ async def test_grouped_daily_parses_and_keeps_one_row_per_ticker() -> None:
     assert np.isnan(day.values[1, 5])
     assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
     assert KEY not in str(seen[0].url)
-    assert seen[0].url.params["adjusted"] == "false"
+    assert seen[0].url.params["adjusted"] == "false" and seen[0].url.params["include_otc"] == "true"
 
 
 @pytest.mark.parametrize("body", [{"status": "OK", "resultsCount": 0}, {"status": "OK", "results": None}])

@@ -79,10 +79,15 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
         proc.terminate()
 
 
+def grouped_today(sim: Simulator) -> list[dict]:
+    """The simulator's raw grouped daily for today, OTC names included (as the fetcher asks)."""
+    return sim.get(f"/v2/aggs/grouped/locale/us/market/stocks/{TODAY}", adjusted="false", include_otc="true")["results"]
+
+
 @pytest.fixture(scope="module")
 def tickers(sim: Simulator) -> list[str]:
     """Tickers that traded on the simulator's today, most traded first."""
-    rows = sim.get(f"/v2/aggs/grouped/locale/us/market/stocks/{TODAY}", adjusted="false")["results"]
+    rows = grouped_today(sim)
     rows.sort(key=lambda r: -r["c"] * r["v"])
     return list(dict.fromkeys(r["T"] for r in rows))
 
@@ -185,8 +190,7 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         assert meta["as_of"] == TODAY and meta["lookback"] == LOOKBACK and len(meta["sessions"]) == LOOKBACK
         assert meta["sessions"][-1] == TODAY
         assert [s for r in chunks for s in r.no_data] == ["NOPE1"]
-        today = {r["T"]: r for r in clean.get(f"/v2/aggs/grouped/locale/us/market/stocks/{TODAY}",
-                                              adjusted="false")["results"]}
+        today = {r["T"]: r for r in grouped_today(clean)}
         np.testing.assert_allclose(block[:300, -1, 3], [today[t]["c"] for t in tickers[:300]], rtol=1e-6)
 
         before = clean.requests()
@@ -235,8 +239,7 @@ def test_fault_storms_recover(clean: Simulator, tickers: list[str], redis_server
         assert final.stats.counters["retries"] > 0
         clean.clear_faults()
         names, block, _ = panel(chunks, redis_server.url)
-        today = {r["T"]: r["c"] for r in clean.get(f"/v2/aggs/grouped/locale/us/market/stocks/{TODAY}",
-                                                   adjusted="false")["results"]}
+        today = {r["T"]: r["c"] for r in grouped_today(clean)}
         np.testing.assert_allclose(block[:, -1, 3], [today[t] for t in names], rtol=1e-6)
         assert np.isfinite(block[:, :, 3]).mean() > 0.9
 

@@ -1,0 +1,247 @@
+"""Fetcher benchmark: ``python -m bench.fetcher``.
+
+Starts a redis-server, the market simulator (about 11,000 tickers, 50 ms per request) and the
+fetcher, then measures through gRPC:
+
+* cold prefetch: 6,000 symbols x 260 sessions, nothing cached (target <= 2.5 s);
+* warm panel build: the same request again, raw sessions cached (target <= 100 ms);
+* one new session: the simulator advances one session, the request is repeated (target <= 300 ms).
+
+Each figure is printed beside the old design's way of doing the same work, measured in the same
+run on a 100-symbol sample and scaled to 6,000: one request per ticker, sequentially, each answer
+parsed into a pandas DataFrame (cold), one pickled DataFrame per symbol read back from Redis
+(warm), one request per ticker for the new bar (new session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import pickle
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+import redis
+
+from services.common.channels import make_channel
+from services.common.settings import PROJECT_ROOT
+from services.fetcher.calendar import TradingCalendar
+from services.fetcher.settings import SIMULATOR_API_KEY
+from technic.v1 import fetcher_pb2, fetcher_pb2_grpc
+
+SAMPLE = 100
+GROUPED_PARAMS = {"adjusted": "false", "include_otc": "true"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=handle,
+                                stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+async def prefetch(stub: fetcher_pb2_grpc.FetcherStub, symbols: list[str], lookback: int,
+                   as_of: str = "") -> fetcher_pb2.PrefetchResponse:
+    async def requests() -> AsyncIterator[fetcher_pb2.PrefetchRequest]:
+        yield fetcher_pb2.PrefetchRequest(header=fetcher_pb2.PrefetchHeader(scan_id="bench", lookback=lookback,
+                                                                            as_of=as_of))
+        for lo in range(0, len(symbols), 1000):
+            yield fetcher_pb2.PrefetchRequest(batch=fetcher_pb2.SymbolBatch(symbols=symbols[lo:lo + 1000]))
+
+    final = None
+    async for reply in stub.Prefetch(requests(), timeout=600):
+        if reply.done:
+            final = reply
+    assert final is not None, "Prefetch ended without its final message"
+    return final
+
+
+async def warm_simulator(url: str, today: str, n: int) -> None:
+    days = TradingCalendar().window(np.datetime64(today), n)
+    headers = {"Authorization": f"Bearer {SIMULATOR_API_KEY}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+        gate = asyncio.Semaphore(16)
+
+        async def one(day: np.datetime64) -> None:
+            async with gate:
+                await http.get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}", params=GROUPED_PARAMS)
+
+        await asyncio.gather(*(one(d) for d in days))
+
+
+def naive_cold(http: httpx.Client, symbols: list[str], start: str, end: str) -> list[pd.DataFrame]:
+    """The old design: one request per ticker, one after the other, a DataFrame per answer."""
+    frames = []
+    for symbol in symbols:
+        body = orjson.loads(http.get(f"/v2/aggs/ticker/{symbol}/range/1/day/{start}/{end}",
+                                     params={"adjusted": "true", "sort": "asc", "limit": 50000}).content)
+        frame = pd.DataFrame(body.get("results") or [])
+        if not frame.empty:
+            frame["date"] = pd.to_datetime(frame["t"], unit="ms")
+            frame = frame.set_index("date")[["o", "h", "l", "c", "v"]]
+        frames.append(frame)
+    return frames
+
+
+def naive_warm(client: redis.Redis, symbols: list[str], frames: list[pd.DataFrame], n_sessions: int) -> float:
+    """The old design's cache: a pickled DataFrame per symbol, read back and stacked one by one (seconds)."""
+    for symbol, frame in zip(symbols, frames, strict=True):
+        client.set(f"technic:bench:naive:{symbol}", pickle.dumps(frame))
+    start = time.perf_counter()
+    rows = []
+    for symbol in symbols:
+        frame = pickle.loads(client.get(f"technic:bench:naive:{symbol}"))
+        values = np.full((n_sessions, 5), np.nan, dtype=np.float32)
+        tail = frame.to_numpy(dtype=np.float32)[-n_sessions:]
+        if len(tail):
+            values[-len(tail):] = tail
+        rows.append(values)
+    np.stack(rows)
+    return time.perf_counter() - start
+
+
+def line(name: str, seconds: float, reference: float, target: float, extra: str = "") -> None:
+    verdict = "ok" if seconds <= target else "MISSED"
+    print(f"{name:<28} {seconds * 1000:10.1f} ms   old design {reference:10.2f} s   "
+          f"ratio {reference / seconds:9.1f}x   target <= {target * 1000:.0f} ms {verdict}"
+          f"{'   ' + extra if extra else ''}")
+
+
+def counters(reply: fetcher_pb2.PrefetchResponse) -> str:
+    c = reply.stats.counters
+    phases = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sorted(reply.stats.seconds.items()))
+    return (f"requests {c['requests']}, retries {c['retries']}, {c['bytes'] / 1e6:.0f} MB, "
+            f"cache hits {c['cache_hits']}; {phases}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="technic-bench-fetcher-"))
+    redis_port, sim_port, fetcher_port = free_port(), free_port(), free_port()
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server is not installed: run `make setup`")
+    sim_env = {"TECHNIC_MARKETSIM_PORT": str(sim_port), "TECHNIC_MARKETSIM_N_TICKERS": str(args.tickers),
+               "TECHNIC_MARKETSIM_FAULTS": orjson.dumps({"latency_ms": args.latency_ms}).decode(),
+               "TECHNIC_LOG_LEVEL": "warning"}
+    fetcher_env = {"TECHNIC_FETCHER_PORT": str(fetcher_port), "POLYGON_BASE_URL": f"http://127.0.0.1:{sim_port}",
+                   "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "TECHNIC_FETCHER_LATEST_TTL": "0.5",
+                   "TECHNIC_LOG_LEVEL": "warning"}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(process([exe, "--port", str(redis_port), "--save", "", "--appendonly", "no",
+                                     "--dir", str(work)], {}, work / "redis.log"))
+        stack.enter_context(process([sys.executable, "-m", "services.marketsim"], sim_env, work / "marketsim.log"))
+        wait_port(redis_port)
+        wait_port(sim_port)
+        http = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{sim_port}", timeout=60,
+                                                headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"}))
+        stack.enter_context(process([sys.executable, "-m", "services.fetcher"], fetcher_env, work / "fetcher.log"))
+        wait_port(fetcher_port)
+
+        # The universe: the most traded names of the simulator's latest session (asked directly,
+        # so the fetcher starts cold).
+        today = str(np.datetime64(time.time_ns() // 86_400_000_000_000, "D"))
+        for _ in range(30):
+            body = orjson.loads(http.get(f"/v2/aggs/grouped/locale/us/market/stocks/{today}",
+                                         params=GROUPED_PARAMS).content)
+            if body.get("results"):
+                break
+            today = str(np.datetime64(today) - 1)
+        rows = body["results"]
+        dollar = np.array([r["c"] * r["v"] for r in rows])
+        order = np.argsort(-dollar)[:args.symbols]
+        symbols = [rows[i]["T"] for i in order]
+        print(f"simulator: {len(rows)} tickers on {today}, {args.latency_ms} ms per request; "
+              f"{len(symbols)} symbols x {args.lookback} sessions")
+
+        # The simulator builds each session's body on first request; build them all now so that it is
+        # not the bottleneck it simulates (DESIGN section 7).
+        await warm_simulator(f"http://127.0.0.1:{sim_port}", today, args.lookback + 2)
+
+        async with make_channel(f"127.0.0.1:{fetcher_port}") as channel:
+            stub = fetcher_pb2_grpc.FetcherStub(channel)
+            start = time.perf_counter()
+            cold = await prefetch(stub, symbols, args.lookback)
+            cold_s = time.perf_counter() - start
+            warm_runs = []
+            for _ in range(5):
+                start = time.perf_counter()
+                warm = await prefetch(stub, symbols, args.lookback)
+                warm_runs.append(time.perf_counter() - start)
+            warm_s = statistics.median(warm_runs)
+
+            http.post("/admin/advance", json={"sessions": 1}).raise_for_status()
+            await asyncio.sleep(0.6)  # past the fetcher's latest-session cache (0.5 s in this run)
+            start = time.perf_counter()
+            new = await prefetch(stub, symbols, args.lookback)
+            new_s = time.perf_counter() - start
+            assert new.as_of > cold.as_of, f"the new session was not picked up ({new.as_of} vs {cold.as_of})"
+
+        sample = symbols[:SAMPLE]
+        # Calendar days spanning the lookback (252 sessions a year).
+        start_day = str(np.datetime64(cold.as_of) - int(args.lookback * 365 / 252) - 5)
+        start = time.perf_counter()
+        frames = naive_cold(http, sample, start_day, cold.as_of)
+        naive_cold_s = (time.perf_counter() - start) * len(symbols) / len(sample)
+        naive_warm_s = naive_warm(redis.Redis(port=redis_port), sample, frames, args.lookback) \
+            * len(symbols) / len(sample)
+        start = time.perf_counter()
+        naive_cold(http, sample, new.as_of, new.as_of)
+        naive_new_s = (time.perf_counter() - start) * len(symbols) / len(sample)
+
+    print(f"{'':<28} {'fetcher':>13}")
+    line("cold prefetch", cold_s, naive_cold_s, 2.5, counters(cold))
+    line("warm panel build", warm_s, naive_warm_s, 0.1, counters(warm))
+    line("one new session appended", new_s, naive_new_s, 0.3, counters(new))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickers", type=int, default=11_000)
+    parser.add_argument("--symbols", type=int, default=6_000)
+    parser.add_argument("--lookback", type=int, default=260)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
