@@ -20,16 +20,18 @@ _MAX_DIGITS = 21  # sign + 19 digits of an int64 + dot
 
 @njit(cache=True)
 def _write_int(out: np.ndarray, pos: int, value: int) -> int:
-    width = 1
-    probe = value // 10
-    while probe > 0:
-        width += 1
-        probe //= 10
-    end = pos + width
-    for j in range(end - 1, pos - 1, -1):
-        out[j] = 48 + value % 10
+    # Digits go backwards into the 20 bytes after pos (the buffer always has that room), then forward.
+    k = pos + 20
+    while True:
+        k -= 1
+        out[k] = 48 + value % 10
         value //= 10
-    return end
+        if value == 0:
+            break
+    width = pos + 20 - k
+    for j in range(width):
+        out[pos + j] = out[k + j]
+    return pos + width
 
 
 @njit(cache=True)

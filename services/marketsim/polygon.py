@@ -254,11 +254,11 @@ class PolygonApi:
     def build_grouped(self, index: int, adjusted: bool, include_otc: bool) -> bytes:
         rows, columns = self.grouped_rows(index, adjusted, include_otc)
         matrix, lengths = self.labels
-        end_ms = np.full(len(rows), float(self.market.session_end_ms[index]))
-        table = [*((key, columns[name]) for key, name in _BAR_KEYS), ("t", end_ms), ("n", columns["trades"])]
+        table = [*((key, columns[name]) for key, name in _BAR_KEYS), ("n", columns["trades"])]
+        end = b',"t":%d' % int(self.market.session_end_ms[index])  # the same for every row of the day
         otc = self.market.ref["market"][rows] == "otc"
         parts = []
-        for group, tail in ((~otc, b""), (otc, b',"otc":true')):
+        for group, tail in ((~otc, end), (otc, end + b',"otc":true')):
             if group.any():
                 picked = rows[group]
                 parts.append(
