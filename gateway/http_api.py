@@ -60,6 +60,7 @@ from gateway.views import (
 from technic.v1 import scan_pb2, scanner_pb2
 
 log = structlog.get_logger(__name__)
+DISCONNECT_POLL_SECONDS = 0.5
 
 Ticker = Annotated[str, StringConstraints(strip_whitespace=True, pattern=TICKER_RE.pattern)]
 Sector = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -313,11 +314,24 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
         return options
 
     @app.post("/v1/scan", dependencies=authed, summary="Run a scan and return the finished result")
-    async def scan(body: ScanBody) -> Response:
-        result = None
-        async for item in orchestrator.scan(checked(body), refresh=body.refresh):
-            if isinstance(item, scan_pb2.ScanResult):
-                result = item
+    async def scan(body: ScanBody, request: Request) -> Response:
+        options = checked(body)
+
+        async def finish() -> scan_pb2.ScanResult | None:
+            result = None
+            async for item in orchestrator.scan(options, refresh=body.refresh):
+                if isinstance(item, scan_pb2.ScanResult):
+                    result = item
+            return result
+
+        task = asyncio.create_task(finish())
+        # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
+        while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
+            if await request.is_disconnected():
+                task.cancel()
+                log.info("client disconnected, scan cancelled", path=request.url.path)
+                return Response(status_code=499)
+        result = task.result()
         if result is None:
             raise Unavailable("the scan ended without a result")
         return OrjsonResponse(scan_response(result))

@@ -304,6 +304,7 @@ class Orchestrator:
         pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, benchmark_task,
                              progress, seconds, refresh)
         result = await pipeline.run()
+        seconds.update({f"compute_{k}": v for k, v in pipeline.replica_seconds.items()})
 
         t = time.perf_counter()
         await self._explain(result, pipeline, progress)
@@ -352,6 +353,9 @@ class Orchestrator:
         stored = scan_pb2.ScanResult()
         stored.CopyFrom(result)
         stored.cached = True
+        # The per-symbol issues are the bulk of a full scan's message; a repeated scan carries the
+        # accounting, and GetScan(include_issues) has the list.
+        del stored.issues[:]
         self._store((canonical, opts.offset, opts.limit, opts.sort_by, opts.ascending), stored)
         explained = {row.symbol: row.explanation[0] for row in result.rows if row.explanation}
         self._explanations[canonical] = self._explanations[result.fingerprint] = explained
@@ -614,6 +618,8 @@ class _Pipeline:
         self.fingerprint = ""
         self.canonical = ""
         self.retries = 0
+        # Seconds the replicas report per phase (read, features, predict, ...), summed over chunks.
+        self.replica_seconds: dict[str, float] = {}
         # Chunks that could not be fetched or scored: sent last, once this scan's versions are known.
         self.failed: list[tuple[list[str], int]] = []
 
@@ -731,6 +737,8 @@ class _Pipeline:
             else:
                 self.owner._learn(response)
                 self.features.append((tuple(response.symbols), response.features))
+                for phase, value in response.stats.seconds.items():
+                    self.replica_seconds[phase] = self.replica_seconds.get(phase, 0.0) + value
                 self.queue.put_nowait(response)
             self.scored += len(chunk.symbols)
             self.progress("compute", self.scored, self.total)
