@@ -131,6 +131,17 @@ class LatestSession:
             return cal.session_at(guess), False
         if found:
             lo, hi, step = guess, None, 1
+            if guess + 2 < len(cal.sessions):
+                # The common cases (nothing new, or one new session) settle in one round trip.
+                first, second = await asyncio.gather(self.probe(cal.session_at(guess + 1)),
+                                                     self.probe(cal.session_at(guess + 2)))
+                if first is None:
+                    return cal.session_at(guess), False
+                if not first:
+                    return cal.session_at(guess), True
+                if second is None or not second:
+                    return cal.session_at(guess + 1), second is not None
+                lo, step = guess + 2, 1
             while hi is None and lo + step < len(cal.sessions):
                 answer = await self.probe(cal.session_at(lo + step))
                 if answer is None:
