@@ -180,6 +180,7 @@ class Orchestrator:
         self._health_channels: dict[str, grpc.aio.Channel] = {}
         self._versions = _Versions()
         self._snapshot: _Snapshot | None = None
+        self._latest_snapshot: asyncio.Future[_Snapshot] | None = None
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
         self._results: OrderedDict[tuple[object, ...], scan_pb2.ScanResult] = OrderedDict()
@@ -408,6 +409,14 @@ class Orchestrator:
         snap = self._snapshot
         if snap is not None and not refresh and (as_of == snap.as_of or (not as_of and self._fresh_as_of())):
             return snap
+        if as_of:
+            return await self._fetch_snapshot(as_of)
+        # One request for the latest session at a time: concurrent scans wait for the same answer.
+        if self._latest_snapshot is None or self._latest_snapshot.done():
+            self._latest_snapshot = asyncio.ensure_future(self._fetch_snapshot(""))
+        return await asyncio.shield(self._latest_snapshot)
+
+    async def _fetch_snapshot(self, as_of: str) -> _Snapshot:
         response = await self._call("snapshot", lambda: self.fetcher.GetSnapshot(
             fetcher_pb2.GetSnapshotRequest(as_of=as_of, window=self.settings.gateway_snapshot_window),
             timeout=self.settings.gateway_snapshot_deadline))
