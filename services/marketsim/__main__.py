@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from types import FrameType
 
 import structlog
@@ -34,8 +35,10 @@ def build_simulator(settings: MarketsimSettings) -> Simulator:
         settings.marketsim_fault_seed,
         settings.marketsim_response_cache_mb << 20,
     )
-    # Compile the row writer and serve today's snapshot from memory before /health says ok.
+    # Compile the row writer and serve today's snapshot from memory before /health says ok;
+    # older days are built in the background.
     sim.api.grouped_daily(market.today.isoformat(), {"adjusted": "false"})
+    threading.Thread(target=sim.api.warm, args=(settings.marketsim_warm_sessions,), daemon=True).start()
     return sim
 
 

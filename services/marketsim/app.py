@@ -7,7 +7,7 @@ Admin routes (no key; the simulator binds to loopback) steer tests and benchmark
 
 * ``GET|POST /admin/faults``: read or set fault knobs (JSON object, see faults.py).
 * ``POST /admin/advance``: "today" moves forward one session (``{"sessions": n}`` for more).
-* ``POST /admin/reset``: initial knobs, today and statistics; caches dropped.
+* ``POST /admin/reset``: initial knobs, today and statistics (cached days stay valid: they key on today).
 * ``GET /admin/stats``: request counts per endpoint, status and injected fault.
 * ``GET /admin/oracle_ic?start=&end=&horizon=``: the planted signal's oracle IC.
 """
@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from services.marketsim.faults import Decision, FaultDice, FaultError, Faults
 from services.marketsim.market import Market
-from services.marketsim.polygon import ApiError, PolygonApi
+from services.marketsim.polygon import ApiError, GroupedKey, PolygonApi
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ _ERRORS = {
 }
 _NOT_AUTHORIZED = "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"
 
-Handler = Callable[[Request, Decision], bytes]
+Handler = Callable[[Request, Decision], Awaitable[bytes]]
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -83,7 +83,6 @@ class Simulator:
         self.statuses.clear()
         self.injected.clear()
         self.market.reset()
-        self.api.cache.clear()
         self.api.today_changed()
 
     # -- auth ------------------------------------------------------------------------------------
@@ -109,7 +108,7 @@ class Simulator:
         error = self.auth_error(request) or self._injected_error(decision, headers)
         if error is None:
             try:
-                payload = handler(request, decision)
+                payload = await handler(request, decision)
             except ApiError as exc:
                 error = exc
         if error is not None:
@@ -178,10 +177,20 @@ def create_app(sim: Simulator) -> Starlette:
 
         return route
 
-    def grouped(request: Request, decision: Decision) -> bytes:
-        return api.grouped_daily(request.path_params["date"], request.query_params, decision.results_null)
+    building: dict[GroupedKey, asyncio.Future[bytes]] = {}
 
-    def aggs(request: Request, decision: Decision) -> bytes:
+    async def grouped(request: Request, decision: Decision) -> bytes:
+        key = api.grouped_lookup(request.path_params["date"], request.query_params, decision.results_null)
+        if isinstance(key, bytes):
+            return key
+        # A day not cached yet is built off the event loop, once however many ask for it meanwhile.
+        future = building.get(key)
+        if future is None:
+            future = building[key] = asyncio.ensure_future(asyncio.to_thread(api.build_and_cache, key))
+            future.add_done_callback(lambda _: building.pop(key, None))
+        return await asyncio.shield(future)
+
+    async def aggs(request: Request, decision: Decision) -> bytes:
         p = request.path_params
         return api.aggs(
             p["ticker"],
@@ -194,21 +203,23 @@ def create_app(sim: Simulator) -> Starlette:
             decision.results_null,
         )
 
-    def tickers(request: Request, decision: Decision) -> bytes:
+    async def tickers(request: Request, decision: Decision) -> bytes:
         return api.tickers(request.query_params, _base_url(request))
 
-    def details(request: Request, decision: Decision) -> bytes:
+    async def details(request: Request, decision: Decision) -> bytes:
         return api.ticker_details(request.path_params["ticker"], request.query_params)
 
-    def splits(request: Request, decision: Decision) -> bytes:
+    async def splits(request: Request, decision: Decision) -> bytes:
         return api.splits(request.query_params, _base_url(request))
 
-    def not_found(request: Request, decision: Decision) -> bytes:
+    async def not_found(request: Request, decision: Decision) -> bytes:
         raise ApiError(404, {"status": "NOT_FOUND", "message": "Not found."})
 
     async def health(request: Request) -> Response:
         m = sim.market
-        return _json({"status": "ok", "today": m.today.isoformat(), "tickers": int(m.ref["active"].sum())})
+        return _json(
+            {"status": "ok", "today": m.today.isoformat(), "tickers": int(m.ref["active"].sum()), "warmed": api.warmed}
+        )
 
     async def faults(request: Request) -> Response:
         if request.method == "POST":

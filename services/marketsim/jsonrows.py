@@ -18,7 +18,7 @@ SCALE = 10_000  # four decimal places
 _MAX_DIGITS = 21  # sign + 19 digits of an int64 + dot
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _write_int(out: np.ndarray, pos: int, value: int) -> int:
     # Digits go backwards into the 20 bytes after pos (the buffer always has that room), then forward.
     k = pos + 20
@@ -34,7 +34,7 @@ def _write_int(out: np.ndarray, pos: int, value: int) -> int:
     return pos + width
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _write_fixed(out: np.ndarray, pos: int, scaled: int) -> int:
     if scaled < 0:
         out[pos] = 45  # '-'
@@ -54,7 +54,7 @@ def _write_fixed(out: np.ndarray, pos: int, scaled: int) -> int:
     return pos
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _write_rows(
     labels: np.ndarray,
     label_len: np.ndarray,

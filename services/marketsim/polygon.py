@@ -14,9 +14,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,6 +35,7 @@ SPLITS_DEFAULT_LIMIT = 10
 SPLITS_MAX_LIMIT = 1_000
 _BAR_KEYS = (("v", "volume"), ("vw", "vwap"), ("o", "open"), ("c", "close"), ("h", "high"), ("l", "low"))
 _DAY_MS = 86_400_000
+GroupedKey = tuple[int, bool, bool, int]  # session index, adjusted, include_otc, today index (adjusted only)
 
 
 class ApiError(Exception):
@@ -131,35 +132,37 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-@dataclass
 class _Lru:
-    """Bytes cache bounded by total size, least recently used evicted first."""
+    """Bytes cache bounded by total size, least recently used evicted first; thread-safe."""
 
-    max_bytes: int
-    size: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
         self.items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...]) -> bytes | None:
-        value = self.items.get(key)
-        if value is not None:
-            self.items.move_to_end(key)
-        return value
+        with self._lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
 
     def put(self, key: tuple[Any, ...], value: bytes) -> None:
         if len(value) > self.max_bytes:
             return
-        old = self.items.pop(key, None)
-        self.size += len(value) - (len(old) if old is not None else 0)
-        self.items[key] = value
-        while self.size > self.max_bytes:
-            _, evicted = self.items.popitem(last=False)
-            self.size -= len(evicted)
+        with self._lock:
+            old = self.items.pop(key, None)
+            self.size += len(value) - (len(old) if old is not None else 0)
+            self.items[key] = value
+            while self.size > self.max_bytes:
+                _, evicted = self.items.popitem(last=False)
+                self.size -= len(evicted)
 
     def clear(self) -> None:
-        self.items.clear()
-        self.size = 0
+        with self._lock:
+            self.items.clear()
+            self.size = 0
 
 
 class PolygonApi:
@@ -168,6 +171,7 @@ class PolygonApi:
     def __init__(self, market: Market, cache_bytes: int = 512 << 20) -> None:
         self.market = market
         self.cache = _Lru(cache_bytes)
+        self.warmed = 0
         self.labels = label_bytes(market.tickers)
         self.today_changed()
 
@@ -203,6 +207,12 @@ class PolygonApi:
 
     # -- grouped daily ---------------------------------------------------------------------------
     def grouped_daily(self, date: str, params: Mapping[str, str], results_null: bool = False) -> bytes:
+        """The grouped-daily body for ``date``, built (and cached) here when it is not cached yet."""
+        found = self.grouped_lookup(date, params, results_null)
+        return found if isinstance(found, bytes) else self.build_and_cache(found)
+
+    def grouped_lookup(self, date: str, params: Mapping[str, str], results_null: bool = False) -> bytes | GroupedKey:
+        """The body when the answer is empty or cached, else the key to pass to :meth:`build_and_cache`."""
         day = _parse_date(date, "date")
         adjusted = _bool_param(params, "adjusted", True)
         include_otc = _bool_param(params, "include_otc", False)
@@ -210,12 +220,24 @@ class PolygonApi:
         index = m.session_index(day)
         if index is None or index > m.today_index:
             return self._empty_grouped(adjusted, results_null)
-        key = ("grouped", index, adjusted, include_otc, m.today_index if adjusted else -1)
+        key: GroupedKey = (index, adjusted, include_otc, m.today_index if adjusted else -1)
         body = self.cache.get(key)
-        if body is None:
-            body = self.build_grouped(index, adjusted, include_otc)
-            self.cache.put(key, body)
+        return body if body is not None else key
+
+    def build_and_cache(self, key: GroupedKey) -> bytes:
+        """Build one grouped-daily body (releases the GIL for most of it) and keep it in the LRU."""
+        body = self.build_grouped(key[0], key[1], key[2])
+        self.cache.put(key, body)
         return body
+
+    def warm(self, sessions: int, include_otc: bool = True) -> None:
+        """Build the unadjusted days of the last ``sessions`` sessions, newest first (a start-up thread)."""
+        today = self.market.today_index
+        for index in range(today, max(today - sessions, -1), -1):
+            key: GroupedKey = (index, False, include_otc, -1)
+            if self.cache.get(key) is None:
+                self.build_and_cache(key)
+            self.warmed += 1
 
     @staticmethod
     def _empty_grouped(adjusted: bool, results_null: bool) -> bytes:

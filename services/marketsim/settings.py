@@ -27,6 +27,9 @@ class MarketsimSettings(CommonSettings):
     marketsim_cache_dir: Path = PROJECT_ROOT / ".cache" / "marketsim"
     # Bytes of pre-serialised responses kept in memory (least recently used evicted first).
     marketsim_response_cache_mb: int = 512
+    # Unadjusted grouped-daily days (with OTC, as the fetcher asks) built in the background at start,
+    # newest first, so a cold scan's requests are answered from memory.
+    marketsim_warm_sessions: int = 260
     # Initial fault knobs as JSON (same keys as POST /admin/faults), e.g. '{"latency_ms": 50}'.
     marketsim_faults: dict[str, float | bool] = Field(default_factory=dict)
     # Seed of the fault dice, so a fault sequence can be replayed.

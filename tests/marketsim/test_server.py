@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -324,3 +326,18 @@ def test_body_is_valid_json_with_fresh_request_ids(clean_sim: RunningSim) -> Non
     b = orjson.loads(get(clean_sim, GROUPED.format(TODAY)).content)
     assert a["request_id"] != b["request_id"]
     assert a["results"] == b["results"] and a["status"] == "OK"
+
+
+def test_warm_up_and_concurrent_requests_for_a_cold_day(clean_sim: RunningSim) -> None:
+    deadline = time.monotonic() + 120
+    while clean_sim.admin("GET", "/health").json()["warmed"] < 260:
+        assert time.monotonic() < deadline, "the background warm-up did not finish"
+        time.sleep(0.1)
+    assert clean_sim.admin("GET", "/admin/stats").json()["cached_bytes"] > 0
+    m = clean_sim.market
+    cold = m.session_date(10)  # older than the warmed days, and adjusted: built on first request
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: get(clean_sim, GROUPED.format(cold), adjusted="true"), range(8)))
+    assert {r.status_code for r in replies} == {200}
+    results = [orjson.loads(r.content)["results"] for r in replies]
+    assert all(rows == results[0] for rows in results) and len(results[0]) > 100
