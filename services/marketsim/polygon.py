@@ -176,34 +176,29 @@ class PolygonApi:
         self.today_changed()
 
     def today_changed(self) -> None:
-        """Recompute what depends on "today" (reference records); adjusted bodies key on today."""
-        m = self.market
-        t = m.today_index
-        self._listed = np.flatnonzero(m.ref["list_index"] <= t)
-        stamp = f"{m.today.isoformat()}T00:00:00Z"
-        delisted = m.ref["delist_index"]
-        self._records: list[bytes] = []
-        for i in range(len(m.tickers)):
-            if m.ref["list_index"][i] > t:
-                self._records.append(b"")
-                continue
-            record: dict[str, Any] = {
-                "ticker": str(m.tickers[i]),
-                "name": str(m.ref["name"][i]),
-                "market": str(m.ref["market"][i]),
-                "locale": "us",
-                "primary_exchange": str(m.ref["exchange"][i]),
-                "type": str(m.ref["type"][i]),
-                "active": bool(m.ref["active"][i]),
-                "currency_name": "usd",
-                "composite_figi": str(m.ref["composite_figi"][i]),
-                "last_updated_utc": stamp,
-            }
-            if m.ref["type"][i] != "ETF":
-                record["cik"] = str(m.ref["cik"][i])
-            if not m.ref["active"][i]:
-                record["delisted_utc"] = f"{m.session_date(int(delisted[i])).isoformat()}T00:00:00Z"
-            self._records.append(orjson.dumps(record))
+        """Recompute what depends on "today": the tickers listed by then (adjusted bodies key on today)."""
+        self._listed = np.flatnonzero(self.market.ref["list_index"] <= self.market.today_index)
+
+    def _ticker_record(self, i: int, stamp: str) -> dict[str, Any]:
+        """One /v3/reference/tickers result (built per page: at most 1,000 a request)."""
+        ref = self.market.ref
+        record: dict[str, Any] = {
+            "ticker": str(self.market.tickers[i]),
+            "name": str(ref["name"][i]),
+            "market": str(ref["market"][i]),
+            "locale": "us",
+            "primary_exchange": str(ref["exchange"][i]),
+            "type": str(ref["type"][i]),
+            "active": bool(ref["active"][i]),
+            "currency_name": "usd",
+            "composite_figi": str(ref["composite_figi"][i]),
+            "last_updated_utc": stamp,
+        }
+        if ref["type"][i] != "ETF":
+            record["cik"] = str(ref["cik"][i])
+        if not ref["active"][i]:
+            record["delisted_utc"] = f"{self.market.session_date(int(ref['delist_index'][i])).isoformat()}T00:00:00Z"
+        return record
 
     # -- grouped daily ---------------------------------------------------------------------------
     def grouped_daily(self, date: str, params: Mapping[str, str], results_null: bool = False) -> bytes:
@@ -393,8 +388,12 @@ class PolygonApi:
         if order == "desc":
             keep = keep[::-1]
         page = keep[offset : offset + limit]
-        results = b"[" + b",".join(self._records[i] for i in page) + b"]"
-        body: dict[str, Any] = {"results": orjson.Fragment(results), "status": "OK", "count": len(page)}
+        stamp = f"{m.today.isoformat()}T00:00:00Z"
+        body: dict[str, Any] = {
+            "results": [self._ticker_record(int(i), stamp) for i in page],
+            "status": "OK",
+            "count": len(page),
+        }
         if offset + limit < len(keep):
             body["next_url"] = _next_page_url(f"{base_url}/v3/reference/tickers", state, offset + limit)
         return orjson.dumps(body)
