@@ -287,7 +287,8 @@ def generate(config: MarketConfig) -> dict[str, np.ndarray]:
     market = np.repeat(np.array([m for _, m, _ in _TYPE_SHARES]), counts)
     perm = rng.permutation(n)
     kind, market = kind[perm], market[perm]
-    spy = int(np.flatnonzero((kind == "ETF") & (market == "stocks"))[0]) if n > 1 else 0
+    etfs = np.flatnonzero((kind == "ETF") & (market == "stocks"))
+    spy = int(etfs[0]) if len(etfs) else 0
     kind[spy], market[spy] = "ETF", "stocks"
     family = np.where(market == "otc", "OTC", kind)
 
@@ -655,11 +656,24 @@ def _load(folder: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _prune_other_versions(root: Path) -> None:
+    """Delete cached markets of other generator versions (half a gigabyte each at the default size).
+
+    Processes still reading one keep their memory maps: unlinked files live until unmapped.
+    """
+    current = f"market-v{GENERATOR_VERSION}-"
+    for stale in root.glob("market-*"):
+        if stale.is_dir() and not stale.name.startswith(current) and "." not in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def load_market(config: MarketConfig | None = None, cache_dir: Path | None = None) -> Market:
     """The market for ``config``: from the disk cache when present, else generated and cached."""
     config = resolve_config(config or MarketConfig())
-    folder = (cache_dir or default_cache_dir()) / f"market-{_cache_key(config)}"
+    root = cache_dir or default_cache_dir()
+    folder = root / f"market-v{GENERATOR_VERSION}-{_cache_key(config)}"
     if not (folder / "close.npy").exists():
+        _prune_other_versions(root)
         log.info(
             "generating market",
             n_tickers=config.n_tickers,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.marketsim.market import Market, MarketConfig, generate, load_market
+from services.marketsim.market import GENERATOR_VERSION, Market, MarketConfig, generate, load_market
 from services.marketsim.sic import SIC_CODES
 
 SMALL = MarketConfig(n_tickers=600, history_sessions=400, today=dt.date(2026, 11, 13))
@@ -136,3 +136,12 @@ def test_default_size_prefilter_keeps_5000_to_6000(tmp_path_factory: pytest.Temp
     etfs = int(big.prefilter(types=("ETF",)).sum())
     assert 100 <= etfs <= 1_000
     assert 0.03 <= big.oracle_ic(big.session_date(300), big.today) <= 0.08
+
+
+def test_generating_prunes_markets_of_other_generator_versions(tmp_path: Path) -> None:
+    stale = tmp_path / "market-0123456789abcdef"
+    stale.mkdir()
+    (stale / "close.npy").write_bytes(b"old")
+    load_market(MarketConfig(n_tickers=50, history_sessions=300, today=SMALL.today), tmp_path)
+    assert not stale.exists()
+    assert [p.name.startswith(f"market-v{GENERATOR_VERSION}-") for p in tmp_path.iterdir()] == [True]
