@@ -40,6 +40,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -58,6 +59,7 @@ log = structlog.get_logger(__name__)
 
 GENERATOR_VERSION = 4
 PLANTED_STRENGTH = 0.045
+STALE_DAYS = 3  # cached markets unused this long are deleted when another is generated
 BURN_IN = 260  # unexposed sessions before the first one, so 12-1 momentum exists from the start
 NY = "America/New_York"
 BAR_FIELDS = ("open", "high", "low", "close", "volume", "vwap")
@@ -656,15 +658,20 @@ def _load(folder: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _prune_other_versions(root: Path) -> None:
-    """Delete cached markets of other generator versions (half a gigabyte each at the default size).
+def _prune_cache(root: Path, keep: Path) -> None:
+    """Delete cached markets of other generator versions or unused for ``STALE_DAYS`` (0.5 GB each).
 
-    Processes still reading one keep their memory maps: unlinked files live until unmapped.
+    A market for "the latest session" changes every day, so old ones would pile up. Processes still
+    reading a deleted one keep their memory maps: unlinked files live until unmapped.
     """
     current = f"market-v{GENERATOR_VERSION}-"
-    for stale in root.glob("market-*"):
-        if stale.is_dir() and not stale.name.startswith(current) and "." not in stale.name:
-            shutil.rmtree(stale, ignore_errors=True)
+    cutoff = time.time() - STALE_DAYS * 86_400
+    for folder in root.glob("market-*"):
+        if folder == keep or not folder.is_dir() or "." in folder.name:  # "." marks one being written
+            continue
+        used = folder / "last_used"
+        if not folder.name.startswith(current) or (used.exists() and used.stat().st_mtime < cutoff):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_market(config: MarketConfig | None = None, cache_dir: Path | None = None) -> Market:
@@ -673,7 +680,7 @@ def load_market(config: MarketConfig | None = None, cache_dir: Path | None = Non
     root = cache_dir or default_cache_dir()
     folder = root / f"market-v{GENERATOR_VERSION}-{_cache_key(config)}"
     if not (folder / "close.npy").exists():
-        _prune_other_versions(root)
+        _prune_cache(root, folder)
         log.info(
             "generating market",
             n_tickers=config.n_tickers,
@@ -682,4 +689,5 @@ def load_market(config: MarketConfig | None = None, cache_dir: Path | None = Non
             cache=str(folder),
         )
         _save(folder, generate(config))
+    (folder / "last_used").touch()
     return Market(config, _load(folder))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.common.settings import PROJECT_ROOT, CommonSettings
 
@@ -34,3 +34,8 @@ class MarketsimSettings(CommonSettings):
     marketsim_faults: dict[str, float | bool] = Field(default_factory=dict)
     # Seed of the fault dice, so a fault sequence can be replayed.
     marketsim_fault_seed: int = 1
+
+    @field_validator("marketsim_today", mode="before")
+    @classmethod
+    def _empty_today_is_none(cls, value: object) -> object:
+        return None if value == "" else value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,10 +140,17 @@ def test_default_size_prefilter_keeps_5000_to_6000(tmp_path_factory: pytest.Temp
     assert 0.03 <= big.oracle_ic(big.session_date(300), big.today) <= 0.08
 
 
-def test_generating_prunes_markets_of_other_generator_versions(tmp_path: Path) -> None:
+def test_generating_prunes_other_versions_and_unused_markets(tmp_path: Path) -> None:
     stale = tmp_path / "market-0123456789abcdef"
     stale.mkdir()
     (stale / "close.npy").write_bytes(b"old")
+    unused = tmp_path / f"market-v{GENERATOR_VERSION}-0000000000000000"
+    unused.mkdir()
+    (unused / "last_used").touch()
+    os.utime(unused / "last_used", (time.time() - 4 * 86_400,) * 2)
+    recent = tmp_path / f"market-v{GENERATOR_VERSION}-1111111111111111"
+    recent.mkdir()
+    (recent / "last_used").touch()
     load_market(MarketConfig(n_tickers=50, history_sessions=300, today=SMALL.today), tmp_path)
-    assert not stale.exists()
-    assert [p.name.startswith(f"market-v{GENERATOR_VERSION}-") for p in tmp_path.iterdir()] == [True]
+    assert not stale.exists() and not unused.exists() and recent.exists()
+    assert len(list(tmp_path.glob(f"market-v{GENERATOR_VERSION}-*"))) == 2
