@@ -145,6 +145,8 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "composite_score": num(row.composite_score),
         "percentile": num(row.percentile, 2),
         "sector_percentile": num(row.sector_percentile, 2),
+        "rating_percentile": num(row.rating_percentile, 2),
+        "alpha_percentile": num(row.alpha_percentile, 2),
         "alpha_5d": num(row.alpha_5d),
         "alpha_10d": num(row.alpha_10d),
         "last_close": num(row.last_close),
