@@ -20,6 +20,17 @@ idiosyncratic volatility before the cross-sectional z-score. The next session's 
 reversal. Its oracle information coefficient (mean per-date Spearman correlation of ``signal`` with
 the forward 5-session return) is about 0.05; :meth:`Market.oracle_ic` measures it for any range.
 
+**The universe.** ``n_tickers`` symbols ever listed, in the shares of ``_TYPE_SHARES``: common stocks
+(a tail of them penny names), ADRs, ETFs (a third of them sector funds, plus SPY), warrants,
+preferreds, units, rights and OTC names. About 5 % list during the window and 4 % delist, so
+about 10,500 trade on a session (about 9,900 without OTC). Price level and dollar volume come
+from one size factor per name, calibrated so that the scan's default prefilter (common stocks and
+ADRs, close >= $5, 20-session average dollar volume >= $5M; :meth:`Market.prefilter`) keeps
+5,000-6,000 and ETFs add about 500. SIC codes are real (sic.py). About 1.5 % of stocks and ETFs
+split once (forward when the post-split price is >= $20, else reverse), about one session in fifty
+has a duplicated grouped-daily row (``duplicates``), and a few sessions per name are missing.
+Log prices are clipped to $0.01-$20,000.
+
 Bars are stored **unadjusted** (as Polygon's ``adjusted=false``): for each split the bars before
 its session are multiplied (prices) or divided (volumes) by ``split_to / split_from``.
 :meth:`Market.adjusted` derives split-adjusted bars as seen on a given session. Prices are rounded
@@ -497,7 +508,14 @@ def split_factors(n_sessions: int, n_tickers: int, splits: np.ndarray, as_of_ind
 
 
 class Market:
-    """The generated market: unadjusted bars, reference data, splits, the planted signal, and "today"."""
+    """The generated market: unadjusted bars, reference data, splits, the planted signal, and "today".
+
+    Besides the shared interface (see the module docstring) it carries ``session_start_ms`` /
+    ``session_end_ms`` (per-ticker and grouped ``t``), ``trades`` (Polygon's ``n``),
+    ``duplicates`` (ticker index duplicated in a session's grouped answer, -1 for none) and
+    ``ref`` extras: ``active`` and ``shares``/``market_cap`` as of today, ``list_date``, ``cik``,
+    ``composite_figi``, ``division`` (the sector factor).
+    """
 
     def __init__(self, config: MarketConfig, arrays: dict[str, np.ndarray]) -> None:
         self.config = config
