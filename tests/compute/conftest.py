@@ -13,6 +13,9 @@ from services.compute import train
 from services.marketsim.market import Market, MarketConfig, load_market
 
 SMALL = MarketConfig(n_tickers=600, history_sessions=400, today=dt.date(2026, 11, 13))
+# Training needs enough names per date for a t-stat over test dates to mean something: with ~300
+# names a date the sampling noise of a daily rank IC alone is ~0.06, the size of the signal.
+TRAINING = MarketConfig(n_tickers=1500, history_sessions=500, today=dt.date(2026, 11, 13))
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +27,7 @@ def small_market() -> Market:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Any]]]:
     """(model folder, metadata per model) from training on the small market."""
     out = tmp_path_factory.mktemp("models")
-    config = train.TrainConfig(market=SMALL, date_step=1, n_estimators=150, threads=1)
+    config = train.TrainConfig(market=TRAINING, date_step=1, n_estimators=150, threads=1)
     return out, train.train_all(config, out)
 
 

@@ -16,8 +16,11 @@ from services.marketsim.market import Market
 from tests.compute.conftest import panel_of
 
 
-def test_alpha_10d_learns_the_planted_signal_out_of_sample(trained: tuple[Path, dict[str, dict[str, Any]]]) -> None:
-    metrics = trained[1]["alpha_10d"]["metrics"]
+@pytest.mark.parametrize("model", ["alpha_5d", "alpha_10d"])
+def test_models_learn_the_planted_signal_out_of_sample(
+    trained: tuple[Path, dict[str, dict[str, Any]]], model: str,
+) -> None:
+    metrics = trained[1][model]["metrics"]
     assert metrics["rank_ic"] > 0
     assert metrics["rank_ic_tstat"] > 3
     assert metrics["rank_ic"] >= 0.5 * metrics["oracle_ic"]

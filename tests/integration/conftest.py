@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from technic.v1 import scanner_pb2_grpc
-from tests.support import RedisServer, ServiceProcess, free_port, start_service, wait_grpc_serving
+from tests.support import ServiceProcess, free_port, start_redis, start_service, wait_grpc_serving
 
 API_KEY = "integration-key"
 MARKET = {"TECHNIC_MARKETSIM_N_TICKERS": "600", "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
@@ -70,8 +70,10 @@ def _wait_http(url: str, proc: ServiceProcess, timeout: float = START_TIMEOUT) -
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     logdir = tmp_path_factory.mktemp("cluster-logs")
+    # A Redis of its own: other suites leave raw sessions of other simulated markets under the same keys.
+    redis_server = start_redis(tmp_path_factory.mktemp("cluster-redis"))
     ports = {name: free_port() for name in ("marketsim", "fetcher", "ranker", "gateway", "http")}
     compute_ports = [free_port(), free_port()]
     env = {"REDIS_URL": redis_server.url, "TECHNIC_LOG_LEVEL": "info"}
@@ -110,6 +112,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
         yield cluster
     finally:
         codes = {name: proc.terminate() for name, proc in reversed(cluster.processes.items())}
+        redis_server.stop()
         gateway_code = codes.get("gateway")
         assert gateway_code in (None, 0), f"gateway exited with {gateway_code} on SIGTERM\n{cluster.logs()}"
 
