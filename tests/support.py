@@ -113,10 +113,10 @@ def start_service(module: str, port: int, logdir: Path, env: Mapping[str, str] |
 
 
 def wait_grpc_serving(port: int, service: str = "", timeout: float = 60.0,
-                      proc: ServiceProcess | None = None) -> None:
+                      proc: ServiceProcess | None = None, host: str = "127.0.0.1") -> None:
     """Poll the official grpc.health.v1 client until ``service`` is SERVING."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc is not None and proc.process.poll() is not None:

@@ -29,7 +29,7 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         self.settings = settings
         self.redis = redis or ResilientRedis(settings.redis_url)
         self.models: AlphaModels | None = None
-        self.replica = f"{socket.gethostname()}:{settings.listen_port}"
+        self.replica = f"{socket.gethostname()}/{settings.grpc_host}:{settings.listen_port}"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
 
     async def warmup(self, health: Health) -> None:
