@@ -27,6 +27,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def consecutive_free_ports(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive loopback ports that are all free right now."""
+    for _ in range(attempts):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def cluster_port_env(compute_replicas: int) -> dict[str, str]:
+    """Free loopback ports for every gRPC/HTTP service of a cluster, and the targets pointing at them."""
+    base = consecutive_free_ports(compute_replicas)
+    fetcher, ranker = free_port(), free_port()
+    return {
+        "TECHNIC_COMPUTE_REPLICAS": str(compute_replicas),
+        "TECHNIC_COMPUTE_PORT": str(base),
+        "TECHNIC_COMPUTE_TARGET": "ipv4:" + ",".join(f"127.0.0.1:{base + i}" for i in range(compute_replicas)),
+        "TECHNIC_FETCHER_PORT": str(fetcher),
+        "TECHNIC_FETCHER_TARGET": f"127.0.0.1:{fetcher}",
+        "TECHNIC_RANKER_PORT": str(ranker),
+        "TECHNIC_RANKER_TARGET": f"127.0.0.1:{ranker}",
+        "TECHNIC_GATEWAY_PORT": str(free_port()),
+        "TECHNIC_GATEWAY_HTTP_PORT": str(free_port()),
+        "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1",
+    }
+
+
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,7 +4,6 @@ nothing behind - the supervisord cluster exactly as `make up` runs it, on free p
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,32 +12,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import PROJECT_ROOT, free_port, service_env
+from tests.support import PROJECT_ROOT, cluster_port_env, free_port, service_env
 
 TECHNIC = [sys.executable, "-m", "gateway.cli"]
 PROGRAMS = ["redis", "marketsim", "fetcher", "compute:compute-1", "compute:compute-2", "ranker", "gateway"]
 
 
 def cluster_env(run_dir: Path) -> dict[str, str]:
-    compute_base = free_port()
-    while compute_base + 1 > 65535 or not _free(compute_base + 1):
-        compute_base = free_port()
     marketsim = free_port()
-    redis_port = free_port()
-    env = service_env({
+    return service_env({
+        **cluster_port_env(compute_replicas=2),
         "TECHNIC_RUN_DIR": str(run_dir),
         "TECHNIC_PYTHON": sys.executable,
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "TECHNIC_COMPUTE_REPLICAS": "2",
-        "TECHNIC_COMPUTE_PORT": str(compute_base),
-        "TECHNIC_COMPUTE_TARGET": f"ipv4:127.0.0.1:{compute_base},127.0.0.1:{compute_base + 1}",
-        "TECHNIC_FETCHER_PORT": (fetcher := str(free_port())),
-        "TECHNIC_FETCHER_TARGET": f"127.0.0.1:{fetcher}",
-        "TECHNIC_RANKER_PORT": (ranker := str(free_port())),
-        "TECHNIC_RANKER_TARGET": f"127.0.0.1:{ranker}",
-        "TECHNIC_GATEWAY_PORT": str(free_port()),
-        "TECHNIC_GATEWAY_HTTP_PORT": str(free_port()),
-        "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1",
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "TECHNIC_MARKETSIM_PORT": str(marketsim),
         "POLYGON_BASE_URL": f"http://127.0.0.1:{marketsim}",
         "TECHNIC_MARKETSIM_N_TICKERS": "600",
@@ -47,16 +33,6 @@ def cluster_env(run_dir: Path) -> dict[str, str]:
         "TECHNIC_MARKETSIM_CACHE_DIR": str(run_dir / "market-cache"),
         "TECHNIC_UP_TIMEOUT_SECONDS": "240",
     })
-    return env
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def technic(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
