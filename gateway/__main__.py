@@ -13,13 +13,12 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from gateway.grpc_api import ScannerService
+from gateway.grpc_api import SERVICE, ScannerService, add_to_server
 from gateway.http_api import create_app
 from gateway.orchestrator import Orchestrator
 from gateway.settings import GatewaySettings
 from services.common.grpc_server import GrpcService, Health, serve
 from services.common.logs import configure_logging, register_secret
-from technic.v1 import scanner_pb2_grpc
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -54,8 +53,7 @@ async def run(settings: GatewaySettings) -> None:
             await http_task
         await orchestrator.close()
 
-    scanner = GrpcService("technic.v1.Scanner", ScannerService(orchestrator),
-                          scanner_pb2_grpc.add_ScannerServicer_to_server)
+    scanner = GrpcService(SERVICE, ScannerService(orchestrator, settings.gateway_page_cache_entries), add_to_server)
     await serve(settings, settings.gateway_port, [scanner], warmup=warmup, on_stop=on_stop)
 
 

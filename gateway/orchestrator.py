@@ -187,6 +187,8 @@ class Orchestrator:
         self._explanations: OrderedDict[str, dict[str, compute_pb2.SymbolExplanation]] = OrderedDict()
         self._latest: scan_pb2.ScanResult | None = None
         self._latest_rows: tuple[str, dict[str, scan_pb2.ScanRow]] | None = None
+        # Moves whenever a scan finishes: answers cached from earlier results may read differently now.
+        self.generation = 0
 
     async def close(self) -> None:
         for channel in (*self._channels.values(), *self._health_channels.values()):
@@ -212,7 +214,7 @@ class Orchestrator:
         opts = normalize_options(options, self.settings)
         scan_id = scan_id or uuid.uuid4().hex
         if not refresh:
-            as_of = opts.as_of or self._fresh_as_of()
+            as_of = opts.as_of or self.fresh_as_of()
             cached = await self._cached(opts, as_of) if as_of else None
             if cached is not None:
                 yield cached
@@ -364,6 +366,7 @@ class Orchestrator:
             self._explanations.popitem(last=False)
         self._latest = result
         self._latest_rows = None
+        self.generation += 1
 
     def _learn(self, response: compute_pb2.ScoreResponse) -> None:
         """Remember the versions and block layouts of a scored chunk (for fingerprints and ERROR rows)."""
@@ -376,7 +379,8 @@ class Orchestrator:
                 if data:
                     versions.block_fields[name] = decode_block(data).fields
 
-    def _fresh_as_of(self) -> str:
+    def fresh_as_of(self) -> str:
+        """The latest as-of session while it is trusted without asking the fetcher, else ""."""
         snap = self._snapshot
         if snap is not None and time.monotonic() - snap.fetched < self.settings.gateway_as_of_ttl_seconds:
             return snap.as_of
@@ -407,7 +411,7 @@ class Orchestrator:
 
     async def _get_snapshot(self, as_of: str, refresh: bool) -> _Snapshot:
         snap = self._snapshot
-        if snap is not None and not refresh and (as_of == snap.as_of or (not as_of and self._fresh_as_of())):
+        if snap is not None and not refresh and (as_of == snap.as_of or (not as_of and self.fresh_as_of())):
             return snap
         if as_of:
             return await self._fetch_snapshot(as_of)

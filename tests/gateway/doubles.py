@@ -50,6 +50,11 @@ class OrchestratorDouble:
         self.fail = fail
         self.scans: list[scan_pb2.ScanOptions] = []
         self.pages: list[scanner_pb2.GetScanRequest] = []
+        self.generation = 0
+        self.as_of = "2026-11-13"
+
+    def fresh_as_of(self) -> str:
+        return self.as_of
 
     async def scan(self, options: scan_pb2.ScanOptions, *, refresh: bool = False,
                    scan_id: str = "") -> AsyncIterator[Progress | scan_pb2.ScanResult]:
