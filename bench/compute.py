@@ -18,10 +18,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import datetime as dt
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import talib
 
@@ -54,33 +57,39 @@ def talib_loop(panel: np.ndarray) -> None:
         talib.ROCP(c, 10)
 
 
+def pandas_indicators(bars: np.ndarray) -> list[pd.Series]:
+    """The old design's indicators for one symbol's (sessions, 5) bars, a pandas DataFrame at a time."""
+    df = pd.DataFrame(bars.astype(np.float64), columns=["open", "high", "low", "close", "volume"])
+    c, h, lo, v = df["close"], df["high"], df["low"], df["volume"]
+    out = [c.rolling(n).mean() for n in (10, 20, 50, 100, 200)]
+    out += [c.ewm(span=20, adjust=False).mean(), c.ewm(span=50, adjust=False).mean()]
+    d = c.diff()
+    out.append(d.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
+               / (-d.clip(upper=0)).ewm(alpha=1 / 14).mean())
+    macd = c.ewm(span=12, adjust=False).mean() - c.ewm(span=26, adjust=False).mean()
+    out += [macd, macd.ewm(span=9, adjust=False).mean(), c.rolling(20).std(ddof=0)]
+    tr = pd.concat([h - lo, (h - c.shift()).abs(), (lo - c.shift()).abs()], axis=1).max(axis=1)
+    atr = tr.ewm(alpha=1 / 14, adjust=False).mean()
+    up, dn = h.diff(), -lo.diff()
+    pdi = 100 * up.where((up > dn) & (up > 0), 0).ewm(alpha=1 / 14, adjust=False).mean() / atr
+    mdi = 100 * dn.where((dn > up) & (dn > 0), 0).ewm(alpha=1 / 14, adjust=False).mean() / atr
+    out += [atr, pdi, mdi, (100 * (pdi - mdi).abs() / (pdi + mdi)).ewm(alpha=1 / 14, adjust=False).mean()]
+    hh, ll = h.rolling(14).max(), lo.rolling(14).min()
+    k = (100 * (c - ll) / (hh - ll)).rolling(3).mean()
+    out += [k, k.rolling(3).mean(), -100 * (hh - c) / (hh - ll)]
+    tp = (h + lo + c) / 3
+    out.append(tp.rolling(20).apply(lambda x: np.abs(x - x.mean()).mean(), raw=True))
+    out += [(np.sign(d) * v).cumsum(), h.rolling(252).max(), lo.rolling(252).min(), c.pct_change(10)]
+    return out
+
+
 def pandas_loop(panel: np.ndarray) -> None:
     for r in range(panel.shape[0]):
-        df = pd.DataFrame(panel[r].astype(np.float64), columns=["open", "high", "low", "close", "volume"])
-        c, h, lo, v = df["close"], df["high"], df["low"], df["volume"]
-        for n in (10, 20, 50, 100, 200):
-            c.rolling(n).mean()
-        c.ewm(span=20, adjust=False).mean(), c.ewm(span=50, adjust=False).mean()
-        d = c.diff()
-        d.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean() / (-d.clip(upper=0)).ewm(alpha=1 / 14).mean()
-        macd = c.ewm(span=12, adjust=False).mean() - c.ewm(span=26, adjust=False).mean()
-        macd.ewm(span=9, adjust=False).mean()
-        c.rolling(20).std(ddof=0)
-        tr = pd.concat([h - lo, (h - c.shift()).abs(), (lo - c.shift()).abs()], axis=1).max(axis=1)
-        atr = tr.ewm(alpha=1 / 14, adjust=False).mean()
-        up, dn = h.diff(), -lo.diff()
-        pdi = 100 * up.where((up > dn) & (up > 0), 0).ewm(alpha=1 / 14, adjust=False).mean() / atr
-        mdi = 100 * dn.where((dn > up) & (dn > 0), 0).ewm(alpha=1 / 14, adjust=False).mean() / atr
-        (100 * (pdi - mdi).abs() / (pdi + mdi)).ewm(alpha=1 / 14, adjust=False).mean()
-        hh, ll = h.rolling(14).max(), lo.rolling(14).min()
-        k = (100 * (c - ll) / (hh - ll)).rolling(3).mean()
-        k.rolling(3).mean(), -100 * (hh - c) / (hh - ll)
-        tp = (h + lo + c) / 3
-        tp.rolling(20).apply(lambda x: np.abs(x - x.mean()).mean(), raw=True)
-        (np.sign(d) * v).cumsum(), h.rolling(252).max(), lo.rolling(252).min(), c.pct_change(10)
+        pandas_indicators(panel[r])
 
 
-def main() -> None:
+def figures() -> dict[str, Any]:
+    """Every figure of this benchmark (seconds), with its references."""
     market = load_market(MarketConfig(n_tickers=11_000, history_sessions=400, today=dt.date(2026, 11, 13)))
     adj = market.adjusted(market.today_index)
     rows = slice(market.today_index - SESSIONS + 1, market.today_index + 1)
@@ -104,7 +113,24 @@ def main() -> None:
     top = feats[:50]
     t_explain = best_of(lambda: models.explain(top, top_k=5), 5)
     t_explain_all = best_of(lambda: models.explain(feats, top_k=5), 1)
-    print(f"compute bench: {panel.shape[0]:,} symbols x {SESSIONS} sessions, 1 Numba + 1 XGBoost thread")
+    return {
+        "symbols": int(panel.shape[0]), "sessions": SESSIONS,
+        "features": {"seconds": t_feat},
+        "score": {"seconds": t_score, "reference": t_talib, "reference_name": "TA-Lib per-symbol loop",
+                  "pandas_reference": t_pandas},
+        "explain_50": {"seconds": t_explain, "reference": t_explain_all, "reference_name": "explain all"},
+    }
+
+
+def main() -> None:
+    f = figures()
+    t_feat, t_score, t_explain = f["features"]["seconds"], f["score"]["seconds"], f["explain_50"]["seconds"]
+    t_talib, t_pandas, t_explain_all = f["score"]["reference"], f["score"]["pandas_reference"], \
+        f["explain_50"]["reference"]
+    if "--json" in sys.argv[1:]:
+        sys.stdout.write(orjson.dumps(f).decode() + "\n")
+        return
+    print(f"compute bench: {f['symbols']:,} symbols x {SESSIONS} sessions, 1 Numba + 1 XGBoost thread")
     print(f"  features only                 {t_feat * 1e3:8.1f} ms")
     print(f"  features + both models        {t_score * 1e3:8.1f} ms   (budget 60 ms)")
     print(f"  TA-Lib per-symbol loop        {t_talib * 1e3:8.1f} ms   ratio {t_talib / t_score:6.1f}x "
@@ -112,7 +138,7 @@ def main() -> None:
     print(f"  pandas per-symbol loop        {t_pandas * 1e3:8.1f} ms   ratio {t_pandas / t_score:6.1f}x "
           "(extrapolated from 100 symbols, indicators only)")
     print(f"  explain 50 symbols            {t_explain * 1e3:8.1f} ms")
-    print(f"  explain all {feats.shape[0]:,} symbols      {t_explain_all * 1e3:8.1f} ms   ratio "
+    print(f"  explain all {f['symbols']:,} symbols      {t_explain_all * 1e3:8.1f} ms   ratio "
           f"{t_explain_all / t_explain:6.1f}x")
 
 

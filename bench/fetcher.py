@@ -146,11 +146,90 @@ def line(name: str, seconds: float, reference: float, target: float, extra: str 
           f"{'   ' + extra if extra else ''}")
 
 
-def counters(reply: fetcher_pb2.PrefetchResponse) -> str:
-    c = reply.stats.counters
-    phases = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sorted(reply.stats.seconds.items()))
-    return (f"requests {c['requests']}, retries {c['retries']}, {c['bytes'] / 1e6:.0f} MB, "
-            f"cache hits {c['cache_hits']}; {phases}")
+def counters(reply: fetcher_pb2.PrefetchResponse) -> dict[str, float]:
+    """The fetcher's own request counters and phase seconds for one Prefetch."""
+    return {**{k: float(v) for k, v in reply.stats.counters.items()},
+            **{f"{k}_seconds": float(v) for k, v in reply.stats.seconds.items()}}
+
+
+def counters_text(c: dict[str, float]) -> str:
+    phases = ", ".join(f"{k[:-8]} {v * 1000:.0f} ms" for k, v in sorted(c.items()) if k.endswith("_seconds"))
+    return (f"requests {c.get('requests', 0):.0f}, retries {c.get('retries', 0):.0f}, "
+            f"{c.get('bytes', 0) / 1e6:.0f} MB, cache hits {c.get('cache_hits', 0):.0f}; {phases}")
+
+
+def polygon_requests(http: httpx.Client) -> int:
+    """The simulator's request count so far (``/admin/stats``; this request not included)."""
+    return int(http.get("/admin/stats").json()["total"])
+
+
+def advance_session(http: httpx.Client, cache_ttl: float) -> None:
+    """The simulator moves on one session; wait past the latest-session caches (``cache_ttl`` seconds)."""
+    http.post("/admin/advance", json={"sessions": 1}).raise_for_status()
+    time.sleep(cache_ttl + 0.1)
+
+
+def top_symbols(http: httpx.Client, n: int) -> tuple[str, list[str]]:
+    """The simulator's latest session and its ``n`` most traded names (asked directly, the fetcher stays cold)."""
+    today = str(np.datetime64(time.time_ns() // 86_400_000_000_000, "D"))
+    for _ in range(30):
+        body = orjson.loads(http.get(f"/v2/aggs/grouped/locale/us/market/stocks/{today}",
+                                     params=GROUPED_PARAMS).content)
+        if body.get("results"):
+            break
+        today = str(np.datetime64(today) - 1)
+    rows = body["results"]
+    dollar = np.array([r["c"] * r["v"] for r in rows])
+    return today, [rows[i]["T"] for i in np.argsort(-dollar)[:n]]
+
+
+async def measure(fetcher_target: str, http: httpx.Client, redis_url: str, symbols: list[str], lookback: int,
+                  cache_ttl: float) -> dict[str, dict[str, object]]:
+    """Cold prefetch (the fetcher must be cold), warm panel build (median of 5), one new session appended.
+
+    Each figure comes with the old design's time for the same work, measured on a 100-symbol sample
+    and scaled to ``symbols``; the simulator advances one session on the way.
+    """
+    async with make_channel(fetcher_target) as channel:
+        stub = fetcher_pb2_grpc.FetcherStub(channel)
+        start = time.perf_counter()
+        cold = await prefetch(stub, symbols, lookback)
+        cold_s = time.perf_counter() - start
+        warm_runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            warm = await prefetch(stub, symbols, lookback)
+            warm_runs.append(time.perf_counter() - start)
+        advance_session(http, cache_ttl)
+        start = time.perf_counter()
+        new = await prefetch(stub, symbols, lookback)
+        new_s = time.perf_counter() - start
+        if new.as_of <= cold.as_of:
+            raise RuntimeError(f"the new session was not picked up ({new.as_of} vs {cold.as_of})")
+
+    sample = symbols[:SAMPLE]
+    scale = len(symbols) / len(sample)
+    # Calendar days spanning the lookback (252 sessions a year).
+    start_day = str(np.datetime64(cold.as_of) - int(lookback * 365 / 252) - 5)
+    start = time.perf_counter()
+    frames = naive_cold(http, sample, start_day, cold.as_of)
+    naive_cold_s = (time.perf_counter() - start) * scale
+    client = redis.Redis.from_url(redis_url)
+    naive_warm_s = naive_warm(client, sample, frames, lookback) * scale
+    client.delete(*(f"technic:bench:naive:{s}" for s in sample))
+    client.close()
+    start = time.perf_counter()
+    naive_cold(http, sample, new.as_of, new.as_of)
+    naive_new_s = (time.perf_counter() - start) * scale
+    return {
+        "cold": {"seconds": cold_s, "reference": naive_cold_s, "reference_name": "per-ticker requests",
+                 "target": 2.5, "counters": counters(cold)},
+        "warm": {"seconds": statistics.median(warm_runs), "min": min(warm_runs), "max": max(warm_runs),
+                 "reference": naive_warm_s, "reference_name": "pickled DataFrame per symbol", "target": 0.1,
+                 "counters": counters(warm)},
+        "append": {"seconds": new_s, "reference": naive_new_s, "reference_name": "per-ticker requests",
+                   "target": 0.3, "counters": counters(new)},
+    }
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -162,9 +241,9 @@ async def run(args: argparse.Namespace) -> None:
     sim_env = {"TECHNIC_MARKETSIM_PORT": str(sim_port), "TECHNIC_MARKETSIM_N_TICKERS": str(args.tickers),
                "TECHNIC_MARKETSIM_FAULTS": orjson.dumps({"latency_ms": args.latency_ms}).decode(),
                "TECHNIC_LOG_LEVEL": "warning"}
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
     fetcher_env = {"TECHNIC_FETCHER_PORT": str(fetcher_port), "POLYGON_BASE_URL": f"http://127.0.0.1:{sim_port}",
-                   "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "TECHNIC_FETCHER_LATEST_TTL": "0.5",
-                   "TECHNIC_LOG_LEVEL": "warning"}
+                   "REDIS_URL": redis_url, "TECHNIC_FETCHER_LATEST_TTL": "0.5", "TECHNIC_LOG_LEVEL": "warning"}
     with contextlib.ExitStack() as stack:
         stack.enter_context(process([exe, "--port", str(redis_port), "--save", "", "--appendonly", "no",
                                      "--dir", str(work)], {}, work / "redis.log"))
@@ -175,62 +254,18 @@ async def run(args: argparse.Namespace) -> None:
                                                 headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"}))
         stack.enter_context(process([sys.executable, "-m", "services.fetcher"], fetcher_env, work / "fetcher.log"))
         wait_port(fetcher_port)
-
-        # The universe: the most traded names of the simulator's latest session (asked directly,
-        # so the fetcher starts cold).
-        today = str(np.datetime64(time.time_ns() // 86_400_000_000_000, "D"))
-        for _ in range(30):
-            body = orjson.loads(http.get(f"/v2/aggs/grouped/locale/us/market/stocks/{today}",
-                                         params=GROUPED_PARAMS).content)
-            if body.get("results"):
-                break
-            today = str(np.datetime64(today) - 1)
-        rows = body["results"]
-        dollar = np.array([r["c"] * r["v"] for r in rows])
-        order = np.argsort(-dollar)[:args.symbols]
-        symbols = [rows[i]["T"] for i in order]
-        print(f"simulator: {len(rows)} tickers on {today}, {args.latency_ms} ms per request; "
+        today, symbols = top_symbols(http, args.symbols)
+        print(f"simulator: latest session {today}, {args.latency_ms} ms per request; "
               f"{len(symbols)} symbols x {args.lookback} sessions")
-
         # The simulator builds each session's body on first request; build them all now so that it is
         # not the bottleneck it simulates (DESIGN section 7).
         await warm_simulator(f"http://127.0.0.1:{sim_port}", today, args.lookback + 2)
-
-        async with make_channel(f"127.0.0.1:{fetcher_port}") as channel:
-            stub = fetcher_pb2_grpc.FetcherStub(channel)
-            start = time.perf_counter()
-            cold = await prefetch(stub, symbols, args.lookback)
-            cold_s = time.perf_counter() - start
-            warm_runs = []
-            for _ in range(5):
-                start = time.perf_counter()
-                warm = await prefetch(stub, symbols, args.lookback)
-                warm_runs.append(time.perf_counter() - start)
-            warm_s = statistics.median(warm_runs)
-
-            http.post("/admin/advance", json={"sessions": 1}).raise_for_status()
-            await asyncio.sleep(0.6)  # past the fetcher's latest-session cache (0.5 s in this run)
-            start = time.perf_counter()
-            new = await prefetch(stub, symbols, args.lookback)
-            new_s = time.perf_counter() - start
-            assert new.as_of > cold.as_of, f"the new session was not picked up ({new.as_of} vs {cold.as_of})"
-
-        sample = symbols[:SAMPLE]
-        # Calendar days spanning the lookback (252 sessions a year).
-        start_day = str(np.datetime64(cold.as_of) - int(args.lookback * 365 / 252) - 5)
-        start = time.perf_counter()
-        frames = naive_cold(http, sample, start_day, cold.as_of)
-        naive_cold_s = (time.perf_counter() - start) * len(symbols) / len(sample)
-        naive_warm_s = naive_warm(redis.Redis(port=redis_port), sample, frames, args.lookback) \
-            * len(symbols) / len(sample)
-        start = time.perf_counter()
-        naive_cold(http, sample, new.as_of, new.as_of)
-        naive_new_s = (time.perf_counter() - start) * len(symbols) / len(sample)
+        figures = await measure(f"127.0.0.1:{fetcher_port}", http, redis_url, symbols, args.lookback, 0.5)
 
     print(f"{'':<28} {'fetcher':>13}")
-    line("cold prefetch", cold_s, naive_cold_s, 2.5, counters(cold))
-    line("warm panel build", warm_s, naive_warm_s, 0.1, counters(warm))
-    line("one new session appended", new_s, naive_new_s, 0.3, counters(new))
+    for name, key in (("cold prefetch", "cold"), ("warm panel build", "warm"), ("one new session appended", "append")):
+        f = figures[key]
+        line(name, f["seconds"], f["reference"], f["target"], counters_text(f["counters"]))  # type: ignore[arg-type]
     shutil.rmtree(work, ignore_errors=True)
 
 

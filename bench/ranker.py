@@ -17,11 +17,14 @@ import asyncio
 import bisect
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import numpy as np
+import orjson
 
 from services.ranker import convert, rating
 from services.ranker.cache import ScanCache
@@ -136,7 +139,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:9.3f} ms"
 
 
-async def main() -> None:
+async def figures() -> dict[str, Any]:
+    """Every figure of this benchmark (seconds), with its references."""
     u = synthetic_universe(N, chunk_size=500)
     style = "Short-term swing"
     inp = RankInput("bench", "bench-fp", "2026-11-13", ScanSpec(style_for(style), FilterSpec(), PageSpec()),
@@ -158,9 +162,25 @@ async def main() -> None:
     first = await page_reads(ranker, "bench-fp", fresh_offsets)
     again = await page_reads(ranker, "bench-fp", fresh_offsets * 5)
     over_grpc = await grpc_reads(ranker, "bench-fp", 300)
-    p50_first, p50_again, p50_grpc = (statistics.median(first), statistics.median(again),
-                                      statistics.median(over_grpc))
+    return {
+        "rank": {"seconds": t_scratch, "reference": t_naive, "reference_name": "naive per-row ranking"},
+        "page_read": {"seconds": statistics.median(again), "reference": t_scratch,
+                      "reference_name": "rank from scratch"},
+        "page_first_read": {"seconds": statistics.median(first), "reference": t_scratch,
+                            "reference_name": "rank from scratch"},
+        "page_grpc": {"seconds": statistics.median(over_grpc), "reference": t_scratch,
+                      "reference_name": "rank from scratch"},
+    }
 
+
+async def main() -> None:
+    f = await figures()
+    if "--json" in sys.argv[1:]:
+        sys.stdout.write(orjson.dumps(f).decode() + "\n")
+        return
+    t_scratch, t_naive = f["rank"]["seconds"], f["rank"]["reference"]
+    p50_again, p50_first, p50_grpc = (f["page_read"]["seconds"], f["page_first_read"]["seconds"],
+                                      f["page_grpc"]["seconds"])
     print(f"ranker bench: {N} symbols in 12 chunks, pages of {PAGE}")
     print(f"  rank from scratch (vectorised)       {ms(t_scratch)}   naive per-row Python {ms(t_naive)}"
           f"   ratio {t_naive / t_scratch:7.1f}x faster")

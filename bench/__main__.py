@@ -1,0 +1,149 @@
+"""The benchmark suite: ``python -m bench`` (``make bench``) measures every budget of DESIGN section 9.
+
+It starts the cluster on the simulator (or, with ``--attach``, measures the one ``make up`` runs),
+then measures, each beside the old single-process design run in the same session (bench/baseline.py):
+first start, cold, warm, repeated and incremental scans (several runs each, with the scan's own
+stage seconds, the simulator's request count and the resident memory of every process), the
+repeated scan under 50 concurrent clients (bench/ghz.py on ``Scanner/GetScan``), warm scan time
+against universe size, the fetcher against the cluster's own simulator, and, once the cluster is
+down, compute, ranker and simulator components in their own processes. The report (JSON, Markdown,
+PNG charts) goes to ``bench/reports/<timestamp>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import scan
+from bench.baseline import run_baseline
+from bench.fetcher import measure as measure_fetcher
+from bench.fetcher import top_symbols
+from bench.ghz import format_summary
+from bench.report import format_text, write_report
+from services.common.settings import PROJECT_ROOT
+
+REPORTS = PROJECT_ROOT / "bench" / "reports"
+SIZES = (1_500, 3_000, 6_000, 12_000)
+COMPONENTS = {"compute": ["bench.compute", "--json"], "ranker": ["bench.ranker", "--json"],
+              "marketsim": ["bench.marketsim", "--json"]}
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def git_commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def run_module(argv: list[str], timeout: float) -> dict[str, Any]:
+    """``python -m <argv>`` in its own process; its stdout (or its last line) is the figures as JSON."""
+    done = subprocess.run([sys.executable, "-m", *argv], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
+    try:
+        return dict(orjson.loads(done.stdout))
+    except orjson.JSONDecodeError:
+        return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_ghz(target: str, fingerprint: str, clients: int, total: int, cpus: int) -> tuple[list[str], dict[str, Any]]:
+    """bench.ghz against ``Scanner/GetScan`` of a cached scan: (the command, ghz's JSON report)."""
+    data = orjson.dumps({"fingerprint": fingerprint, "limit": 100}).decode()
+    argv = ["bench.ghz", "--call", "technic.v1.Scanner/GetScan", "-d", data, "-c", str(clients), "-n", str(total),
+            "--cpus", str(cpus), "-O", "json", target]
+    return argv, run_module(argv, timeout=600)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def measure_cluster(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """Everything that needs the cluster: scans, baseline, ghz, sweep, fetcher."""
+    cluster_cm = (scan.attached_cluster(args.latency_ms) if args.attach
+                  else scan.local_cluster(args.tickers, args.replicas, args.latency_ms))
+    with cluster_cm as cluster, scan.sim_client(cluster) as http:
+        log(f"cluster: {cluster.description}")
+        runs = {"cold": args.runs, "warm": args.warm_runs, "repeated": args.repeat, "incremental": args.runs}
+        figures.update(await scan.measure(cluster, http, runs))
+        log(f"scans measured ({figures['symbols_scanned']:,} symbols); baseline on {args.sample} symbols")
+        as_of = figures.get("as_of_latest", figures["as_of"])
+        figures["baseline"] = run_baseline(http, figures.pop("sample_symbols")[: args.sample], as_of)
+
+        argv, ghz = run_ghz(f"127.0.0.1:{cluster.gateway_port}", figures["fingerprint"], 50, args.ghz_requests, 2)
+        figures["ghz_command"] = "python -m " + " ".join(argv)
+        figures["ghz"] = ghz
+        if "error" not in ghz:
+            figures["ghz_summary"] = format_summary(ghz)
+            figures["repeated_rate"] = ghz["rps"]
+        log("ghz done; universe-size sweep")
+
+        figures["sweep"] = await scan.sweep(cluster, http, list(args.sizes), args.sweep_runs)
+        if not args.skip_fetcher:
+            log("fetcher against the cluster's simulator")
+            scan.flush_bars(cluster.redis_url)
+            cluster.restart_fetcher()
+            _, symbols = top_symbols(http, 6000)
+            figures.setdefault("components", {})["fetcher"] = await measure_fetcher(
+                f"127.0.0.1:{cluster.fetcher_port}", http, cluster.redis_url, symbols, 260, cluster.cache_ttl)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--attach", action="store_true", help="measure the cluster `make up` runs")
+    parser.add_argument("--tickers", type=int, default=11_000)
+    parser.add_argument("--replicas", type=int, default=min(4, os.cpu_count() or 2),
+                        help="compute replicas (default: one per CPU, at most 4)")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--runs", type=int, default=3, help="cold and incremental scans")
+    parser.add_argument("--warm-runs", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=200, help="repeated scans for the p50")
+    parser.add_argument("--sample", type=int, default=100, help="symbols the old design is measured on")
+    parser.add_argument("--ghz-requests", type=int, default=5000)
+    parser.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=list(SIZES))
+    parser.add_argument("--sweep-runs", type=int, default=3)
+    parser.add_argument("--skip-fetcher", action="store_true", help="leave out the fetcher component figures")
+    parser.add_argument("--components", default=",".join(COMPONENTS),
+                        help="component benchmarks run after the cluster is down (comma list, '' for none)")
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    args = parser.parse_args(argv)
+
+    started = dt.datetime.now().astimezone()
+    figures: dict[str, Any] = {"environment": {
+        "started": started.isoformat(timespec="seconds"), "cpus": os.cpu_count(), "load_before": load_average(),
+        "tickers": args.tickers, "latency_ms": args.latency_ms, "replicas": args.replicas,
+        "attached": args.attach, "commit": git_commit(), "python": sys.version.split()[0]}}
+    clock = time.perf_counter()
+    asyncio.run(measure_cluster(args, figures))
+    for name in filter(None, args.components.split(",")):
+        log(f"component: {name}")
+        figures.setdefault("components", {})[name] = run_module(COMPONENTS[name], timeout=600)
+    compute = figures.get("components", {}).get("compute", {})
+    if "score" in compute:
+        figures["compute"] = compute["score"]["seconds"]
+    figures["environment"]["load_after"] = load_average()
+    figures["environment"]["suite_seconds"] = time.perf_counter() - clock
+    folder = args.out / started.strftime("%Y%m%d-%H%M%S")
+    paths = write_report(figures, folder)
+    print()
+    print(format_text(figures))
+    print(f"\nreport written to {folder} ({', '.join(p.name for p in paths.values())}) "
+          f"in {figures['environment']['suite_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The suite's report: the budget table of DESIGN section 9, the text table, JSON and PNG charts.
+
+Everything here is a pure function of the figures the suite measured (a plain dict), so the table
+and the charts can be rebuilt, and tested, without a cluster. Figures are seconds unless a name says
+otherwise (``_mb``, ``_per_s``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+GB = 1024.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One line of DESIGN section 9: where its figure lives in the measured dict, and its target."""
+
+    key: str
+    label: str
+    target: float
+    unit: str  # "s", "scans/s" or "MB"
+    higher_is_better: bool = False
+
+
+BUDGETS: tuple[Budget, ...] = (
+    Budget("cold", "cold full scan", 3.0, "s"),
+    Budget("first_start", "first start", 10.0, "s"),
+    Budget("warm", "warm full scan", 0.150, "s"),
+    Budget("repeated", "repeated scan p50", 0.003, "s"),
+    Budget("repeated_rate", "repeated scans/s, 50 clients", 3000.0, "scans/s", higher_is_better=True),
+    Budget("incremental", "incremental (one new session)", 0.400, "s"),
+    Budget("compute", "compute 6,000 x 260, one replica", 0.060, "s"),
+    Budget("memory", "cluster resident memory, full scan", 2.5 * GB, "MB"),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the budget table as reported."""
+
+    key: str
+    label: str
+    value: float | None
+    target: float
+    unit: str
+    passed: bool | None
+    baseline: float | None
+    ratio: float | None
+    runs: int
+    low: float | None
+    high: float | None
+
+
+def spread(values: Sequence[float]) -> dict[str, float | int]:
+    """Median, min and max of repeated runs (the form every repeated figure is stored in)."""
+    if not values:
+        raise ValueError("no runs to summarise")
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def baseline_for(key: str, figures: dict[str, Any]) -> float | None:
+    """The old design's figure for a budget line, in the line's unit, or None where it has none.
+
+    The old design had no cache, so every scan (cold, warm, repeated, incremental) costs it the same:
+    its seconds per symbol times the symbols the cluster scanned. Its rate is one over that. Its
+    compute part is indicators plus one model call per row, per symbol, times 6,000. Its memory was
+    measured on a sample only and is not comparable to a whole universe, so that line has no ratio.
+    """
+    base = figures.get("baseline")
+    if not base:
+        return None
+    symbols = figures.get("symbols_scanned") or 0
+    per_symbol = base["seconds_per_symbol"]
+    if key in ("cold", "first_start", "warm", "repeated", "incremental"):
+        return per_symbol * symbols if symbols else None
+    if key == "repeated_rate":
+        return 1.0 / (per_symbol * symbols) if symbols else None
+    if key == "compute":
+        stages = base["stages_per_symbol"]
+        return (stages["indicators"] + stages["features"] + stages["models"]) * 6000
+    return None
+
+
+def _value(entry: Any) -> tuple[float | None, int, float | None, float | None]:
+    if entry is None:
+        return None, 0, None, None
+    if isinstance(entry, dict):
+        return float(entry["median"]), int(entry.get("runs", 1)), entry.get("min"), entry.get("max")
+    return float(entry), 1, None, None
+
+
+def budget_table(figures: dict[str, Any]) -> list[Row]:
+    """Every budget line with its measured value, target, pass/fail and ratio to the baseline.
+
+    A line whose figure is missing is kept, with value and verdict None, so a report always shows
+    all eight lines. The ratio is always "how many times better than the old design" (> 1 is better).
+    """
+    rows = []
+    for b in BUDGETS:
+        value, runs, low, high = _value(figures.get(b.key))
+        baseline = baseline_for(b.key, figures)
+        passed = None if value is None else (value >= b.target if b.higher_is_better else value <= b.target)
+        ratio = None
+        if value is not None and baseline is not None and value > 0:
+            ratio = value / baseline if b.higher_is_better else baseline / value
+        rows.append(Row(b.key, b.label, value, b.target, b.unit, passed, baseline, ratio, runs, low, high))
+    return rows
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    return f"{value:,.0f} {unit}" if value >= 10 else f"{value:.3g} {unit}"
+
+
+def _verdict(passed: bool | None) -> str:
+    return "-" if passed is None else ("pass" if passed else "FAIL")
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The budget table as Markdown (it goes to the terminal and into README's Performance section)."""
+    lines = ["| budget line | measured (median) | min / max (runs) | target | result | old design | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        op = ">=" if r.unit == "scans/s" else "<="
+        spread_text = (f"{_fmt(r.low, r.unit)} / {_fmt(r.high, r.unit)} ({r.runs})"
+                       if r.low is not None and r.high is not None else f"({r.runs})" if r.runs else "-")
+        base = "-" if r.baseline is None else _fmt(r.baseline, r.unit)
+        ratio = "-" if r.ratio is None else f"{r.ratio:,.1f}x"
+        lines.append(f"| {r.label} | {_fmt(r.value, r.unit)} | {spread_text} | {op} {_fmt(r.target, r.unit)} | "
+                     f"{_verdict(r.passed)} | {base} | {ratio} |")
+    return "\n".join(lines)
+
+
+def per_symbol_line(figures: dict[str, Any]) -> str:
+    """Cluster seconds per symbol (cold scan) beside the old design's, and the ratio."""
+    base = figures.get("baseline")
+    cold, _, _, _ = _value(figures.get("cold"))
+    symbols = figures.get("symbols_scanned") or 0
+    if not base or cold is None or not symbols:
+        return "seconds per symbol: not measured"
+    cluster = cold / symbols
+    old = base["seconds_per_symbol"]
+    return (f"seconds per symbol: cluster {cluster * 1000:.3f} ms (cold scan / {symbols:,} symbols), "
+            f"old design {old * 1000:.1f} ms (measured on {base['symbols']} symbols), ratio {old / cluster:,.0f}x")
+
+
+def component_lines(figures: dict[str, Any]) -> list[str]:
+    """The component figures (fetcher, ranker, simulator), each beside its own reference."""
+    lines = []
+    for name, entry in sorted((figures.get("components") or {}).items()):
+        if "error" in entry:
+            lines.append(f"{name}: not measured ({entry['error']})")
+            continue
+        for label, item in entry.items():
+            if not isinstance(item, dict) or "seconds" not in item:
+                continue
+            ref = item.get("reference")
+            text = f"{name} {label}: {item['seconds'] * 1000:.2f} ms"
+            if ref:
+                text += (f"   {item.get('reference_name', 'reference')} {ref * 1000:.1f} ms"
+                         f"   ratio {ref / item['seconds']:,.1f}x")
+            lines.append(text)
+    return lines
+
+
+def format_text(figures: dict[str, Any]) -> str:
+    """The whole report as text: environment, budget table, per-symbol line, components, ghz."""
+    env = figures.get("environment", {})
+    head = [f"Technic benchmark, {env.get('started', '')}: {env.get('cpus', '?')} CPUs, load average "
+            f"{env.get('load_before', '?')} before and {env.get('load_after', '?')} after; "
+            f"{figures.get('symbols_scanned', 0):,} symbols scanned of {env.get('tickers', '?'):,} tickers, "
+            f"{env.get('latency_ms', '?')} ms per simulator request", ""]
+    out = [*head, format_table(budget_table(figures)), "", per_symbol_line(figures)]
+    comps = component_lines(figures)
+    if comps:
+        out += ["", *comps]
+    if figures.get("ghz_summary"):
+        out += ["", "ghz " + figures.get("ghz_command", ""), figures["ghz_summary"]]
+    return "\n".join(out)
+
+
+def write_json(figures: dict[str, Any], folder: Path) -> Path:
+    path = folder / "report.json"
+    table = [asdict(r) for r in budget_table(figures)]
+    path.write_bytes(orjson.dumps({"budgets": table, "figures": figures},
+                                  option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    return path
+
+
+SCAN_KINDS = ("first_start", "cold", "warm", "incremental")
+
+
+def stage_matrix(figures: dict[str, Any]) -> tuple[list[str], list[str], list[list[float]]]:
+    """(scan kinds, stages, seconds[stage][kind]): the median stage seconds of each kind of scan measured.
+
+    Stages overlap (the compute replicas' own phases run inside ``compute``, and ``total`` spans them
+    all), so they are drawn side by side rather than stacked.
+    """
+    kinds = [k for k in SCAN_KINDS if isinstance(figures.get(k), dict) and figures[k].get("stages")]
+    stages = sorted({s for k in kinds for s in figures[k]["stages"]})
+    return kinds, stages, [[float(figures[k]["stages"].get(s, 0.0)) for k in kinds] for s in stages]
+
+
+def stage_chart(figures: dict[str, Any], path: Path) -> Path:
+    """Horizontal bars: each stage's median seconds, one bar per kind of scan, on a log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds, stages, values = stage_matrix(figures)
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(stages), 1) * max(len(kinds), 1) / 2))
+    height = 0.8 / max(len(kinds), 1)
+    for j, kind in enumerate(kinds):
+        ax.barh([i + j * height for i in range(len(stages))], [row[j] * 1000 for row in values], height=height,
+                label=kind)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(stages))], stages)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ms (median over runs)")
+    ax.set_title("Scan time by stage")
+    if kinds:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sweep_chart(figures: dict[str, Any], path: Path) -> Path:
+    """Scan time against symbols scanned (warm and, where measured, cold), beside the old design."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = figures.get("sweep") or []
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for kind in ("warm", "cold"):
+        points = [(p["symbols"], p[kind]["median"]) for p in sweep if p.get(kind)]
+        if points:
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=f"cluster, {kind}")
+    base = figures.get("baseline")
+    if base and sweep:
+        xs = [p["symbols"] for p in sweep]
+        ax.plot(xs, [x * base["seconds_per_symbol"] for x in xs], linestyle="--", label="old design (per symbol)")
+    ax.set_xlabel("symbols scanned")
+    ax.set_ylabel("seconds")
+    ax.set_yscale("log")
+    ax.set_title("Scan time against universe size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(figures: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """report.json, report.md, stages.png and sweep.png in ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = folder / "report.md"
+    text.write_text(format_text(figures) + "\n")
+    return {"json": write_json(figures, folder), "text": text,
+            "stages": stage_chart(figures, folder / "stages.png"),
+            "sweep": sweep_chart(figures, folder / "sweep.png")}
