@@ -704,7 +704,8 @@ class _Pipeline:
                     log.warning("prefetch stream broke, the rest is accounted as errored",
                                 scan_id=self.scan_id, error=_status(exc))
             self.seconds["fetch"] = time.perf_counter() - started
-            missing = self.survivors[~np.isin(self.survivors, np.asarray(covered, dtype=object))]
+            # A hashed lookup: np.isin on object arrays compares every pair (seconds for 6,000 names).
+            missing = self.survivors[lookup(covered, self.survivors) < 0]
             if len(missing):
                 log.warning("symbols never fetched", scan_id=self.scan_id, count=len(missing))
                 for start in range(0, len(missing), self.settings.gateway_chunk_size):
