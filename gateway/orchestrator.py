@@ -261,7 +261,8 @@ class Orchestrator:
             seconds[name] = time.perf_counter() - t0
             return value
 
-        universe, snapshot = await asyncio.gather(timed("universe", self._get_universe(refresh)),
+        # The universe is reference data on its own TTL: a refresh is about the session and the ranking.
+        universe, snapshot = await asyncio.gather(timed("universe", self._get_universe()),
                                                   timed("snapshot", self._get_snapshot(opts.as_of, refresh)))
         progress("universe", 1, 1, f"{len(universe.symbols)} tickers")
         progress("snapshot", 1, 1, f"{len(snapshot.block.rows)} tickers traded on {snapshot.as_of}")
@@ -400,9 +401,9 @@ class Orchestrator:
             log.warning("backend call failed", stage=stage, error=_status(exc))
             raise Unavailable(f"{stage} failed: {exc.code().name}") from None
 
-    async def _get_universe(self, refresh: bool = False) -> fetcher_pb2.GetUniverseResponse:
+    async def _get_universe(self) -> fetcher_pb2.GetUniverseResponse:
         cached = self._universe
-        if cached and not refresh and time.monotonic() - cached[1] < self.settings.gateway_universe_ttl_seconds:
+        if cached and time.monotonic() - cached[1] < self.settings.gateway_universe_ttl_seconds:
             return cached[0]
         universe = await self._call("universe", lambda: self.fetcher.GetUniverse(
             fetcher_pb2.GetUniverseRequest(), timeout=self.settings.gateway_universe_deadline))
