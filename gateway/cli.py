@@ -24,7 +24,7 @@ from rich.table import Table
 from gateway.settings import GatewaySettings
 from gateway.validation import STYLE_NAMES, TRADE_STYLES, check_options
 from gateway.views import scan_response, summary_line, symbol_response, to_csv
-from services.common.channels import channel_options
+from services.common.channels import make_sync_channel
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 
 STYLE_ALIASES = {"day": "Day", "swing": "Short-term swing", "short": "Short-term swing",
@@ -48,7 +48,7 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 
 def _stub(target: str) -> tuple[grpc.Channel, scanner_pb2_grpc.ScannerStub]:
-    channel = grpc.insecure_channel(target, options=channel_options(target))
+    channel = make_sync_channel(target, GatewaySettings())
     return channel, scanner_pb2_grpc.ScannerStub(channel)
 
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from supervisor.xmlrpc import SupervisorTransport
 
+from services.common.channels import make_sync_channel
 from services.common.settings import PROJECT_ROOT, CommonSettings
 
 CONFIG = PROJECT_ROOT / "deploy" / "supervisord.conf"
@@ -76,7 +77,7 @@ def supervisor_running(settings: ClusterSettings) -> bool:
 
 
 def _grpc_health(port: int, service: str = "") -> str:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with make_sync_channel(f"127.0.0.1:{port}", CommonSettings()) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=1.0)

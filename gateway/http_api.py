@@ -2,7 +2,8 @@
 
 Synchronous scan ``POST /v1/scan``; symbol page; universe stats; health and version (no key);
 ``POST /v1/scans`` -> id, status, server-sent progress events, paginated and sorted results, CSV
-export. Auth: the ``X-API-Key`` header, compared in constant time with every configured key.
+export. Auth: the ``X-API-Key`` header, compared in constant time with every configured key; then a
+request-rate limit per key (token bucket; 429 with ``Retry-After``).
 Errors are JSON ``{"error": ..., "detail": ...}``: 401 without a key, 413 above the body cap, 422
 naming the field and the reason, 404 / 503 from the backends, and 500 with a generic message for
 anything unexpected (logged here, never shown).
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.orchestrator import InvalidRequest, NotFound, Progress, ScanError, Unavailable
+from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.validation import (
     MAX_DAYS,
@@ -133,6 +135,23 @@ class ScanBody(BaseModel):
         if self.min_dollar_volume is not None:
             options.min_dollar_volume = self.min_dollar_volume
         return options
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a short machine name and a detail (text, or a list of field problems)."""
+
+    error: str
+    detail: Any = None
+
+
+# Declared on every route, so the published schema describes every answer the API can give.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (401, "missing or invalid X-API-Key"), (404, "no such scan or symbol"),
+        (409, "the scan is still running or failed"), (413, "request body too large"),
+        (422, "invalid request: each field and the reason"), (429, "request rate limit; see Retry-After"),
+        (500, "internal error"), (503, "a backend is unavailable"))
+}
 
 
 def _error(status: int, error: str, detail: Any) -> OrjsonResponse:
@@ -270,23 +289,32 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
     jobs = ScanJobs(orchestrator, settings.gateway_scan_jobs)
     app = FastAPI(title="Technic scanner API", version=_version(),
                   description="Full-universe US equity scans: ranked setups with trade plans.",
-                  default_response_class=OrjsonResponse)
+                  default_response_class=OrjsonResponse, responses=ERROR_RESPONSES)
     app.state.jobs = jobs
     app.add_middleware(BodyLimit, max_bytes=settings.gateway_max_body_bytes)
 
+    limiter = RateLimiter(settings.gateway_rate_limit, settings.gateway_rate_burst)
+
     async def require_key(x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
         given = (x_api_key or "").encode()
-        matched = False
+        matched = b""
         for key in keys:  # every key is compared, so the time does not depend on which one matched
-            matched |= hmac.compare_digest(given, key)
+            if hmac.compare_digest(given, key):
+                matched = key
         if not matched:
             raise HTTPException(401, "missing or invalid X-API-Key header")
+        wait = limiter.acquire(matched)
+        if wait:
+            raise HTTPException(429, f"request rate limit of {settings.gateway_rate_limit:g}/s per API key "
+                                     f"exceeded; retry in {wait} s", headers={"Retry-After": str(wait)})
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> Response:
         names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-                 413: "request_too_large"}
-        return _error(exc.status_code, names.get(exc.status_code, "http_error"), exc.detail)
+                 413: "request_too_large", 429: "rate_limited"}
+        response = _error(exc.status_code, names.get(exc.status_code, "http_error"), exc.detail)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> Response:

@@ -63,6 +63,8 @@ BENCHMARK_DAYS = 260
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
+# Pause between attempts to fetch the rest of a scan after the fetcher went away.
+FETCH_RETRY_PAUSE = 0.5
 # Block layouts of a ScoreResponse (the contract), used for ERROR rows before any chunk was scored.
 DEFAULT_BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "features": FEATURE_NAMES,
@@ -291,9 +293,10 @@ class Orchestrator:
             details = await self._details(kept.survivors)
             kept.keep_sectors(self._aligned(details, kept.survivors).sectors, opts.sectors)
         kept.cap(opts.max_symbols)
-        details = await self._details(kept.survivors)
-        info = self._aligned(details, kept.survivors)
         survivors = kept.survivors
+        # Ticker details (one request per name the fetcher lacks) are fetched beside the bars: the
+        # ranker needs them only in its header, which waits for the first scored chunk anyway.
+        details = asyncio.create_task(timed("details", self._details(survivors)))
         seconds["prefilter"] = time.perf_counter() - t
         progress("prefilter", len(survivors), kept.requested,
                  f"{len(survivors)} of {kept.requested} symbols pass the prefilter")
@@ -304,10 +307,15 @@ class Orchestrator:
                   for s, b, r in zip(issue_symbols.tolist(), issue_buckets.tolist(), issue_reasons.tolist(),
                                      strict=True)]
         header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
-                                       info=info, issues=issues, requested=kept.requested)
+                                       issues=issues, requested=kept.requested)
         pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, benchmark_task,
-                             progress, seconds, refresh)
-        result = await pipeline.run()
+                             progress, seconds, refresh, details)
+        try:
+            result = await pipeline.run()
+        finally:
+            details.cancel()
+            with contextlib.suppress(BaseException):
+                await details
         seconds.update({f"compute_{k}": v for k, v in pipeline.replica_seconds.items()})
 
         t = time.perf_counter()
@@ -618,11 +626,13 @@ class _Pipeline:
 
     def __init__(self, owner: Orchestrator, opts: scan_pb2.ScanOptions, scan_id: str, as_of: str,
                  survivors: np.ndarray, header: ranker_pb2.RankHeader, benchmark: asyncio.Task[bytes],
-                 progress: Callable[..., None], seconds: dict[str, float], refresh: bool) -> None:
+                 progress: Callable[..., None], seconds: dict[str, float], refresh: bool,
+                 details: asyncio.Task[fetcher_pb2.GetUniverseResponse]) -> None:
         self.owner, self.settings = owner, owner.settings
         self.refresh = refresh
         self.opts, self.scan_id, self.as_of = opts, scan_id, as_of
         self.survivors, self.header, self.benchmark = survivors, header, benchmark
+        self.details = details
         self.progress, self.seconds = progress, seconds
         self.total = len(survivors)
         self.queue: asyncio.Queue[compute_pb2.ScoreResponse | None] = asyncio.Queue()
@@ -643,6 +653,8 @@ class _Pipeline:
         feed = asyncio.create_task(self._feed())
         try:
             await feed
+            # A failed details call fails the scan as itself, not as the rank call it interrupted.
+            await self.details
             self.progress("rank", 0, 1)
             t = time.perf_counter()
             try:
@@ -670,6 +682,7 @@ class _Pipeline:
                             if self.refresh else self.canonical)
         self.header.fingerprint = self.fingerprint
         self.header.benchmark = await self.benchmark
+        self.header.info.CopyFrom(self.owner._aligned(await self.details, self.survivors))
         self.header.stage_seconds.update(self.seconds)
         yield ranker_pb2.RankRequest(header=self.header)
         while item is not None:
@@ -686,24 +699,39 @@ class _Pipeline:
         self.progress("fetch", 0, self.total)
         self.progress("compute", 0, self.total)
         try:
-            if self.total:
+            pending = self.survivors
+            give_up = time.monotonic() + self.settings.gateway_fetch_retry_seconds
+            while len(pending):
+                base = next_index  # chunk indexes stay unique when the rest is fetched again
                 try:
                     async for response in self.owner.fetcher.Prefetch(
-                            self._prefetch_requests(), timeout=self.settings.gateway_prefetch_deadline):
+                            self._prefetch_requests(pending), timeout=self.settings.gateway_prefetch_deadline):
+                        if response.done:
+                            self._report_unfetched(list(response.failed_sessions))
                         if response.done or not response.HasField("chunk"):
                             continue
                         chunk = response.chunk
+                        chunk.chunk_index += base
                         covered.extend(chunk.symbols)
                         next_index = max(next_index, chunk.chunk_index + 1)
                         self.fetched += len(chunk.symbols)
                         self.progress("fetch", self.fetched, self.total)
                         await slots.acquire()
                         tasks.add(asyncio.create_task(self._score(chunk, slots)))
+                    break
                 except grpc.aio.AioRpcError as exc:
+                    # The fetcher went away (restarted): ask again for what it had not sent, for a while.
+                    pending = self.survivors[lookup(covered, self.survivors) < 0]
+                    if exc.code() in RETRYABLE and time.monotonic() < give_up:
+                        log.warning("prefetch stream broke, fetching the rest again", scan_id=self.scan_id,
+                                    error=_status(exc), remaining=len(pending))
+                        await asyncio.sleep(FETCH_RETRY_PAUSE)
+                        continue
                     if not covered:
                         raise Unavailable(f"fetch failed: {exc.code().name}") from None
                     log.warning("prefetch stream broke, the rest is accounted as errored",
                                 scan_id=self.scan_id, error=_status(exc))
+                    break
             self.seconds["fetch"] = time.perf_counter() - started
             # A hashed lookup: np.isin on object arrays compares every pair (seconds for 6,000 names).
             missing = self.survivors[lookup(covered, self.survivors) < 0]
@@ -722,12 +750,18 @@ class _Pipeline:
             for task in tasks:
                 task.cancel()
 
-    async def _prefetch_requests(self) -> AsyncIterator[fetcher_pb2.PrefetchRequest]:
+    def _report_unfetched(self, sessions: list[str]) -> None:
+        """Name the sessions the fetcher could not get (their bars are missing from every panel)."""
+        if sessions:
+            log.warning("sessions not fetched", scan_id=self.scan_id, sessions=sessions)
+            self.progress("fetch", self.fetched, self.total, "sessions not fetched: " + ", ".join(sessions))
+
+    async def _prefetch_requests(self, symbols: np.ndarray) -> AsyncIterator[fetcher_pb2.PrefetchRequest]:
         size = self.settings.gateway_chunk_size
         yield fetcher_pb2.PrefetchRequest(header=fetcher_pb2.PrefetchHeader(
             scan_id=self.scan_id, as_of=self.as_of, lookback=self.opts.lookback_days, chunk_size=size))
-        for start in range(0, self.total, size):
-            batch = fetcher_pb2.SymbolBatch(symbols=self.survivors[start:start + size].tolist())
+        for start in range(0, len(symbols), size):
+            batch = fetcher_pb2.SymbolBatch(symbols=symbols[start:start + size].tolist())
             yield fetcher_pb2.PrefetchRequest(batch=batch)
 
     async def _score(self, chunk: common_pb2.ChunkRef, slots: asyncio.Semaphore) -> None:

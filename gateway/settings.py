@@ -25,6 +25,10 @@ class GatewaySettings(CommonSettings):
     api_keys: str = DEV_API_KEY
     # Request bodies above this many bytes are refused with 413.
     gateway_max_body_bytes: int = 1024 * 1024
+    # Requests per second per API key on the HTTP API (token bucket, ``burst`` deep); 0 switches it off.
+    # Above it: 429 with Retry-After. /health and /version are not limited.
+    gateway_rate_limit: float = 50.0
+    gateway_rate_burst: int = 100
 
     # Deadlines per call, seconds. Universe and snapshot may fetch from the market on a cold start.
     gateway_universe_deadline: float = 120.0
@@ -51,6 +55,8 @@ class GatewaySettings(CommonSettings):
     gateway_chunk_size: int = 500
     gateway_inflight_chunks: int = 8
     gateway_score_attempts: int = 3
+    # How long a scan keeps asking a fetcher that went away (restarting) for the rest of its symbols.
+    gateway_fetch_retry_seconds: float = 30.0
     # How long the latest as-of session and universe are trusted without asking the fetcher.
     gateway_as_of_ttl_seconds: float = 5.0
     gateway_universe_ttl_seconds: float = 300.0

@@ -55,11 +55,35 @@ def channel_options(target: str, max_message_mb: int = 256) -> list[tuple[str, o
     ]
 
 
+def client_credentials(settings: CommonSettings) -> grpc.ChannelCredentials | None:
+    """TLS credentials for a client when a CA is configured, else None (plaintext).
+
+    The process's own certificate and key, when configured, go along as the client certificate:
+    a server with a CA configured requires one (mutual TLS).
+    """
+    if not settings.tls_ca_file:
+        return None
+    cert = Path(settings.tls_cert_file).read_bytes() if settings.tls_cert_file else None
+    key = Path(settings.tls_key_file).read_bytes() if settings.tls_key_file else None
+    return grpc.ssl_channel_credentials(root_certificates=Path(settings.tls_ca_file).read_bytes(),
+                                        private_key=key if cert else None, certificate_chain=cert if key else None)
+
+
 def make_channel(target: str, settings: CommonSettings | None = None) -> grpc.aio.Channel:
     """An asyncio channel to ``target`` with the cluster's options (TLS when a CA is configured)."""
     settings = settings or CommonSettings()
     options = channel_options(target, settings.max_message_mb)
-    if settings.tls_ca_file:
-        credentials = grpc.ssl_channel_credentials(root_certificates=Path(settings.tls_ca_file).read_bytes())
+    credentials = client_credentials(settings)
+    if credentials is not None:
         return grpc.aio.secure_channel(target, credentials, options=options)
     return grpc.aio.insecure_channel(target, options=options)
+
+
+def make_sync_channel(target: str, settings: CommonSettings | None = None) -> grpc.Channel:
+    """A blocking channel to ``target`` with the same options and TLS (command-line tools)."""
+    settings = settings or CommonSettings()
+    options = channel_options(target, settings.max_message_mb)
+    credentials = client_credentials(settings)
+    if credentials is not None:
+        return grpc.secure_channel(target, credentials, options=options)
+    return grpc.insecure_channel(target, options=options)

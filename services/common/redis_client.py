@@ -86,6 +86,7 @@ class ResilientRedis:
         self._down_until = 0.0
         self._degraded = False
         self._last_warning = 0.0
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -102,6 +103,8 @@ class ResilientRedis:
             self._degraded = value
             if not value:
                 log.info("redis available again", url=_safe_url(self.url))
+            elif self._watcher is None or self._watcher.done():
+                self._watcher = asyncio.get_running_loop().create_task(self._watch())
             if self.on_state_change is not None:
                 result = self.on_state_change(value)
                 if asyncio.iscoroutine(result):
@@ -112,7 +115,12 @@ class ResilientRedis:
         if time.monotonic() < self._down_until:
             return False, None
         try:
-            result = await op()
+            try:
+                result = await op()
+            except RedisConnectionError:
+                # A pooled connection outlives a server restart: the first command on it fails, so try once
+                # more on a fresh connection before calling Redis down.
+                result = await op()
         except _DOWN_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             await self._set_degraded(True, exc)
@@ -120,6 +128,12 @@ class ResilientRedis:
         if self._degraded:
             await self._set_degraded(False)
         return True, result
+
+    async def _watch(self) -> None:
+        """While degraded, ping every ``retry_after`` seconds: health recovers without waiting for traffic."""
+        while self._degraded:
+            await asyncio.sleep(self.retry_after)
+            await self.ping()
 
     async def ping(self) -> bool:
         """True when Redis answers now (also closes the breaker when it does)."""
@@ -181,6 +195,8 @@ class ResilientRedis:
         return self.fallback.get(key) is not None
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         await self.client.aclose()
 
 

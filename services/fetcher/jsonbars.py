@@ -20,14 +20,14 @@ _POW10 = np.array([10.0 ** i for i in range(23)])
 _MAX_MANTISSA = 2 ** 53
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _skip_ws(buf: np.ndarray, pos: int) -> int:
     while pos < len(buf) and (buf[pos] == 32 or buf[pos] == 10 or buf[pos] == 13 or buf[pos] == 9):
         pos += 1
     return pos
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _column(buf: np.ndarray, start: int, end: int) -> int:
     """Output column of a key (o h l c v vw t), 7 for the ticker ``T``, -1 for any other key."""
     n = end - start
@@ -52,7 +52,7 @@ def _column(buf: np.ndarray, start: int, end: int) -> int:
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _number(buf: np.ndarray, pos: int, pow10: np.ndarray) -> tuple[float, int]:
     """(value, next position); next position -1 when the number is outside the exact fast path."""
     negative = False
@@ -101,93 +101,100 @@ def _number(buf: np.ndarray, pos: int, pow10: np.ndarray) -> tuple[float, int]:
     return (-value if negative else value), pos
 
 
-@njit(cache=True)
-def _scan(buf: np.ndarray, pos: int, values: np.ndarray, t_start: np.ndarray, t_end: np.ndarray,
-          pow10: np.ndarray) -> int:
-    """Fill rows from the array starting at ``buf[pos] == '['``; the row count, or -1 to fall back."""
+@njit(cache=True, nogil=True)
+def _scan(buf: np.ndarray, pos: int, values: np.ndarray, joined: np.ndarray, pow10: np.ndarray) -> tuple[int, int]:
+    """Fill rows from the array starting at ``buf[pos] == '['``: (row count, bytes used in ``joined``),
+    row count -1 to fall back. Each row's ticker goes to ``joined`` followed by a newline.
+
+    Releases the GIL, so bodies can be scanned on worker threads while the event loop reads others.
+    """
     n = len(buf)
+    used = 0
     pos += 1
     rows = 0
     pos = _skip_ws(buf, pos)
     if pos < n and buf[pos] == 93:
-        return 0
+        return 0, 0
     while pos < n:
         if rows >= len(values) or buf[pos] != 123:
-            return -1
+            return -1, 0
         pos += 1
-        t_start[rows] = -1
-        t_end[rows] = -1
         while True:
             pos = _skip_ws(buf, pos)
             if pos >= n:
-                return -1
+                return -1, 0
             if buf[pos] == 125:
                 pos += 1
                 break
             if buf[pos] != 34:
-                return -1
+                return -1, 0
             key_start = pos + 1
             pos = key_start
             while pos < n and buf[pos] != 34:
                 if buf[pos] == 92 or buf[pos] < 32:
-                    return -1
+                    return -1, 0
                 pos += 1
             column = _column(buf, key_start, pos)
             pos = _skip_ws(buf, pos + 1)
             if pos >= n or buf[pos] != 58:
-                return -1
+                return -1, 0
             pos = _skip_ws(buf, pos + 1)
             if pos >= n:
-                return -1
+                return -1, 0
             ch = buf[pos]
             if ch == 34:
                 start = pos + 1
                 pos = start
                 while pos < n and buf[pos] != 34:
-                    if buf[pos] == 92 or buf[pos] < 32:
-                        return -1
+                    # Escapes, control bytes and non-ASCII text decline (tickers are ASCII).
+                    if buf[pos] == 92 or buf[pos] < 32 or buf[pos] > 126:
+                        return -1, 0
                     pos += 1
                 if pos >= n:
-                    return -1
+                    return -1, 0
                 if column == 7:
-                    t_start[rows] = start
-                    t_end[rows] = pos
+                    for k in range(start, pos):
+                        joined[used] = buf[k]
+                        used += 1
                 elif column >= 0:
-                    return -1
+                    return -1, 0
                 pos += 1
             elif ch == 110 or ch == 116 or ch == 102:  # null, true, false
                 while pos < n and 97 <= buf[pos] <= 122:
                     pos += 1
                 if 0 <= column < N_COLUMNS and ch != 110:
-                    return -1
+                    return -1, 0
             elif ch == 45 or 48 <= ch <= 57:
                 value, pos = _number(buf, pos, pow10)
                 if pos < 0:
-                    return -1
+                    return -1, 0
                 if 0 <= column < N_COLUMNS:
                     values[rows, column] = value
                 elif column == 7:
-                    return -1
+                    return -1, 0
             else:
-                return -1
+                return -1, 0
             pos = _skip_ws(buf, pos)
             if pos < n and buf[pos] == 44:
                 pos += 1
+        joined[used] = 10
+        used += 1
         rows += 1
         pos = _skip_ws(buf, pos)
         if pos < n and buf[pos] == 44:
             pos = _skip_ws(buf, pos + 1)
         elif pos < n and buf[pos] == 93:
-            return rows
+            return rows, used
         else:
-            return -1
-    return -1
+            return -1, 0
+    return -1, 0
 
 
 def parse_results(body: bytes) -> tuple[list[str], np.ndarray] | None:
     """(tickers, float64 (rows, 7) of o h l c v vw t) of an aggregates body; None: use a JSON decoder.
 
-    Tickers are "" for rows without ``T`` (per-ticker ranges); absent numbers are NaN. A body
+    Tickers are "" for rows without ``T`` (per-ticker ranges); absent numbers are NaN. The scan
+    releases the GIL, so this can run on a worker thread. A body
     without results (or with ``"results": null``) gives empty arrays. Only the first ``"results"``
     key is read, so the body must not carry that key inside another object before it.
     """
@@ -203,14 +210,14 @@ def parse_results(body: bytes) -> tuple[list[str], np.ndarray] | None:
         return [], np.empty((0, N_COLUMNS))
     if pos >= len(buf) or buf[pos] != 91:
         return None
-    # Bar rows take at least 20 bytes; a body with smaller rows falls back (capacity exceeded).
-    capacity = len(body) // 20 + 1
+    # Every row is an object, so the count of '{' bounds the rows; a ticker (and its newline) takes
+    # fewer bytes than its row, so the body's length bounds the joined tickers.
+    capacity = body.count(b"{", pos)
     values = np.full((capacity, N_COLUMNS), np.nan)
-    t_start = np.empty(capacity, dtype=np.int64)
-    t_end = np.empty(capacity, dtype=np.int64)
-    rows = _scan(buf, pos, values, t_start, t_end, _POW10)
-    if rows < 0 or not body.isascii():
+    joined = np.empty(len(body) - pos, dtype=np.uint8)
+    rows, used = _scan(buf, pos, values, joined, _POW10)
+    if rows < 0:
         return None
-    text = body.decode("ascii")
-    tickers = [text[s:e] if s >= 0 else "" for s, e in zip(t_start[:rows].tolist(), t_end[:rows].tolist(), strict=True)]
+    # One C-level split makes every ticker string (a row without ``T`` leaves an empty line).
+    tickers = joined[:used].tobytes().decode("ascii").split("\n")[:rows]
     return tickers, values[:rows]

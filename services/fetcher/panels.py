@@ -110,7 +110,7 @@ class Snapshot:
 
 def unique(symbols: Sequence[str]) -> list[str]:
     """Symbols without repeats, first occurrence kept, order kept."""
-    return list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
+    return list(dict.fromkeys(filter(None, map(str.upper, map(str.strip, symbols)))))
 
 
 def split_factors(table: SplitTable, symbols: Sequence[str], sessions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,9 @@ T = TypeVar("T")
 # Column order of every bar array this module returns.
 BAR_FIELDS = ("open", "high", "low", "close", "volume", "vwap")
 _DAY_MS = 86_400_000
+# Bodies at least this large are decoded on a worker thread (the bar scanner releases the GIL), so
+# the event loop keeps reading other responses meanwhile.
+OFFLOAD_BYTES = 256 * 1024
 # Bars are stamped either at the session start (00:00 New York) or its end (16:00 New York);
 # shifting by four hours before flooring to a UTC day gives the New York date in both cases.
 _NY_SHIFT_MS = 4 * 3_600_000
@@ -259,6 +262,21 @@ class SplitTable:
     split_to: np.ndarray  # float64
 
 
+def _decode_grouped(body: bytes) -> GroupedDay | None:
+    """A grouped-daily body as one row per ticker; None when it has no rows (weekend, holiday)."""
+    page = _decode_aggs(body)
+    if not page.tickers:
+        return None
+    tickers, values = page.tickers, page.values[:, :6]
+    if len(set(tickers)) != len(tickers):
+        # Polygon repeats a row now and then: keep the first of each ticker.
+        _, first = np.unique(np.asarray(tickers), return_index=True)
+        first.sort()
+        tickers = [tickers[i] for i in first]
+        values = values[first]
+    return GroupedDay(tickers=tickers, values=values)
+
+
 def _error_message(response: httpx.Response) -> tuple[str, str]:
     """Polygon's message and request id from an error body (any shape, possibly not JSON)."""
     try:
@@ -280,6 +298,7 @@ class PolygonClient:
         api_key: str,
         *,
         max_in_flight: int = 16,
+        details_in_flight: int = 16,
         rate: float = 0.0,
         max_retries: int = 6,
         backoff_base: float = 0.25,
@@ -294,12 +313,16 @@ class PolygonClient:
         self.backoff_max = backoff_max
         self.total = RequestCounters()
         self._semaphore = asyncio.Semaphore(max_in_flight)
+        # Ticker details are small one-per-ticker requests: their own gate, so a first start fetches
+        # them next to the bars instead of queueing behind them.
+        self._details_gate = asyncio.Semaphore(details_in_flight)
         self._bucket = TokenBucket(rate)
+        connections = max_in_flight + details_in_flight
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             transport=transport,
         )
 
@@ -330,16 +353,19 @@ class PolygonClient:
             raise PolygonBadRequest(f"next_url points to another host ({parts.netloc})", path=parts.path)
         return url
 
-    async def _get(self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T]) -> T:
-        """GET ``url`` and ``decode`` its body, with retries; raises a PolygonError subclass."""
+    async def _get(self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T],
+                   gate: asyncio.Semaphore | None = None) -> T:
+        """GET ``url`` and ``decode`` its body, with retries; raises a PolygonError subclass. ``gate``
+        bounds the requests in flight (the bar gate unless given)."""
         path = urlsplit(url).path
+        gate = gate or self._semaphore
         last = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self._count(retries=1)
             retry_after: str | None = None
             await self._bucket.acquire()
-            async with self._semaphore:
+            async with gate:
                 self._count(requests=1)
                 try:
                     response = await self._http.get(url, params=params)
@@ -350,8 +376,11 @@ class PolygonClient:
                 self._count(bytes=len(response.content))
                 status = response.status_code
                 if status == 200:
+                    body = response.content
                     try:
-                        return decode(response.content)
+                        if len(body) >= OFFLOAD_BYTES:
+                            return await asyncio.to_thread(decode, body)
+                        return decode(body)
                     except msgspec.DecodeError as exc:
                         last = f"malformed body: {exc}"
                 else:
@@ -382,19 +411,8 @@ class PolygonClient:
 
     async def grouped_daily(self, day: str) -> GroupedDay | None:
         """Every ticker's unadjusted bar for ``day`` (YYYY-MM-DD); None when the source has none."""
-        page = await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
-                               {"adjusted": "false", "include_otc": "true"},
-                               _decode_aggs)
-        if not page.tickers:
-            return None
-        tickers, values = page.tickers, page.values[:, :6]
-        if len(set(tickers)) != len(tickers):
-            # Polygon repeats a row now and then: keep the first of each ticker.
-            _, first = np.unique(np.asarray(tickers), return_index=True)
-            first.sort()
-            tickers = [tickers[i] for i in first]
-            values = values[first]
-        return GroupedDay(tickers=tickers, values=values)
+        return await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
+                               {"adjusted": "false", "include_otc": "true"}, _decode_grouped)
 
     async def ticker_range(self, ticker: str, start: str, end: str) -> TickerRange:
         """One ticker's unadjusted daily bars from ``start`` to ``end`` (inclusive), following next_url."""
@@ -416,7 +434,8 @@ class PolygonClient:
     async def ticker_details(self, ticker: str) -> TickerDetails | None:
         """Market cap and SIC code of one ticker; None when Polygon does not know it."""
         try:
-            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode)
+            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode,
+                                   self._details_gate)
         except PolygonNotFound:
             return None
         r = body.results or _DetailsResult()

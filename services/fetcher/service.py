@@ -36,7 +36,8 @@ class FetcherService(fetcher_pb2_grpc.FetcherServicer):
                                     on_state_change=on_redis_state)
         self.client = PolygonClient(
             settings.polygon_base_url, settings.polygon_api_key, max_in_flight=settings.fetcher_max_in_flight,
-            rate=settings.fetcher_rate_limit, max_retries=settings.fetcher_max_retries,
+            details_in_flight=settings.fetcher_details_in_flight, rate=settings.fetcher_rate_limit,
+            max_retries=settings.fetcher_max_retries,
             backoff_base=settings.fetcher_backoff_base, backoff_max=settings.fetcher_backoff_max,
             timeout=settings.fetcher_timeout,
         )
