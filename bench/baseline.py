@@ -79,6 +79,6 @@ def run_baseline(http: httpx.Client, symbols: Sequence[str], as_of: str, lookbac
         "seconds_per_symbol": seconds / n,
         "stages": stages,
         "stages_per_symbol": {k: v / n for k, v in stages.items()},
-        "polygon_requests": polygon_requests(http) - requests_before - 1,
+        "polygon_requests": polygon_requests(http) - requests_before,
         "scored": sum(1 for s, _ in scores if np.isfinite(s)),
     }

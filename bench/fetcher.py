@@ -159,7 +159,7 @@ def counters_text(c: dict[str, float]) -> str:
 
 
 def polygon_requests(http: httpx.Client) -> int:
-    """The simulator's request count so far (``/admin/stats``; this request not included)."""
+    """Polygon requests the simulator has answered so far (``/admin/stats``; admin calls are not counted)."""
     return int(http.get("/admin/stats").json()["total"])
 
 

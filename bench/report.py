@@ -178,9 +178,10 @@ def component_lines(figures: dict[str, Any]) -> list[str]:
 def format_text(figures: dict[str, Any]) -> str:
     """The whole report as text: environment, budget table, per-symbol line, components, ghz."""
     env = figures.get("environment", {})
+    tickers = f"{env['tickers']:,}" if "tickers" in env else "?"
     head = [f"Technic benchmark, {env.get('started', '')}: {env.get('cpus', '?')} CPUs, load average "
             f"{env.get('load_before', '?')} before and {env.get('load_after', '?')} after; "
-            f"{figures.get('symbols_scanned', 0):,} symbols scanned of {env.get('tickers', '?'):,} tickers, "
+            f"{figures.get('symbols_scanned', 0):,} symbols scanned of {tickers} tickers, "
             f"{env.get('latency_ms', '?')} ms per simulator request", ""]
     out = [*head, format_table(budget_table(figures)), "", per_symbol_line(figures)]
     comps = component_lines(figures)
@@ -261,7 +262,8 @@ def sweep_chart(figures: dict[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_title("Scan time against universe size")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

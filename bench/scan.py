@@ -260,7 +260,7 @@ async def measured_scan(stub: scanner_pb2_grpc.ScannerStub, http: httpx.Client, 
     acc = result.accounting
     return {"seconds": seconds, "stages": dict(result.stage_seconds), "requested": acc.requested,
             "scanned": after_prefilter(acc), "ranked": acc.ranked, "as_of": result.as_of, "cached": result.cached,
-            "polygon_requests": polygon_requests(http) - before - 1}, result
+            "polygon_requests": polygon_requests(http) - before}, result
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
