@@ -220,26 +220,36 @@ def _values_at(s: np.ndarray, t: int) -> np.ndarray:
 
 @njit(cache=True, inline="always")
 def _window_extremes(h: np.ndarray, lo: np.ndarray, t: int, n: int) -> tuple[float, float]:
-    hh = h[t]
-    ll = lo[t]
-    for j in range(t - n + 1, t):
-        hh = max(hh, h[j])
-        ll = min(ll, lo[j])
-    return hh, ll
+    """Highest ``h`` and lowest ``lo`` of the ``n`` sessions ending at ``t``.
+
+    Two interleaved running extremes halve the loop's dependency chain; max and min are exact, so
+    the result does not depend on the order.
+    """
+    hh0 = hh1 = h[t]
+    ll0 = ll1 = lo[t]
+    j = t - n + 1
+    while j + 1 < t:
+        hh0 = max(hh0, h[j])
+        hh1 = max(hh1, h[j + 1])
+        ll0 = min(ll0, lo[j])
+        ll1 = min(ll1, lo[j + 1])
+        j += 2
+    if j < t:
+        hh0 = max(hh0, h[j])
+        ll0 = min(ll0, lo[j])
+    return max(hh0, hh1), min(ll0, ll1)
 
 
 @njit(cache=True)
-def _last_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Indicator values at the last present session only, in one pass over the history.
+def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+                   tp: np.ndarray, val: np.ndarray) -> None:
+    """Window indicators at the last present session into ``val``: they read only their last window.
 
-    The scoring path: recursive indicators (EMA, MACD, RSI, ATR, ADX/DI) walk the whole series once
-    with TA-Lib's seeding; window indicators look only at their last window. Wilder steps multiply
-    by 1/n where TA-Lib divides by n, a difference of a few ulps; the tests hold this kernel to the
-    full-series kernels of :mod:`services.compute.indicators`.
+    ``tp`` is a scratch of at least 20 values (CCI's typical prices). The recursive indicators
+    (EMA, MACD, RSI, ATR, ADX/DI) come from :func:`_recursive_lanes`.
     """
     m = c.size
     t = m - 1
-    val = np.full(_N_ROWS, np.nan)
     # Moving averages and window sums of the close, from the last session backwards.
     total = 0.0
     total2 = 0.0
@@ -272,20 +282,43 @@ def _last_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v:
         diff = (hh - ll) * (-0.01)
         val[_WILLR] = (hh - c[t]) / diff if diff != 0.0 else 0.0
     if m >= 18:
-        raw = np.empty(5)
+        k0 = k1 = k2 = 0.0
         for q in range(5):
             hh, ll = _window_extremes(h, lo, t - 4 + q, 14)
             diff = (hh - ll) / 100.0
-            raw[q] = (c[t - 4 + q] - ll) / diff if diff != 0.0 else 0.0
-        k0 = (raw[0] + raw[1] + raw[2]) / 3
-        k1 = (raw[1] + raw[2] + raw[3]) / 3
-        k2 = (raw[2] + raw[3] + raw[4]) / 3
+            raw = (c[t - 4 + q] - ll) / diff if diff != 0.0 else 0.0
+            # Slow %K at t - 2, t - 1, t: SMA 3 of the raw %K, summed in TA-Lib's order.
+            if q <= 2:
+                k0 += raw
+            if 1 <= q <= 3:
+                k1 += raw
+            if q >= 2:
+                k2 += raw
+        k0 /= 3
+        k1 /= 3
+        k2 /= 3
         val[_STK] = k2
         val[_STD] = (k0 + k1 + k2) / 3
     if m >= 20:
-        cc = np.full(m, np.nan)
-        _cci_dense(h, lo, c, 20, t, cc)
-        val[_CCI] = cc[t]
+        start = t - 19
+        for q in range(20):
+            tp[q] = (h[start + q] + lo[start + q] + c[start + q]) / 3
+        # TA-Lib's circular buffer: slot j holds the session s of the window with s % 20 == j,
+        # so the sums start at the window position of slot 0.
+        first = (-start) % 20
+        avg = 0.0
+        q = first
+        for _ in range(20):
+            avg += tp[q]
+            q = q + 1 if q < 19 else 0
+        avg /= 20
+        dev = 0.0
+        q = first
+        for _ in range(20):
+            dev += abs(tp[q] - avg)
+            q = q + 1 if q < 19 else 0
+        diff = tp[19] - avg
+        val[_CCI] = diff / (0.015 * (dev / 20)) if (diff != 0.0 and dev != 0.0) else 0.0
         vol = 0.0
         dollars = 0.0
         for j in range(t - 19, t + 1):
@@ -321,8 +354,6 @@ def _last_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v:
             n = j + 1
             var = (s2 - s1 * s1 / n) / (n - 1)
             val[_RV21 if j == 20 else _RV63] = math.sqrt(var * 252.0) if var > 0.0 else 0.0
-    _last_recursive(h, lo, c, val)
-    return val
 
 
 @njit(cache=True, inline="always")
@@ -459,6 +490,78 @@ def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarra
 
 
 @njit(cache=True)
+def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, bool]:
+    """Row ``r``'s complete bars (all five fields finite) into ``buf[field, :n]`` as float64.
+
+    Returns (n complete bars, finite closes, whether the as-of session is complete). Branch-free:
+    every bar is written at the next slot, which advances only past a complete one (the sum of the
+    five is finite exactly when all five are).
+    """
+    n = 0
+    closes = 0
+    ok = False
+    for j in range(panel.shape[1]):
+        o = np.float64(panel[r, j, 0])
+        hi = np.float64(panel[r, j, 1])
+        low = np.float64(panel[r, j, 2])
+        x = np.float64(panel[r, j, 3])
+        vol = np.float64(panel[r, j, 4])
+        buf[0, n] = o
+        buf[1, n] = hi
+        buf[2, n] = low
+        buf[3, n] = x
+        buf[4, n] = vol
+        ok = np.isfinite(o + hi + low + x + vol)
+        n += ok
+        closes += np.isfinite(x)
+    return n, closes, ok
+
+
+@njit(cache=True)
+def _put_symbol(r: int, buf: np.ndarray, n: int, closes: int, last: bool, val: np.ndarray, tp: np.ndarray,
+                row: np.ndarray, feats: np.ndarray, levels: np.ndarray, spark: np.ndarray) -> None:
+    """Row ``r`` of the outputs from its gathered bars and recursive indicator values."""
+    levels[r, N_LEVELS - 1] = closes
+    o, h, lo, c, v = buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n]
+    for i in range(min(n, SPARKLINE_LENGTH)):
+        spark[r, SPARKLINE_LENGTH - 1 - i] = c[n - 1 - i]
+    if n == 0 or not last:
+        return
+    t = n - 1
+    _window_values(o, h, lo, c, v, tp, val)
+    _write_features(val, o, h, lo, c, v, t, row)
+    for k in range(N_FEATURES):
+        feats[r, k] = row[k]
+    lv = (c[t], c[t - 1] if t >= 1 else np.nan, o[t], h[t], lo[t], v[t], val[_ATR], val[_SMA20],
+          val[_SMA50], val[_SMA200], val[_HH252], val[_LL252], val[_AVGV20], val[_DV20])
+    for k in range(N_LEVELS - 1):
+        levels[r, k] = lv[k]
+
+
+_BLOCK = 64  # symbols per parallel task: scratch buffers are allocated once per block
+
+
+@njit(cache=True, parallel=True)
+def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_sym, n_ses = panel.shape[0], panel.shape[1]
+    feats = np.full((n_sym, N_FEATURES), np.nan, dtype=np.float32)
+    levels = np.full((n_sym, N_LEVELS), np.nan, dtype=np.float32)
+    spark = np.full((n_sym, SPARKLINE_LENGTH), np.nan, dtype=np.float32)
+    for b in prange((n_sym + _BLOCK - 1) // _BLOCK):
+        buf = np.empty((5, max(n_ses, 1)))
+        val = np.empty(_N_ROWS)
+        tp = np.empty(20)
+        row = np.empty(N_FEATURES)
+        for r in range(b * _BLOCK, min(n_sym, (b + 1) * _BLOCK)):
+            n, closes, last = _gather_row(panel, r, buf)
+            val[:] = np.nan
+            if n > 0 and last:
+                _last_recursive(buf[1, :n], buf[2, :n], buf[3, :n], val)
+            _put_symbol(r, buf, n, closes, last, val, tp, row, feats, levels, spark)
+    return feats, levels, spark
+
+
+@njit(cache=True)
 def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                                  np.ndarray]:
     """Row ``r``'s complete bars (all five fields finite) as float64 series, and their positions."""
@@ -477,36 +580,6 @@ def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             idx[n] = j
             n += 1
     return buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], idx[:n]
-
-
-@njit(cache=True, parallel=True)
-def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_sym, n_ses = panel.shape[0], panel.shape[1]
-    feats = np.full((n_sym, N_FEATURES), np.nan, dtype=np.float32)
-    levels = np.full((n_sym, N_LEVELS), np.nan, dtype=np.float32)
-    spark = np.full((n_sym, SPARKLINE_LENGTH), np.nan, dtype=np.float32)
-    for r in prange(n_sym):
-        closes = 0
-        for j in range(n_ses):
-            if np.isfinite(panel[r, j, 3]):
-                closes += 1
-        levels[r, N_LEVELS - 1] = closes
-        o, h, lo, c, v, idx = _gather(panel, r)
-        m = idx.size
-        for i in range(min(m, SPARKLINE_LENGTH)):
-            spark[r, SPARKLINE_LENGTH - 1 - i] = c[m - 1 - i]
-        if m == 0 or idx[m - 1] != n_ses - 1:
-            continue
-        t = m - 1
-        val = _last_values(o, h, lo, c, v)
-        row = np.empty(N_FEATURES)
-        _write_features(val, o, h, lo, c, v, t, row)
-        feats[r] = row.astype(np.float32)
-        lv = (c[t], c[t - 1] if t >= 1 else np.nan, o[t], h[t], lo[t], v[t], val[_ATR], val[_SMA20],
-              val[_SMA50], val[_SMA200], val[_HH252], val[_LL252], val[_AVGV20], val[_DV20])
-        for k in range(N_LEVELS - 1):
-            levels[r, k] = lv[k]
-    return feats, levels, spark
 
 
 @njit(cache=True, parallel=True)
@@ -549,13 +622,11 @@ def check_panel(panel: np.ndarray) -> None:
         raise ValueError(f"panel must hold floats, got {panel.dtype}")
 
 
-def symbol_states(panel: np.ndarray) -> np.ndarray:
-    """SymbolState per row: NO_DATA, then INSUFFICIENT_HISTORY (< MIN_HISTORY closes), then STALE."""
-    close = panel[:, :, PANEL_FIELDS.index("close")]
-    closes = np.isfinite(close).sum(axis=1)
-    states = np.full(panel.shape[0], SymbolState.OK, dtype=np.int8)
-    if panel.shape[1]:
-        states[~np.isfinite(close[:, -1])] = SymbolState.STALE
+def symbol_states(closes: np.ndarray, last_close: np.ndarray) -> np.ndarray:
+    """SymbolState per row from its count of finite closes and its close at the as-of session:
+    NO_DATA, then INSUFFICIENT_HISTORY (< MIN_HISTORY closes), then STALE (no as-of close)."""
+    states = np.full(closes.shape[0], SymbolState.OK, dtype=np.int8)
+    states[~np.isfinite(last_close)] = SymbolState.STALE
     states[closes < MIN_HISTORY] = SymbolState.INSUFFICIENT_HISTORY
     states[closes == 0] = SymbolState.NO_DATA
     return states
@@ -565,7 +636,9 @@ def score_features(panel: np.ndarray) -> PanelFeatures:
     """Features and levels at the last session of the axis for every symbol of ``panel``."""
     check_panel(panel)
     feats, levels, spark = _score_kernel(np.ascontiguousarray(panel, dtype=np.float32))
-    return PanelFeatures(features=feats, levels=levels, sparklines=spark, states=symbol_states(panel))
+    last_close = panel[:, -1, PANEL_FIELDS.index("close")] if panel.shape[1] else np.full(panel.shape[0], np.nan)
+    states = symbol_states(levels[:, N_LEVELS - 1], last_close)
+    return PanelFeatures(features=feats, levels=levels, sparklines=spark, states=states)
 
 
 def training_features(panel: np.ndarray, sessions: np.ndarray) -> np.ndarray:

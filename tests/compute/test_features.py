@@ -27,6 +27,11 @@ def test_feature_list_is_contract_2() -> None:
 def test_scoring_kernel_equals_training_kernel_at_the_last_session(small_market: Market) -> None:
     panel = panel_of(small_market, np.arange(300))
     panel[5, 100:104] = np.nan  # missing sessions inside the window
+    panel[6, -3, 4] = np.nan  # one field missing inside the short windows
+    panel[7, ::7, 1] = np.nan  # a gap every week: 52-week windows reach further back
+    panel[8, :-40] = np.nan  # short history: warm-ups still running
+    panel[9, -12:-10] = np.inf  # non-finite bars are missing too
+    panel[64:66, -30:-2] = np.nan  # gaps at a block boundary of the scoring kernel
     scored = score_features(panel).features
     full = training_features(panel, np.array([panel.shape[1] - 1]))[:, 0]
     assert np.array_equal(np.isnan(scored), np.isnan(full))
