@@ -184,6 +184,8 @@ def format_text(figures: dict[str, Any]) -> str:
             f"{figures.get('symbols_scanned', 0):,} symbols scanned of {tickers} tickers, "
             f"{env.get('latency_ms', '?')} ms per simulator request", ""]
     out = [*head, format_table(budget_table(figures)), "", per_symbol_line(figures)]
+    if figures.get("first_start_error"):
+        out.append(f"first start failed ({figures['first_start_error']}); the scan was asked again")
     comps = component_lines(figures)
     if comps:
         out += ["", *comps]

@@ -49,9 +49,11 @@ class TrainConfig:
     folds: int = 3
     test_fraction: float = 0.5
     max_rows_per_date: int = 2500
-    n_estimators: int = 200
+    # Scoring cost grows with the trees (one inplace_predict per model per chunk): 100 trees at
+    # eta 0.1 score in half the time of 200 at 0.05 with the same out-of-sample Rank IC.
+    n_estimators: int = 100
     max_depth: int = 4
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     seed: int = 7
     threads: int = 1
 
