@@ -10,7 +10,8 @@ Nothing is lost: a chunk whose replica fails is retried (round_robin picks anoth
 that still fails reaches the ranker as rows in state ERROR, so the accounting covers it. Every call
 has a deadline, and cancelling the scan (the client went away) cancels every call still running.
 
-Repeated scans are cheap: the result is keyed by a fingerprint (normalized options, as-of session,
+Identical scans at the same time run once (single flight): later ones wait for the first one's
+result. Repeated scans are cheap: the result is keyed by a fingerprint (normalized options, as-of session,
 model and feature versions). The latest as-of session is trusted for a few seconds, and finished
 results are kept in process, so an identical scan costs a dictionary lookup; otherwise the ranker's
 cache is asked before any work starts. A scan asked with ``refresh`` skips both caches and is ranked
@@ -185,6 +186,7 @@ class Orchestrator:
         self._latest_snapshot: asyncio.Future[_Snapshot] | None = None
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
+        self._flights: dict[bytes, asyncio.Future[scan_pb2.ScanResult]] = {}
         self._results: OrderedDict[tuple[object, ...], scan_pb2.ScanResult] = OrderedDict()
         self._explanations: OrderedDict[str, dict[str, compute_pb2.SymbolExplanation]] = OrderedDict()
         self._latest: scan_pb2.ScanResult | None = None
@@ -215,20 +217,45 @@ class Orchestrator:
             raise InvalidRequest(problem)
         opts = normalize_options(options, self.settings)
         scan_id = scan_id or uuid.uuid4().hex
+        flight_key = b"" if refresh else opts.SerializeToString(deterministic=True)
         if not refresh:
             as_of = opts.as_of or self.fresh_as_of()
             cached = await self._cached(opts, as_of) if as_of else None
             if cached is not None:
                 yield cached
                 return
+            # Single flight: an identical scan already running is joined, not run again.
+            leader = self._flights.get(flight_key)
+            if leader is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    yield await asyncio.shield(leader)
+                    return
+                if not leader.cancelled():
+                    raise asyncio.CancelledError
         queue: asyncio.Queue[Progress | scan_pb2.ScanResult | BaseException] = asyncio.Queue()
+        flight: asyncio.Future[scan_pb2.ScanResult] | None = None
+        if not refresh:
+            flight = self._flights[flight_key] = asyncio.get_running_loop().create_future()
+            flight.add_done_callback(lambda f: f.cancelled() or f.exception())
 
         async def run() -> None:
             try:
-                queue.put_nowait(await self._run(opts, scan_id, refresh, queue.put_nowait))
+                result = await self._run(opts, scan_id, refresh, queue.put_nowait)
+                if flight is not None:
+                    flight.set_result(result)
+                queue.put_nowait(result)
             except BaseException as exc:
+                if flight is not None and not flight.done():
+                    # Followers of a cancelled leader run the scan themselves; other errors are theirs too.
+                    if isinstance(exc, asyncio.CancelledError):
+                        flight.cancel()
+                    else:
+                        flight.set_exception(exc)
                 queue.put_nowait(exc)
                 raise
+            finally:
+                if flight is not None and self._flights.get(flight_key) is flight:
+                    del self._flights[flight_key]
 
         task = asyncio.create_task(run())
         try:
