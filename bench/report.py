@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 GB = 1024.0
+MANIFESTS = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "base"
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,47 @@ def component_lines(figures: dict[str, Any]) -> list[str]:
     return lines
 
 
+def manifest_limits_mb(base: Path = MANIFESTS) -> dict[str, tuple[float, int]]:
+    """Memory limit (MB) and replica count of every container in the Kubernetes base."""
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0}
+    limits: dict[str, tuple[float, int]] = {}
+    for path in sorted(base.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") not in ("Deployment", "StatefulSet"):
+                continue
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                quantity = str(container["resources"]["limits"]["memory"])
+                number, unit = quantity.rstrip("KMGi"), quantity[len(quantity.rstrip("KMGi")):]
+                limits[container["name"]] = (float(number) * units[unit], int(doc["spec"].get("replicas", 1)))
+    return limits
+
+
+def memory_lines(figures: dict[str, Any], limits: dict[str, tuple[float, int]] | None = None) -> list[str]:
+    """Each process's peak resident memory beside its manifest limit, and the deployed cluster's sum
+    (the simulator is not deployed; compute counted at the manifests' replica count)."""
+    peaks = (figures.get("memory_detail") or {}).get("process_peak_mb") or {}
+    if not peaks:
+        return []
+    limits = manifest_limits_mb() if limits is None else limits
+    lines, deployed = [], 0.0
+    by_service: dict[str, float] = {}
+    for process, peak in sorted(peaks.items()):
+        service = process.split("-", 1)[0] if process.startswith("compute") else process
+        by_service[service] = max(by_service.get(service, 0.0), peak)
+        if service not in limits:
+            lines.append(f"memory {process}: {peak:,.0f} MB (not deployed)")
+            continue
+        limit = limits[service][0]
+        lines.append(f"memory {process}: {peak:,.0f} MB of a {limit:,.0f} MB limit   "
+                     f"{'fits' if peak <= limit else 'OVER THE LIMIT'}")
+    for service, peak in by_service.items():
+        if service in limits:
+            deployed += peak * limits[service][1]
+    lines.append(f"memory deployed cluster (manifest replica counts, no simulator): {deployed:,.0f} MB   "
+                 f"budget {2.5 * GB:,.0f} MB   {'fits' if deployed <= 2.5 * GB else 'OVER BUDGET'}")
+    return lines
+
+
 def format_text(figures: dict[str, Any]) -> str:
     """The whole report as text: environment, budget table, per-symbol line, components, ghz."""
     env = figures.get("environment", {})
@@ -189,6 +232,9 @@ def format_text(figures: dict[str, Any]) -> str:
     comps = component_lines(figures)
     if comps:
         out += ["", *comps]
+    memory = memory_lines(figures)
+    if memory:
+        out += ["", *memory]
     if figures.get("ghz_summary"):
         out += ["", "ghz " + figures.get("ghz_command", ""), figures["ghz_summary"]]
     return "\n".join(out)

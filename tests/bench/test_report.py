@@ -13,6 +13,8 @@ from bench.report import (
     budget_table,
     format_table,
     format_text,
+    manifest_limits_mb,
+    memory_lines,
     per_symbol_line,
     spread,
     stage_matrix,
@@ -120,3 +122,19 @@ def test_stage_matrix_takes_each_scan_kind_stages() -> None:
     assert stages == ["compute", "fetch", "universe"]
     assert values == [[0.0, 0.3, 0.04], [5.0, 1.5, 0.05], [2.0, 0.0, 0.0]]
     assert stage_matrix({}) == ([], [], [])
+
+
+def test_memory_lines_compare_each_process_with_its_manifest_limit() -> None:
+    limits = manifest_limits_mb()
+    assert limits["compute"] == (512.0, 4) and limits["redis"][0] == 1280.0
+    figures = {"memory_detail": {"process_peak_mb": {
+        "compute-1": 230.0, "compute-2": 250.0, "fetcher": 900.0, "gateway": 170.0, "ranker": 220.0,
+        "redis": 150.0, "marketsim": 700.0}}}
+    lines = memory_lines(figures, limits)
+    assert "memory compute-2: 250 MB of a 512 MB limit   fits" in lines
+    assert "memory fetcher: 900 MB of a 768 MB limit   OVER THE LIMIT" in lines
+    assert "memory marketsim: 700 MB (not deployed)" in lines
+    # 4 x 250 (compute at the manifests' count) + 900 + 170 + 220 + 150, the simulator left out
+    assert lines[-1].startswith("memory deployed cluster (manifest replica counts, no simulator): 2,440 MB")
+    assert lines[-1].endswith("fits")
+    assert memory_lines({}) == []
