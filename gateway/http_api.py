@@ -63,6 +63,8 @@ from technic.v1 import scan_pb2, scanner_pb2
 
 log = structlog.get_logger(__name__)
 DISCONNECT_POLL_SECONDS = 0.5
+# Offsets travel as int32 in the protos: a larger one is refused as invalid, not overflowed into a 500.
+MAX_OFFSET = 2**31 - 1
 
 Ticker = Annotated[str, StringConstraints(strip_whitespace=True, pattern=TICKER_RE.pattern)]
 Sector = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -109,7 +111,7 @@ class ScanBody(BaseModel):
     include_etfs: bool = False
     as_of: dt.date | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description="rows in the response")
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     sort_by: str | None = Field(None, description="a ScanRow column or a feature name")
     ascending: bool = False
     refresh: bool = Field(False, description="ignore a cached ranking")
@@ -421,7 +423,7 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
             fingerprint=job.result.fingerprint, offset=offset, limit=limit, sort_by=sort, ascending=ascending))
 
     @app.get("/v1/scans/{scan_id}/results", dependencies=authed, summary="A page of a finished scan")
-    async def scan_results(scan_id: str, offset: Annotated[int, Query(ge=0)] = 0,
+    async def scan_results(scan_id: str, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                            limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
                            sort: Annotated[str, Query(description="ScanRow column or feature")] = "composite_score",
                            ascending: bool = False) -> Response:

@@ -434,7 +434,8 @@ class Orchestrator:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidRequest(exc.details() or f"{stage}: invalid argument") from None
             log.warning("backend call failed", stage=stage, error=_status(exc))
-            raise Unavailable(f"{stage} failed: {exc.code().name}") from None
+            # The backend's own message says what failed (e.g. which session the source did not serve).
+            raise Unavailable(f"{stage} failed: {_status(exc)}") from None
 
     async def _get_universe(self) -> fetcher_pb2.GetUniverseResponse:
         cached = self._universe

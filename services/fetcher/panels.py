@@ -407,7 +407,8 @@ class PanelBuilder:
             sessions, failed = await self.sessions(window, stats)
             last = sessions.get(as_of_day)
             if last is None:
-                raise RequestError(f"session {day_str(as_of_day)} could not be fetched from the source")
+                # The source failed (every retry), the request is fine: UNAVAILABLE, naming the session.
+                raise PolygonError(f"session {day_str(as_of_day)} could not be fetched from the source")
             with stats.phase("fetch"):
                 splits = await self.splits(window[0], window[-1], stats)
             with stats.phase("assemble"):
