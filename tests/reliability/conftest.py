@@ -152,18 +152,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedClus
     assert secrets_in_logs(run_dir, [*API_KEYS, POLYGON_KEY]) == {}
 
 
-@pytest.fixture(scope="session")
-def scanner(cluster: SupervisedCluster) -> Iterator[scanner_pb2_grpc.ScannerStub]:
-    with grpc.insecure_channel(cluster.target) as channel:
-        yield scanner_pb2_grpc.ScannerStub(channel)
-
-
-@pytest.fixture(scope="session")
-def http(cluster: SupervisedCluster) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=cluster.http, headers={"X-API-Key": API_KEYS[0]}, timeout=SCAN_TIMEOUT) as client:
-        yield client
-
-
 def run_scan(target: str, options: scan_pb2.ScanOptions, refresh: bool = True,
              on_progress: Callable[[scanner_pb2.Progress], None] | None = None,
              ) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
