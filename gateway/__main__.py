@@ -34,6 +34,7 @@ async def run(settings: GatewaySettings) -> None:
     app = create_app(orchestrator, settings)
     http = EmbeddedServer(uvicorn.Config(app, host=settings.gateway_http_host, port=settings.gateway_http_port,
                                          log_config=None, access_log=False, lifespan="off",
+                                         timeout_keep_alive=int(settings.gateway_http_keep_alive_seconds),
                                          timeout_graceful_shutdown=int(settings.grace_seconds)))
     http_task: asyncio.Task[None] | None = None
 

@@ -55,6 +55,10 @@ class GatewaySettings(CommonSettings):
     gateway_chunk_size: int = 500
     gateway_inflight_chunks: int = 8
     gateway_score_attempts: int = 3
+    # Idle keep-alive of HTTP connections. Longer than clients' own idle expiry (httpx, OkHttp and
+    # Dart's HttpClient drop idle connections after 5-15 s), so the server never closes a connection
+    # at the moment a client reuses it (the client would see the request fail with no response).
+    gateway_http_keep_alive_seconds: float = 75.0
     # How long a scan keeps asking a fetcher that went away (restarting) for the rest of its symbols.
     gateway_fetch_retry_seconds: float = 30.0
     # How long the latest as-of session and universe are trusted without asking the fetcher.
