@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -177,3 +178,24 @@ def running_service(module: str, port: int, logdir: Path, env: Mapping[str, str]
         yield proc
     finally:
         proc.terminate()
+
+
+def collect_scan(events: Iterable[Any], on_progress: Callable[[Any], None] | None = None) -> tuple[list[Any], Any]:
+    """The progress events and the final result of one ``Scanner.Scan`` stream."""
+    progress: list[Any] = []
+    result = None
+    for event in events:
+        if event.HasField("progress"):
+            progress.append(event.progress)
+            if on_progress is not None:
+                on_progress(event.progress)
+        else:
+            result = event.result
+    assert result is not None, "the stream ended without a result"
+    return progress, result
+
+
+def accounted(result: Any) -> int:
+    """Symbols a ScanResult accounts for: ranked + filtered + skipped + errored."""
+    acc = result.accounting
+    return acc.ranked + sum(acc.filtered.values()) + sum(acc.skipped.values()) + sum(acc.errored.values())

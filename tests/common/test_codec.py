@@ -41,7 +41,7 @@ def test_non_contiguous_input_is_encoded_in_c_order() -> None:
 
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "too short"),
-    (b"XXXX\x00\x00\x00\x00", "bad magic"),
+    (b"NOPE\x00\x00\x00\x00", "bad magic"),
     (b"TBK1\xff\xff\x00\x00{}", "exceeds"),
     (b"TBK1\x02\x00\x00\x00{]", "malformed"),
 ])

@@ -42,7 +42,7 @@ async def test_sessions_round_trip_and_ttl(flushed: RedisServer) -> None:
     found = await fresh.get_sessions([DAY, as_day("2026-11-12")])
     assert list(found) == [DAY]
     data = found[DAY]
-    rows = data.rows(fresh.index.ids(["BBB", "XXX", "AAA"], add=False))
+    rows = data.rows(fresh.index.ids(["BBB", "NOSUCH", "AAA"], add=False))
     np.testing.assert_array_equal(data.padded[rows[0]], [5, 6, 4, 5.5, 7, 5])
     assert np.isnan(data.padded[rows[1]]).all()
     assert rows[2] == 0

@@ -16,7 +16,7 @@ import pytest
 
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 from tests.integration.conftest import Cluster
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, accounted, collect_scan
 
 pytestmark = pytest.mark.integration
 
@@ -33,22 +33,8 @@ ALL_ROWS = 10_000
 
 def run_scan(stub: scanner_pb2_grpc.ScannerStub, options: scan_pb2.ScanOptions, refresh: bool = False,
              on_progress=None) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
-    progress: list[scanner_pb2.Progress] = []
-    result = None
-    for event in stub.Scan(scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=300):
-        if event.HasField("progress"):
-            progress.append(event.progress)
-            if on_progress is not None:
-                on_progress(event.progress)
-        else:
-            result = event.result
-    assert result is not None, "the stream ended without a result"
-    return progress, result
-
-
-def accounted(result: scan_pb2.ScanResult) -> int:
-    acc = result.accounting
-    return acc.ranked + sum(acc.filtered.values()) + sum(acc.skipped.values()) + sum(acc.errored.values())
+    return collect_scan(stub.Scan(scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=300),
+                        on_progress)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 from tests.runtime.test_cluster import cluster_env, technic
-from tests.support import wait_grpc_serving
+from tests.support import accounted, collect_scan, wait_grpc_serving
 
 API_KEYS = [f"rel-{i:02d}-{secrets.token_hex(8)}" for i in range(64)]
 POLYGON_KEY = f"pk-{secrets.token_hex(12)}"
@@ -156,24 +156,9 @@ def run_scan(target: str, options: scan_pb2.ScanOptions, refresh: bool = True,
              on_progress: Callable[[scanner_pb2.Progress], None] | None = None,
              ) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
     """One scan over its own channel (a gateway restart must not break later scans); a deadline, never a hang."""
-    progress: list[scanner_pb2.Progress] = []
-    result = None
     with grpc.insecure_channel(target) as channel:
-        for event in scanner_pb2_grpc.ScannerStub(channel).Scan(
-                scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=SCAN_TIMEOUT):
-            if event.HasField("progress"):
-                progress.append(event.progress)
-                if on_progress is not None:
-                    on_progress(event.progress)
-            else:
-                result = event.result
-    assert result is not None, "the stream ended without a result"
-    return progress, result
-
-
-def accounted(result: scan_pb2.ScanResult) -> int:
-    acc = result.accounting
-    return acc.ranked + sum(acc.filtered.values()) + sum(acc.skipped.values()) + sum(acc.errored.values())
+        return collect_scan(scanner_pb2_grpc.ScannerStub(channel).Scan(
+            scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=SCAN_TIMEOUT), on_progress)
 
 
 def assert_whole(result: scan_pb2.ScanResult) -> None:

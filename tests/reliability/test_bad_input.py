@@ -144,7 +144,7 @@ def test_malformed_panel_chunks_in_redis_are_reported_per_chunk(cluster: Supervi
         for index, (name, data) in enumerate(_corrupt_chunks().items()):
             key = f"technic:panel:corrupt:{index}"
             client.set(key, data, ex=300)
-            symbols = ["XXX", "YYY"] if name == "rows differ from symbols" else ["AAA", "BBB"]
+            symbols = ["ZZA", "ZZB"] if name == "rows differ from symbols" else ["AAA", "BBB"]
             with pytest.raises(grpc.RpcError) as caught:
                 compute.Score(compute_pb2.ScoreRequest(scan_id="corrupt", chunk=common_pb2.ChunkRef(
                     key=key, chunk_index=index, symbols=symbols, n_sessions=30)), timeout=30)
