@@ -118,6 +118,10 @@ class LatestSession:
             if self._value is not None and time.monotonic() < self._expires:
                 return self._value
             value, certain = await self._discover()
+            if not certain and self._value is not None and self._value > value:
+                # A failed probe says nothing new: keep the newer session already seen served
+                # rather than step back to an older one.
+                value = self._value
             self._value = value
             # An uncertain answer (a probe failed) is retried sooner.
             self._expires = time.monotonic() + (self.ttl if certain else min(self.ttl, 1.0))

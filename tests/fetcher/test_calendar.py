@@ -67,3 +67,14 @@ async def test_latest_session_falls_back_when_a_probe_fails(cal: TradingCalendar
     latest = LatestSession(cal, make_probe(cal, "2026-11-20", calls, fail={"2026-11-16"}), ttl=60,
                            now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
     assert day_str(await latest.get()) == "2026-11-13"
+
+
+async def test_a_failed_probe_keeps_the_newer_session_already_seen(cal: TradingCalendar) -> None:
+    calls: list[str] = []
+    failing: set[str] = set()
+    latest = LatestSession(cal, make_probe(cal, "2026-11-18", calls, fail=failing), ttl=0,
+                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    assert day_str(await latest.get()) == "2026-11-18"
+    failing.add("2026-11-13")  # the source stops answering: the first probe (the calendar's guess) fails
+    assert day_str(await latest.get()) == "2026-11-18"
+    assert calls[-1] == "2026-11-13"
