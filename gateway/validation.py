@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from gateway.settings import GatewaySettings
+from services.compute.feature_list import FEATURES
 from services.fetcher.sic import SECTORS as SIC_SECTORS
 from services.fetcher.sic import UNKNOWN as UNKNOWN_SECTOR
 from services.ranker.rating import SIGNALS as RATING_SIGNALS
@@ -42,16 +43,7 @@ OPTIONS_MODES: dict[str, int] = {
 }
 SIGNALS = frozenset(RATING_SIGNALS)
 
-# The feature list of services/compute/features.py (the contract between the work streams).
-FEATURE_NAMES: tuple[str, ...] = (
-    "ret_1d", "ret_5d", "ret_21d", "ret_63d", "ret_126d", "ret_252d",
-    "dist_sma_10", "dist_sma_20", "dist_sma_50", "dist_sma_100", "dist_sma_200",
-    "ema_20_50_spread", "dist_52w_high", "dist_52w_low",
-    "rsi_14", "macd_pct", "macd_signal_pct", "macd_hist_pct", "bb_pct_b", "bb_width",
-    "atr_14_pct", "adx_14", "plus_di_14", "minus_di_14", "stoch_k", "stoch_d", "cci_20", "willr_14",
-    "obv_slope_21", "realized_vol_21", "realized_vol_63", "rel_volume_20", "log_dollar_volume_20",
-    "body_pct", "upper_wick_pct", "lower_wick_pct", "gap_pct", "roc_10",
-)
+FEATURE_NAMES: tuple[str, ...] = FEATURES
 # Columns the ranker sorts and filters on (numeric row columns, then text columns).
 SORT_COLUMNS = frozenset((*NUMBER_COLUMNS, *FEATURE_NAMES, *TEXT_COLUMNS))
 RANGE_COLUMNS = frozenset((*NUMBER_COLUMNS, *FEATURE_NAMES))

@@ -12,20 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.common.codec import decode_block, encode_block
+from services.compute.feature_list import FEATURES, LEVEL_FIELDS
 from services.ranker.engine import ScoredChunk, SymbolInfo
 
-FEATURES: tuple[str, ...] = (
-    "ret_1d", "ret_5d", "ret_21d", "ret_63d", "ret_126d", "ret_252d",
-    "dist_sma_10", "dist_sma_20", "dist_sma_50", "dist_sma_100", "dist_sma_200", "ema_20_50_spread",
-    "dist_52w_high", "dist_52w_low", "rsi_14", "macd_pct", "macd_signal_pct", "macd_hist_pct",
-    "bb_pct_b", "bb_width", "atr_14_pct", "adx_14", "plus_di_14", "minus_di_14", "stoch_k", "stoch_d",
-    "cci_20", "willr_14", "obv_slope_21", "realized_vol_21", "realized_vol_63", "rel_volume_20",
-    "log_dollar_volume_20", "body_pct", "upper_wick_pct", "lower_wick_pct", "gap_pct", "roc_10",
-)
-LEVELS: tuple[str, ...] = (
-    "close", "prev_close", "open", "high", "low", "volume", "atr_14", "sma_20", "sma_50", "sma_200",
-    "high_52w", "low_52w", "avg_volume_20", "avg_dollar_volume_20", "sessions",
-)
+LEVELS: tuple[str, ...] = LEVEL_FIELDS
 SECTORS: tuple[str, ...] = (
     "Technology", "Health Care", "Financials", "Industrials", "Consumer Discretionary", "Energy",
     "Materials", "Utilities", "Real Estate", "Communication Services", "Consumer Staples",
