@@ -37,6 +37,7 @@ from services.compute.feature_list import (
     SPARKLINE_LENGTH,
 )
 from services.compute.indicators import (
+    _EPS,
     _atr_dense,
     _bollinger_dense,
     _cci_dense,
@@ -207,31 +208,36 @@ def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
     """
     m = c.size
     t = m - 1
-    # Moving averages and window sums of the close, from the last session backwards.
+    # Moving averages and window sums of the close, from the last session backwards: one loop per
+    # window length, each going on from where the shorter one stopped.
     total = 0.0
     total2 = 0.0
-    for j in range(min(m, 200)):
+    for j in range(min(m, 20)):
         x = c[t - j]
         total += x
-        if j < 20:
-            total2 += x * x
-        n = j + 1
-        if n == 10:
+        total2 += x * x
+        if j == 9:
             val[_SMA10] = total / 10
-        elif n == 20:
-            val[_SMA20] = total / 20
-            mid = total / 20
-            var = total2 / 20 - mid * mid
-            sd = math.sqrt(var) if var >= 1e-8 else 0.0
-            val[_BBM] = mid
-            val[_BBU] = mid + 2.0 * sd
-            val[_BBL] = mid - 2.0 * sd
-        elif n == 50:
-            val[_SMA50] = total / 50
-        elif n == 100:
-            val[_SMA100] = total / 100
-        elif n == 200:
-            val[_SMA200] = total / 200
+    if m >= 20:
+        mid = total / 20
+        var = total2 / 20 - mid * mid
+        sd = math.sqrt(var) if var >= 1e-8 else 0.0
+        val[_SMA20] = mid
+        val[_BBM] = mid
+        val[_BBU] = mid + 2.0 * sd
+        val[_BBL] = mid - 2.0 * sd
+    for j in range(20, min(m, 50)):
+        total += c[t - j]
+    if m >= 50:
+        val[_SMA50] = total / 50
+    for j in range(50, min(m, 100)):
+        total += c[t - j]
+    if m >= 100:
+        val[_SMA100] = total / 100
+    for j in range(100, min(m, 200)):
+        total += c[t - j]
+    if m >= 200:
+        val[_SMA200] = total / 200
     if m >= 252:
         val[_HH252], val[_LL252] = _window_extremes(h, lo, t, 252)
     if m >= 14:
@@ -303,8 +309,11 @@ def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
     # Realized volatility from the last 63 log returns (sample deviation, annualised).
     s1 = 0.0
     s2 = 0.0
+    log_next = math.log(c[t]) if t > 0 else 0.0
     for j in range(min(63, t)):
-        r = math.log(c[t - j] / c[t - j - 1])
+        log_prev = math.log(c[t - j - 1])
+        r = log_next - log_prev  # log(c[t - j] / c[t - j - 1]) without the division
+        log_next = log_prev
         s1 += r
         s2 += r * r
         if j == 20 or j == 62:
@@ -315,8 +324,13 @@ def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
 
 @njit(cache=True, inline="always")
 def _dmi_step(pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-              i: int) -> tuple[float, float, float, float, float, float, float]:
-    """One Wilder step of +DM, -DM and TR at session ``i``: (pdm, mdm, tr, +DI, -DI, DX or -1, TR_i)."""
+              i: int) -> tuple[float, float, float, float, float]:
+    """One Wilder step of +DM, -DM and TR at session ``i``: (pdm, mdm, tr, DX or -1, TR_i).
+
+    TA-Lib's DX is 100 |-DI - +DI| / (+DI + -DI) with each DI = 100 DM / TR; TR cancels, so DX takes
+    one division instead of three (the divider is this loop's bottleneck), and the zero test of
+    +DI + -DI is made without dividing by TR (which is positive once it is not zero).
+    """
     diff_p = h[i] - h[i - 1]
     diff_m = lo[i - 1] - lo[i]
     plus = diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
@@ -326,93 +340,107 @@ def _dmi_step(pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, 
     mdm = mdm - mdm * _INV14 + minus
     tr = tr - tr * _INV14 + r
     dx = -1.0
-    pdi = 0.0
-    mdi = 0.0
-    if not _is_zero(tr):
-        inv_tr = 100.0 / tr
-        pdi = pdm * inv_tr
-        mdi = mdm * inv_tr
-        s = pdi + mdi
-        if not _is_zero(s):
-            dx = 100.0 * (abs(mdi - pdi) / s)
-    return pdm, mdm, tr, pdi, mdi, dx, r
+    total = pdm + mdm
+    if not _is_zero(tr) and abs(total) * 100.0 >= _EPS * tr:
+        dx = 100.0 * (abs(mdm - pdm) / total)
+    return pdm, mdm, tr, dx, r
+
+
+@njit(cache=True, inline="always")
+def _directional_indicators(pdm: float, mdm: float, tr: float) -> tuple[float, float]:
+    """(+DI, -DI) from the smoothed +DM, -DM and TR; 0 while TR is 0, as in TA-Lib."""
+    if _is_zero(tr):
+        return 0.0, 0.0
+    inv_tr = 100.0 / tr
+    return pdm * inv_tr, mdm * inv_tr
 
 
 _INV14 = 1.0 / 14
 _STEADY = 50  # every recursive indicator below is seeded before this session
 
 
+@njit(cache=True, inline="always")
+def _wilder3(gain: float, loss: float, atr: float, d: float, r: float) -> tuple[float, float, float]:
+    """One Wilder step (period 14) of RSI's average gain and loss and of the ATR."""
+    return ((gain * 13 + max(d, 0.0)) * _INV14, (loss * 13 + max(-d, 0.0)) * _INV14,
+            (atr * 13 + r) * _INV14)
+
+
 @njit(cache=True)
 def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarray) -> None:
     """EMA 20/50, MACD 12/26/9, RSI 14, ATR 14 and ADX/DI 14 at the last session, one pass.
 
-    Sessions before ``_STEADY`` seed the indicators (simple means, TA-Lib's default); the rest run
-    a branch-free loop of the Wilder and EMA steps.
+    Sessions before ``_STEADY`` seed the indicators the way TA-Lib does (a simple mean, then the
+    recursion), one short loop per phase so that no loop tests the session number; the rest run one
+    loop of the EMA and Wilder steps of every indicator.
     """
     m = c.size
-    e20 = e50 = slow = fast = sig = 0.0
+    seed = min(m, _STEADY)
     k20, k50, k26, k12, k9 = 2.0 / 21, 2.0 / 51, 2.0 / 27, 2.0 / 13, 2.0 / 10
-    gain = loss = atr = pdm = mdm = tr = adx = sum_dx = line_sum = 0.0
-    pdi = mdi = 0.0
-    for i in range(min(m, _STEADY)):
-        x = c[i]
-        if i < 20:
-            e20 += x
-            if i == 19:
-                e20 /= 20
-        else:
-            e20 = (x - e20) * k20 + e20
-        e50 += x
-        if i == 49:
-            e50 /= 50
-        if i < 26:
-            slow += x
-            if i >= 14:
-                fast += x
-            if i == 25:
-                slow /= 26
-                fast /= 12
-        else:
-            slow = (x - slow) * k26 + slow
-            fast = (x - fast) * k12 + fast
-        if i >= 25:
-            line = fast - slow
-            if i < 34:
-                line_sum += line
-                if i == 33:
-                    sig = line_sum / 9
-            else:
-                sig = (line - sig) * k9 + sig
-        if i == 0:
-            continue
-        d = x - c[i - 1]
-        if i < 14:
-            diff_p = h[i] - h[i - 1]
-            diff_m = lo[i - 1] - lo[i]
-            pdm += diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
-            mdm += diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
-            r = _true_range(h[i], lo[i], c[i - 1])
-            tr += r
-        else:
-            pdm, mdm, tr, pdi, mdi, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
-            if i < 27:
-                sum_dx += max(dx, 0.0)
-            elif i == 27:
-                adx = (sum_dx + max(dx, 0.0)) / 14
-            elif dx >= 0.0:
-                adx = (adx * 13 + dx) * _INV14
-        if i <= 14:
-            gain += max(d, 0.0)
-            loss += max(-d, 0.0)
-            atr += r
-            if i == 14:
-                gain /= 14
-                loss /= 14
-                atr /= 14
-        else:
-            gain = (gain * 13 + max(d, 0.0)) * _INV14
-            loss = (loss * 13 + max(-d, 0.0)) * _INV14
-            atr = (atr * 13 + r) * _INV14
+    # EMA 20 and 50: the mean of the first n closes, then the recursion.
+    e20 = 0.0
+    for i in range(min(seed, 20)):
+        e20 += c[i]
+    e20 /= 20
+    for i in range(20, seed):
+        e20 = (c[i] - e20) * k20 + e20
+    e50 = 0.0
+    for i in range(seed):
+        e50 += c[i]
+    e50 /= 50
+    # MACD: EMA 26 from the mean of sessions 0-25, EMA 12 from the mean of sessions 14-25 (TA-Lib
+    # aligns both on the slow one); the signal line from the mean of the first 9 MACD values.
+    slow = fast = sig = 0.0
+    for i in range(min(seed, 26)):
+        slow += c[i]
+    for i in range(14, min(seed, 26)):
+        fast += c[i]
+    slow /= 26
+    fast /= 12
+    line_sum = fast - slow
+    for i in range(26, min(seed, 34)):
+        slow = (c[i] - slow) * k26 + slow
+        fast = (c[i] - fast) * k12 + fast
+        line_sum += fast - slow
+    sig = line_sum / 9
+    for i in range(34, seed):
+        slow = (c[i] - slow) * k26 + slow
+        fast = (c[i] - fast) * k12 + fast
+        sig = ((fast - slow) - sig) * k9 + sig
+    # DMI, RSI and ATR: sums of the first 13 (DM, TR) or 14 (gains, losses, TR) moves, then Wilder
+    # steps; ADX from the mean of the first 14 DX values.
+    gain = loss = atr = pdm = mdm = tr = adx = sum_dx = 0.0
+    for i in range(1, min(seed, 14)):
+        diff_p = h[i] - h[i - 1]
+        diff_m = lo[i - 1] - lo[i]
+        pdm += diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
+        mdm += diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+        r = _true_range(h[i], lo[i], c[i - 1])
+        tr += r
+        d = c[i] - c[i - 1]
+        gain += max(d, 0.0)
+        loss += max(-d, 0.0)
+        atr += r
+    if seed > 14:
+        pdm, mdm, tr, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, 14)
+        sum_dx += max(dx, 0.0)
+        d = c[14] - c[13]
+        gain = (gain + max(d, 0.0)) / 14
+        loss = (loss + max(-d, 0.0)) / 14
+        atr = (atr + r) / 14
+    for i in range(15, min(seed, 27)):
+        pdm, mdm, tr, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
+        sum_dx += max(dx, 0.0)
+        gain, loss, atr = _wilder3(gain, loss, atr, c[i] - c[i - 1], r)
+    if seed > 27:
+        pdm, mdm, tr, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, 27)
+        adx = (sum_dx + max(dx, 0.0)) / 14
+        gain, loss, atr = _wilder3(gain, loss, atr, c[27] - c[26], r)
+    for i in range(28, seed):
+        pdm, mdm, tr, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
+        if dx >= 0.0:
+            adx = (adx * 13 + dx) * _INV14
+        gain, loss, atr = _wilder3(gain, loss, atr, c[i] - c[i - 1], r)
     for i in range(_STEADY, m):
         x = c[i]
         e20 = (x - e20) * k20 + e20
@@ -421,12 +449,10 @@ def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarra
         fast = (x - fast) * k12 + fast
         sig = ((fast - slow) - sig) * k9 + sig
         d = x - c[i - 1]
-        pdm, mdm, tr, pdi, mdi, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
+        pdm, mdm, tr, dx, r = _dmi_step(pdm, mdm, tr, h, lo, c, i)
         if dx >= 0.0:
             adx = (adx * 13 + dx) * _INV14
-        gain = (gain * 13 + max(d, 0.0)) * _INV14
-        loss = (loss * 13 + max(-d, 0.0)) * _INV14
-        atr = (atr * 13 + r) * _INV14
+        gain, loss, atr = _wilder3(gain, loss, atr, d, r)
     if m >= 20:
         val[_EMA20] = e20
     if m >= 50:
@@ -440,8 +466,7 @@ def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarra
         s = gain + loss
         val[_RSI] = 100.0 * (gain / s) if not _is_zero(s) else 0.0
         val[_ATR] = atr
-        val[_PDI] = pdi
-        val[_MDI] = mdi
+        val[_PDI], val[_MDI] = _directional_indicators(pdm, mdm, tr)
     if m >= 28:
         val[_ADX] = adx
 

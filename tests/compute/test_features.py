@@ -30,6 +30,8 @@ def test_scoring_kernel_equals_training_kernel_at_the_last_session(small_market:
     panel[6, -3, 4] = np.nan  # one field missing inside the short windows
     panel[7, ::7, 1] = np.nan  # a gap every week: 52-week windows reach further back
     panel[8, :-40] = np.nan  # short history: warm-ups still running
+    for row, history in enumerate((13, 14, 15, 26, 27, 28, 33, 34, 49, 50, 51), start=10):
+        panel[row, :-history] = np.nan  # every seeding phase of the recursive indicators ends here
     panel[9, -12:-10] = np.inf  # non-finite bars are missing too
     panel[64:66, -30:-2] = np.nan  # gaps at a block boundary of the scoring kernel
     scored = score_features(panel).features
