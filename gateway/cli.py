@@ -155,12 +155,6 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return int({"up": cluster.up, "down": cluster.down, "status": cluster.status}[args.command]())
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from services.compute import train
-
-    return int(train.main(args.rest) or 0)
-
-
 def build_parser() -> argparse.ArgumentParser:
     settings = GatewaySettings()
     default_target = f"127.0.0.1:{settings.gateway_port}"
@@ -192,13 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
                        ("down", "stop the local cluster"), ("status", "every process and its health")):
         commands.add_parser(name, help=text).set_defaults(func=cmd_cluster)
 
-    train = commands.add_parser("train", help="train the models on the simulated market", add_help=False)
-    train.add_argument("rest", nargs=argparse.REMAINDER)
-    train.set_defaults(func=cmd_train)
+    # Listed for --help; main() hands `train` and its options to services.compute.train unparsed.
+    commands.add_parser("train", help="train the models on the simulated market (technic train --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        # Everything after `train` is the trainer's own: argparse's REMAINDER would refuse a leading option.
+        from services.compute import train
+
+        return int(train.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 
