@@ -9,11 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from services.common.grpc_server import Health
 from services.common.redis_client import ResilientRedis
 from services.compute.features import FEATURE_VERSION, warm_up
 from services.compute.models import AlphaModels
+from services.compute.scored_cache import scored_key
 from services.compute.scoring import ChunkError, explain_rows, parse_features, parse_panel, score_chunk
 from services.compute.settings import ComputeSettings
 from technic.v1 import common_pb2, compute_pb2, compute_pb2_grpc
@@ -53,6 +55,16 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
         chunk = request.chunk
         started = time.perf_counter()
+        cache_key = ""
+        if chunk.content_digest and self.settings.scored_ttl_seconds > 0:
+            cache_key = scored_key(chunk.content_digest, FEATURE_VERSION, self.models.versions)
+            cached = await self._cached_reply(cache_key, chunk)
+            if cached is not None:
+                cached.stats.CopyFrom(common_pb2.Stats(
+                    seconds={"read": time.perf_counter() - started},
+                    counters={"symbols": len(cached.symbols), "cache_hits": 1}))
+                cached.replica = self.replica
+                return cached
         if chunk.key:
             data = await self.redis.get(chunk.key)
             if data is None:
@@ -68,13 +80,32 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         loop = asyncio.get_running_loop()
         scored = await loop.run_in_executor(self._pool, score_chunk, panel, symbols, self.models)
-        stats = common_pb2.Stats(seconds={"read": fetched - started, **scored.seconds},
-                                 counters={"symbols": len(symbols), "bytes": len(data)})
         log.debug("scored chunk", scan_id=request.scan_id, chunk=chunk.chunk_index, symbols=len(symbols))
-        return compute_pb2.ScoreResponse(
+        reply = compute_pb2.ScoreResponse(
             chunk_index=chunk.chunk_index, symbols=scored.symbols, states=[int(s) for s in scored.states],
             features=scored.features, scores=scored.scores, levels=scored.levels, sparklines=scored.sparklines,
-            feature_version=FEATURE_VERSION, model_versions=self.models.versions, stats=stats, replica=self.replica)
+            feature_version=FEATURE_VERSION, model_versions=self.models.versions)
+        if cache_key:
+            await self.redis.set(cache_key, reply.SerializeToString(), ttl=self.settings.scored_ttl_seconds)
+        reply.stats.CopyFrom(common_pb2.Stats(seconds={"read": fetched - started, **scored.seconds},
+                                              counters={"symbols": len(symbols), "bytes": len(data)}))
+        reply.replica = self.replica
+        return reply
+
+    async def _cached_reply(self, cache_key: str, chunk: common_pb2.ChunkRef) -> compute_pb2.ScoreResponse | None:
+        """The cached answer for ``chunk``, or None (absent, unreadable, or for other symbols)."""
+        blob = await self.redis.get(cache_key)
+        if blob is None:
+            return None
+        try:
+            reply = compute_pb2.ScoreResponse.FromString(blob)
+        except DecodeError:
+            log.warning("unreadable scored chunk in the cache", key=cache_key)
+            return None
+        if chunk.symbols and list(reply.symbols) != list(chunk.symbols):
+            return None
+        reply.chunk_index = chunk.chunk_index
+        return reply
 
     async def Explain(self, request: compute_pb2.ExplainRequest,
                       context: grpc.aio.ServicerContext) -> compute_pb2.ExplainResponse:

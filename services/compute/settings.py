@@ -15,6 +15,9 @@ class ComputeSettings(CommonSettings):
     # Threads per replica: 4 replicas on 4 CPUs means 1 each.
     numba_threads: int = 1
     xgboost_threads: int = 1
+    # Seconds a scored chunk stays cached under its (content-addressed) panel chunk key; 0 turns the
+    # cache off. Scores never go stale for a key, so this only bounds Redis memory.
+    scored_ttl_seconds: int = 86_400
     # Folder of the alpha models (<name>.ubj + <name>.json); the ranker reads the same setting.
     model_dir: Path = PROJECT_ROOT / "services" / "compute" / "artifacts"
 

@@ -104,3 +104,31 @@ def test_bad_chunks_get_clear_status_codes(replica: tuple[ServiceProcess, Any], 
                                                                       fields=["x", "y"])), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lacks" in err.value.details()
     assert proc.process.poll() is None
+
+
+def test_a_chunk_with_a_content_digest_is_scored_once(replica: tuple[ServiceProcess, Any], redis_server: RedisServer,
+                                                      small_market: Market) -> None:
+    _, stub = replica
+    panel = panel_of(small_market, np.arange(20))
+    symbols = [str(s) for s in small_market.tickers[:20]]
+    key, digest = "technic:test:panel:digested", "test-digest-20"
+    put(redis_server, key, encode_block(panel, rows=symbols, fields=PANEL_FIELDS))
+    ref = common_pb2.ChunkRef(key=key, chunk_index=3, symbols=symbols, content_digest=digest)
+    first = stub.Score(compute_pb2.ScoreRequest(chunk=ref), timeout=60)
+    assert "cache_hits" not in first.stats.counters and "features" in first.stats.seconds
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.delete(key)  # only the cache can answer now
+    cached_keys = [k.decode() for k in client.scan_iter("technic:scored:*")]
+    client.close()
+    assert any(k.endswith(f":{digest}") for k in cached_keys)
+    ref.chunk_index = 5
+    second = stub.Score(compute_pb2.ScoreRequest(chunk=ref), timeout=60)
+    assert second.stats.counters["cache_hits"] == 1 and second.chunk_index == 5 and second.replica
+    for field in ("symbols", "states", "features", "scores", "levels", "sparklines", "model_versions"):
+        assert getattr(second, field) == getattr(first, field), field
+
+    # Without a digest nothing is cached: the chunk must be read, and it is gone.
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Score(compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef(key=key, symbols=symbols)), timeout=30)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

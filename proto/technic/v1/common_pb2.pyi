@@ -105,7 +105,7 @@ class Stats(_message.Message):
     def __init__(self, seconds: _Optional[_Mapping[str, float]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ChunkRef(_message.Message):
-    __slots__ = ("key", "inline_block", "chunk_index", "symbols", "n_sessions", "fields", "as_of")
+    __slots__ = ("key", "inline_block", "chunk_index", "symbols", "n_sessions", "fields", "as_of", "content_digest")
     KEY_FIELD_NUMBER: _ClassVar[int]
     INLINE_BLOCK_FIELD_NUMBER: _ClassVar[int]
     CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class ChunkRef(_message.Message):
     N_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     key: str
     inline_block: bytes
     chunk_index: int
@@ -120,4 +121,5 @@ class ChunkRef(_message.Message):
     n_sessions: int
     fields: _containers.RepeatedScalarFieldContainer[str]
     as_of: str
-    def __init__(self, key: _Optional[str] = ..., inline_block: _Optional[bytes] = ..., chunk_index: _Optional[int] = ..., symbols: _Optional[_Iterable[str]] = ..., n_sessions: _Optional[int] = ..., fields: _Optional[_Iterable[str]] = ..., as_of: _Optional[str] = ...) -> None: ...
+    content_digest: str
+    def __init__(self, key: _Optional[str] = ..., inline_block: _Optional[bytes] = ..., chunk_index: _Optional[int] = ..., symbols: _Optional[_Iterable[str]] = ..., n_sessions: _Optional[int] = ..., fields: _Optional[_Iterable[str]] = ..., as_of: _Optional[str] = ..., content_digest: _Optional[str] = ...) -> None: ...
