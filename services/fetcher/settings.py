@@ -37,5 +37,8 @@ class FetcherSettings(CommonSettings):
     fetcher_unfinished_ttl: float = 300.0
     # Decoded raw sessions kept in process memory (about 270 KB each for 11,000 tickers).
     fetcher_session_cache: int = 800
+    # Sessions held side by side in the session stack (panel chunks become one numpy take); about
+    # 230 KB per session for 11,000 tickers. Longer windows are gathered from the sessions instead.
+    fetcher_stack_sessions: int = 300
     # In-process fallback used while Redis is down, in megabytes.
     fetcher_fallback_mb: int = 512

@@ -1,12 +1,13 @@
-"""Panel assembly on synthetic raw sessions: gather, per-ticker overlay, split adjustment."""
+"""Panel assembly on synthetic raw sessions: gather, session stack, per-ticker overlay, split adjustment, digest."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from services.fetcher.calendar import as_day
-from services.fetcher.panels import Gatherer, adjust, overlay, split_factors, unique
+from services.fetcher.panels import Gatherer, adjust, chunk_digest, overlay, split_factors, unique
 from services.fetcher.polygon import SplitTable, TickerRange
+from services.fetcher.stack import SessionStack
 from services.fetcher.store import SessionData, TickerIndex
 
 DAYS = np.array(["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"], dtype="datetime64[D]")
@@ -86,3 +87,57 @@ def test_overlay_places_bars_by_day() -> None:
 def test_unique_keeps_order_and_normalises() -> None:
     assert unique(["aaa", "BBB", " AAA ", "", "ccc", "BBB"]) == ["AAA", "BBB", "CCC"]
     assert as_day("2026-11-13") == DAYS[-1]
+
+
+def test_stack_takes_the_same_chunks_as_the_gatherer_and_follows_new_sessions() -> None:
+    index = TickerIndex()
+    sessions: list[SessionData | None] = [
+        session(index, DAYS[0], ["AAA", "BBB"], 10), None, session(index, DAYS[2], ["CCC", "BBB", "AAA"], 20),
+        session(index, DAYS[3], ["BBB"], 30), session(index, DAYS[4], ["AAA", "CCC"], 40)]
+    symbols = ["CCC", "ZZZ", "AAA", "BBB"]
+    ids = index.ids(symbols, add=False)
+    stack = SessionStack(max_slots=4)
+    # Calendar positions 100..102, then the window moves on by two sessions.
+    assert stack.load(100, sessions[:3], len(index))
+    np.testing.assert_array_equal(stack.take(ids, 100, 3), Gatherer(sessions[:3], ids).chunk(0, 4))
+    assert stack.load(102, sessions[2:], len(index))
+    np.testing.assert_array_equal(stack.take(ids[1:3], 102, 3), Gatherer(sessions[2:], ids).chunk(1, 3))
+    # A session fetched again (a new object) replaces its slot; one that failed since is NaN again.
+    again = session(index, DAYS[3], ["BBB", "CCC"], 50)
+    assert stack.load(102, [None, again, sessions[4]], len(index))
+    block = stack.take(ids, 102, 3)
+    assert np.isnan(block[:, 0]).all()
+    assert block[0, 1, 3] == 51.5 and block[3, 1, 3] == 50.5 and block[2, 2, 3] == 40.5
+    # Tickers first seen after the stack was built get rows too.
+    late = session(index, DAYS[4], ["NEW", "AAA"], 60)
+    assert stack.load(102, [None, again, late], len(index))
+    assert stack.take(index.ids(["NEW"], add=False), 102, 3)[0, 2, 3] == 60.5
+    # Many new listings: the stack grows its rows and keeps what it held.
+    crowd = session(index, DAYS[4], [f"X{i}" for i in range(700)], 70)
+    assert stack.load(102, [None, again, crowd], len(index))
+    block = stack.take(index.ids(["CCC", "X699"], add=False), 102, 3)
+    assert block[0, 1, 3] == 51.5 and block[1, 2, 3] == 769.5
+    # A window far from the span moves it; a window longer than the stack holds is left to the gatherer.
+    assert stack.load(900, sessions[:3], len(index))
+    np.testing.assert_array_equal(stack.take(ids, 900, 3), Gatherer(sessions[:3], ids).chunk(0, 4))
+    assert not stack.load(100, sessions, len(index))
+
+
+def test_chunk_digest_changes_with_what_defines_the_chunk() -> None:
+    present = np.array([True, True, False, True])
+    rows, factors = np.array([1]), np.array([[2.0, 2.0, 1.0, 1.0]])
+    none = np.zeros(0, np.int64)
+
+    def digest(**changes: object) -> str:
+        args: dict = {"as_of": "2026-11-13", "lookback": 4, "symbols": ["AAA", "BBB"], "present": present,
+                      "volatile": [], "split_rows": rows, "factors": factors, "ranged": none}
+        return chunk_digest(**{**args, **changes})
+
+    base = digest()
+    assert digest() == base and len(base) == 32
+    assert digest(present=present.copy()) == base
+    others = [digest(symbols=["AAA", "CCC"]), digest(symbols=["BBB", "AAA"]), digest(present=np.ones(4, bool)),
+              digest(factors=np.array([[4.0, 4.0, 1.0, 1.0]])), digest(split_rows=none, factors=np.ones((0, 4))),
+              digest(as_of="2026-11-12"), digest(lookback=5), digest(volatile=[b"bars"]),
+              digest(ranged=np.array([0]))]
+    assert len({base, *others}) == len(others) + 1

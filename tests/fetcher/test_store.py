@@ -93,4 +93,22 @@ async def test_redis_down_serves_from_memory() -> None:
     assert store.degraded and states == [True]
     fresh = BarStore(client)  # decoded cache empty: the fallback LRU answers
     assert list(await fresh.get_sessions([DAY])) == [DAY]
-    assert await fresh.put_panel("technic:panel:x", b"abc", 60) is False
+    assert await fresh.put_panel("technic:panel:x", b"abc", 600) is False
+    # A chunk that only the fallback holds is never handed out by key.
+    assert await fresh.has_panel("technic:panel:x") is False
+
+
+async def test_stored_panels_are_known_until_redis_loses_them(flushed: RedisServer) -> None:
+    store = BarStore(ResilientRedis(flushed.url))
+    assert await store.has_panel("technic:panel:a") is False
+    assert await store.put_panel("technic:panel:a", b"abc", 600)
+    assert await store.put_panel("technic:panel:b", b"abc", 60)
+    assert await store.has_panel("technic:panel:a") is True
+    # About to expire: written again rather than handed out.
+    assert await store.has_panel("technic:panel:b") is False
+    # Evicted (or flushed) behind the fetcher's back.
+    redis.Redis.from_url(flushed.url).delete("technic:panel:a")
+    assert await store.has_panel("technic:panel:a") is False
+    # Another process's key with the same name is not taken on trust either.
+    redis.Redis.from_url(flushed.url).set("technic:panel:c", b"abc")
+    assert await store.has_panel("technic:panel:c") is False
