@@ -53,6 +53,9 @@ PANEL_TTL_MIN = 600.0
 PANEL_TTL_MAX = 4 * 24 * 3600.0
 # A session the source should have but answered empty is asked again this many times.
 EMPTY_SESSION_ATTEMPTS = 3
+# When the latest-session probe fails in a fresh process, the newest stored session among this many
+# calendar sessions stands in for the calendar's guess.
+KNOWN_LOOKBACK = 30
 
 
 class RequestError(ValueError):
@@ -236,7 +239,7 @@ class PanelBuilder:
         self.store = store
         self.calendar = calendar
         self.stack = SessionStack(stack_sessions)
-        self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl)
+        self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl, known=self._newest_stored)
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -258,6 +261,11 @@ class PanelBuilder:
             return False
         await self.store.put_session(day, grouped, unfinished=self._unfinished(day))
         return True
+
+    async def _newest_stored(self, day: np.datetime64) -> np.datetime64 | None:
+        """The newest raw session stored among the ``KNOWN_LOOKBACK`` sessions up to ``day``."""
+        end = self.calendar.index(day) + 1
+        return await self.store.newest_session(list(self.calendar.sessions[max(end - KNOWN_LOOKBACK, 0):end]))
 
     async def resolve_as_of(self, as_of: str) -> np.datetime64:
         """The as-of session: the source's latest when empty, else the session on or before ``as_of``."""

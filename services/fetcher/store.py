@@ -234,6 +234,13 @@ class BarStore:
                 self._remember(data, None)
         return found
 
+    async def newest_session(self, days: Sequence[np.datetime64]) -> np.datetime64 | None:
+        """The newest of ``days`` that is stored (in memory or Redis), None when none is."""
+        newest = max((d for d in days if self._cached(d) is not None), default=None)
+        rest = [d for d in days if newest is None or d > newest]
+        found = await asyncio.gather(*(self.redis.exists(session_key(d)) for d in rest))
+        return max((d for d, hit in zip(rest, found, strict=True) if hit), default=newest)
+
     async def put_session(self, day: np.datetime64, grouped: GroupedDay, *, unfinished: bool) -> SessionData:
         """Store one session's bars (immutable unless ``unfinished``) and keep it decoded in memory."""
         values = grouped.values.astype(np.float32)

@@ -112,3 +112,15 @@ async def test_stored_panels_are_known_until_redis_loses_them(flushed: RedisServ
     # Another process's key with the same name is not taken on trust either.
     redis.Redis.from_url(flushed.url).set("technic:panel:c", b"abc")
     assert await store.has_panel("technic:panel:c") is False
+
+
+async def test_newest_stored_session_from_memory_or_redis(flushed: RedisServer) -> None:
+    days = [as_day(d) for d in ("2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13")]
+    store = BarStore(ResilientRedis(flushed.url))
+    assert await store.newest_session(days) is None
+    await store.put_session(days[1], grouped(), unfinished=False)
+    assert await store.newest_session(days) == days[1]
+    # Stored by another process: only Redis knows it.
+    await BarStore(ResilientRedis(flushed.url)).put_session(days[2], grouped(), unfinished=False)
+    assert await store.newest_session(days) == days[2]
+    assert await store.newest_session(days[:2]) == days[1]
