@@ -56,6 +56,10 @@ EMPTY_SESSION_ATTEMPTS = 3
 # When the latest-session probe fails in a fresh process, the newest stored session among this many
 # calendar sessions stands in for the calendar's guess.
 KNOWN_LOOKBACK = 30
+# The market-wide split table is asked this far past the window (its end moves one session a day)
+# and reused from memory for this long (seconds).
+SPLITS_AHEAD = np.timedelta64(14, "D")
+SPLITS_MEMO_TTL = 6 * 3600.0
 
 
 class RequestError(ValueError):
@@ -239,6 +243,8 @@ class PanelBuilder:
         self.store = store
         self.calendar = calendar
         self.stack = SessionStack(stack_sessions)
+        # The latest market-wide split table: (from, to, fetched at (monotonic), table).
+        self._all_splits: tuple[np.datetime64, np.datetime64, float, SplitTable] | None = None
         self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl, known=self._newest_stored)
 
     # --- sessions -------------------------------------------------------------------------------
@@ -328,13 +334,27 @@ class PanelBuilder:
 
     async def splits(self, start: np.datetime64, end: np.datetime64, stats: RequestStats,
                      ticker: str | None = None) -> SplitTable:
+        """Split events of ``start``..``end`` (a superset is fine: split_factors keeps the window's).
+
+        The market-wide table is fetched ``SPLITS_AHEAD`` past ``end`` (splits are announced ahead of
+        their execution) and kept in memory, so the window moved on by a new session needs no request.
+        """
         scope = ticker or "all"
+        memo = self._all_splits
+        if ticker is None and memo is not None:
+            lo, hi, fetched, table = memo
+            if lo <= start and end <= hi and time.monotonic() - fetched < SPLITS_MEMO_TTL:
+                stats.cache_hits += 1
+                return table
         table = await self.store.get_splits(scope, start, end)
         if table is not None:
             stats.cache_hits += 1
             return table
-        table = await self.client.splits(day_str(start), day_str(end), ticker=ticker)
-        await self.store.put_splits(scope, start, end, table)
+        until = end + SPLITS_AHEAD if ticker is None else end
+        table = await self.client.splits(day_str(start), day_str(until), ticker=ticker)
+        await self.store.put_splits(scope, start, until, table)
+        if ticker is None:
+            self._all_splits = (start, until, time.monotonic(), table)
         return table
 
     async def _ticker_ranges(self, symbols: Sequence[str], window: np.ndarray,

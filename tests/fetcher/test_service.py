@@ -235,6 +235,19 @@ def test_watchlist_goes_per_ticker_and_matches_adjusted(clean: Simulator, redis_
         assert clean.requests() == before
 
 
+def test_the_window_moved_on_by_a_session_asks_nothing_again(clean: Simulator, tickers: list[str],
+                                                              redis_server: RedisServer, logdir: Path) -> None:
+    redis.Redis.from_url(redis_server.url).flushdb()
+    with fetcher(clean, redis_server.url, logdir) as stub:
+        _, before = prefetch(stub, tickers[:50], lookback=40, as_of="2026-11-12")
+        assert before.as_of == "2026-11-12" and before.stats.counters["requests"] > 40
+        # Today's session came with the latest-session probe, and the split table was asked ahead.
+        chunks, moved = prefetch(stub, tickers[:50], lookback=40)
+        assert moved.as_of == TODAY and moved.stats.counters["requests"] == 0
+        _, block, meta = panel(chunks, redis_server.url)
+        assert meta["sessions"][-1] == TODAY and np.isfinite(block[:, -1, 3]).all()
+
+
 @pytest.mark.parametrize("knobs", [
     {"rate_429": 0.4, "retry_after": 0},
     {"rate_429": 0.3, "retry_after": 0.05},
