@@ -89,6 +89,7 @@ class TickerIndex:
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self._names: list[str] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -100,8 +101,20 @@ class TickerIndex:
         ids = np.fromiter(map(table.get, tickers, repeat(-1)), dtype=np.int64, count=len(tickers))
         if add:
             for i in np.flatnonzero(ids < 0).tolist():
-                ids[i] = table.setdefault(tickers[i], len(table))
+                ticker = tickers[i]
+                if ticker not in table:
+                    table[ticker] = len(self._names)
+                    self._names.append(ticker)
+                ids[i] = table[ticker]
         return ids
+
+    def names(self, ids: np.ndarray) -> tuple[str, ...]:
+        """The tickers of ``ids`` (all known), as the one string object per ticker the index holds.
+
+        Sessions keep their tickers this way: a year of sessions would otherwise hold about three
+        million separate copies of some eleven thousand strings (some 150 MB).
+        """
+        return tuple(map(self._names.__getitem__, ids.tolist()))
 
 
 _SERIALS = count(1)
@@ -204,11 +217,11 @@ class BarStore:
         return data
 
     def _session_from_block(self, day: np.datetime64, block: Block) -> SessionData:
-        tickers = block.rows
-        padded = np.empty((len(tickers) + 1, len(BAR_FIELDS)), dtype=np.float32)
+        ids = self.index.ids(block.rows)
+        padded = np.empty((len(ids) + 1, len(BAR_FIELDS)), dtype=np.float32)
         padded[:-1] = block.array
         padded[-1] = np.nan
-        return SessionData(day=day, tickers=tickers, ids=self.index.ids(tickers), padded=padded)
+        return SessionData(day=day, tickers=self.index.names(ids), ids=ids, padded=padded)
 
     async def get_sessions(self, days: Sequence[np.datetime64]) -> dict[np.datetime64, SessionData]:
         """The stored sessions among ``days`` (memory first, then one MGET); absent days are left out."""
@@ -251,8 +264,8 @@ class BarStore:
         padded = np.empty((len(values) + 1, values.shape[1]), dtype=np.float32)
         padded[:-1] = values
         padded[-1] = np.nan
-        data = SessionData(day=day, tickers=tuple(grouped.tickers), ids=self.index.ids(grouped.tickers),
-                           padded=padded)
+        ids = self.index.ids(grouped.tickers)
+        data = SessionData(day=day, tickers=self.index.names(ids), ids=ids, padded=padded)
         self._remember(data, ttl)
         return data
 
