@@ -229,7 +229,7 @@ def adjust(block: np.ndarray, rows: np.ndarray, factors: np.ndarray) -> None:
 def warm_kernels() -> None:
     """Compile (or load from the disk cache) the Numba kernels before the first request needs them."""
     parse_results(b'{"results":[{"T":"A","o":1.5,"h":2,"l":1,"c":2,"v":10,"vw":1.7,"t":1}]}')
-    data = SessionData(day=as_day("2026-01-02"), tickers=("A",), ids=np.zeros(1, np.int64),
+    data = SessionData(day=as_day("2026-01-02"), ids=np.zeros(1, np.int64),
                        padded=np.zeros((2, 6), np.float32))
     Gatherer([data, None], np.array([0, -1])).chunk(0, 2)
 
@@ -517,7 +517,8 @@ class PanelBuilder:
                 splits = await self.splits(window[0], window[-1], stats)
             with stats.phase("assemble"):
                 block = Gatherer([sessions.get(d) for d in window], last.ids).chunk(0, len(last.ids)).astype(np.float64)
-                adjust_rows, factors = split_factors(splits, last.tickers, window)
+                tickers = self.store.index.names(last.ids)
+                adjust_rows, factors = split_factors(splits, tickers, window)
                 adjust(block, adjust_rows, factors)
                 recent = block[:, 1:, :]
                 close, volume = recent[:, :, 3], recent[:, :, 4]
@@ -528,7 +529,7 @@ class PanelBuilder:
                     avg_dollar = np.where(present, close * volume, 0).sum(axis=1) / count
                     change = (block[:, -1, 3] / block[:, -2, 3] - 1.0) * 100.0
                 out = np.column_stack([block[:, -1, :], avg_volume, avg_dollar, count.astype(np.float64), change])
-                raw = encode_block(out, rows=last.tickers, fields=SNAPSHOT_FIELDS,
+                raw = encode_block(out, rows=tickers, fields=SNAPSHOT_FIELDS,
                                    meta={"as_of": day_str(as_of_day), "window": window_size})
         return Snapshot(block=raw, as_of=day_str(as_of_day), failed_sessions=[day_str(d) for d in failed])
 

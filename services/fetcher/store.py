@@ -109,11 +109,7 @@ class TickerIndex:
         return ids
 
     def names(self, ids: np.ndarray) -> tuple[str, ...]:
-        """The tickers of ``ids`` (all known), as the one string object per ticker the index holds.
-
-        Sessions keep their tickers this way: a year of sessions would otherwise hold about three
-        million separate copies of some eleven thousand strings (some 150 MB).
-        """
+        """The tickers of ``ids`` (all known)."""
         return tuple(map(self._names.__getitem__, ids.tolist()))
 
 
@@ -124,12 +120,13 @@ _SERIALS = count(1)
 class SessionData:
     """One decoded raw session; ``padded`` has a trailing all-NaN row that absent tickers point to.
 
-    ``serial`` is unique in the process: copies made from it (the session stack) tell by it whether
-    the session was fetched again since.
+    Rows are tickers by their id in the store's :class:`TickerIndex` (``index.names(ids)`` gives the
+    strings): a year of sessions holding their own ticker strings would hold about three million
+    copies of some eleven thousand. ``serial`` is unique in the process: copies made from a session
+    (the session stack) tell by it whether the session was fetched again since.
     """
 
     day: np.datetime64
-    tickers: tuple[str, ...]
     ids: np.ndarray
     padded: np.ndarray  # float32 (n + 1, 6)
     _pos: np.ndarray | None = None
@@ -221,7 +218,7 @@ class BarStore:
         padded = np.empty((len(ids) + 1, len(BAR_FIELDS)), dtype=np.float32)
         padded[:-1] = block.array
         padded[-1] = np.nan
-        return SessionData(day=day, tickers=self.index.names(ids), ids=ids, padded=padded)
+        return SessionData(day=day, ids=ids, padded=padded)
 
     async def get_sessions(self, days: Sequence[np.datetime64]) -> dict[np.datetime64, SessionData]:
         """The stored sessions among ``days`` (memory first, then one MGET); absent days are left out."""
@@ -265,7 +262,7 @@ class BarStore:
         padded[:-1] = values
         padded[-1] = np.nan
         ids = self.index.ids(grouped.tickers)
-        data = SessionData(day=day, tickers=self.index.names(ids), ids=ids, padded=padded)
+        data = SessionData(day=day, ids=ids, padded=padded)
         self._remember(data, ttl)
         return data
 

@@ -17,7 +17,7 @@ def session(index: TickerIndex, day: np.datetime64, tickers: list[str], base: fl
     values = np.array([[base + i, base + i + 1, base + i - 1, base + i + 0.5, 1000.0 * (i + 1), base + i]
                        for i in range(len(tickers))], dtype=np.float32)
     padded = np.vstack([values, np.full((1, 6), np.nan, np.float32)])
-    return SessionData(day=day, tickers=tuple(tickers), ids=index.ids(tickers), padded=padded)
+    return SessionData(day=day, ids=index.ids(tickers), padded=padded)
 
 
 def test_gather_maps_rows_by_ticker_and_leaves_nan_for_absent() -> None:
