@@ -455,9 +455,11 @@ class PanelBuilder:
                     with stats.phase("write"):
                         written = await self.store.has_panel(key)
                     with stats.phase("assemble"):
+                        if gatherer is None and not self.stack.holds(first, days):
+                            # Another request moved the stack's span (or refreshed a session) at an
+                            # await: this one gathers its remaining chunks rather than move it back.
+                            gatherer = Gatherer(days, ids)
                         if gatherer is None:
-                            # Another request may have moved the stack's span at an await: a no-op otherwise.
-                            self.stack.load(first, days, len(self.store.index))
                             block = self.stack.take(ids[lo:hi], first, len(window))
                         else:
                             block = gatherer.chunk(lo, hi)

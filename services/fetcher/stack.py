@@ -85,10 +85,18 @@ class SessionStack:
             self.serials[slot] = serial
         return True
 
+    def holds(self, first: int, sessions: Sequence[SessionData | None]) -> bool:
+        """Whether slots ``first``.. hold exactly ``sessions`` now (another window may have moved the span)."""
+        n = len(sessions)
+        if not (self.base <= first and first + n <= self.base + self.data.shape[1]):
+            return False
+        serials = [d.serial if d is not None else 0 for d in sessions]
+        return bool(np.array_equal(self.serials[first - self.base:first - self.base + n], serials))
+
     def take(self, ids: np.ndarray, first: int, n: int) -> np.ndarray:
         """(len(ids), n, 5) float32 of sessions ``first``..``first + n - 1``; NaN rows for ids -1.
 
-        The span must hold them (call :meth:`load` first, with no await in between).
+        The span must hold them: :meth:`load` first, and :meth:`holds` after any await in between.
         """
         rows = np.where(ids >= 0, ids, self.data.shape[0] - 1)
         lo = first - self.base

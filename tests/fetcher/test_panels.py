@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
-from services.fetcher.calendar import as_day
-from services.fetcher.panels import Gatherer, adjust, chunk_digest, overlay, split_factors, unique
-from services.fetcher.polygon import SplitTable, TickerRange
+import numpy as np
+import redis
+
+from services.common.codec import decode_block
+from services.common.redis_client import ResilientRedis
+from services.fetcher.calendar import LatestSession, TradingCalendar, as_day
+from services.fetcher.panels import (
+    Gatherer,
+    PanelBuilder,
+    PanelChunk,
+    PanelReport,
+    adjust,
+    chunk_digest,
+    overlay,
+    split_factors,
+    unique,
+)
+from services.fetcher.polygon import GroupedDay, PolygonClient, SplitTable, TickerRange
 from services.fetcher.stack import SessionStack
-from services.fetcher.store import SessionData, TickerIndex
+from services.fetcher.store import BarStore, SessionData, TickerIndex
+from tests.support import RedisServer
 
 DAYS = np.array(["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"], dtype="datetime64[D]")
 
@@ -118,7 +135,9 @@ def test_stack_takes_the_same_chunks_as_the_gatherer_and_follows_new_sessions() 
     block = stack.take(index.ids(["CCC", "X699"], add=False), 102, 3)
     assert block[0, 1, 3] == 51.5 and block[1, 2, 3] == 769.5
     # A window far from the span moves it; a window longer than the stack holds is left to the gatherer.
+    assert stack.holds(102, [None, again, crowd]) and not stack.holds(102, [None, again, late])
     assert stack.load(900, sessions[:3], len(index))
+    assert stack.holds(900, sessions[:3]) and not stack.holds(102, [None, again, crowd])
     np.testing.assert_array_equal(stack.take(ids, 900, 3), Gatherer(sessions[:3], ids).chunk(0, 4))
     assert not stack.load(100, sessions, len(index))
 
@@ -141,3 +160,54 @@ def test_chunk_digest_changes_with_what_defines_the_chunk() -> None:
               digest(as_of="2026-11-12"), digest(lookback=5), digest(volatile=[b"bars"]),
               digest(ranged=np.array([0]))]
     assert len({base, *others}) == len(others) + 1
+
+
+async def test_interleaved_requests_for_windows_the_stack_cannot_share(redis_server: RedisServer) -> None:
+    """Two panel streams, far apart in time, advanced in turn: each moves the stack at its awaits."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    calendar = TradingCalendar()
+    store = BarStore(ResilientRedis(redis_server.url))
+    builder = PanelBuilder(PolygonClient("http://127.0.0.1:9", "key", max_retries=0), store, calendar,
+                           stack_sessions=50)
+
+    async def served(day: np.datetime64) -> bool:  # the source has every session up to 2026-11-13
+        return bool(day <= as_day("2026-11-13"))
+
+    builder.latest = LatestSession(calendar, served, now=lambda: datetime(2026, 11, 14, 12, tzinfo=UTC))
+    symbols = [f"S{i}" for i in range(30)]
+    rng = np.random.default_rng(5)
+    for as_of in ("2026-03-13", "2026-11-13"):
+        window = calendar.window(as_day(as_of), 40)
+        await store.put_splits("all", window[0], window[-1], SplitTable([], np.zeros(0, "datetime64[D]"),
+                                                                        np.zeros(0), np.zeros(0)))
+        for day in window:
+            await store.put_session(day, GroupedDay(tickers=symbols, values=rng.random((30, 6))), unfinished=False)
+
+    async def read(stream: AsyncIterator[PanelChunk]) -> np.ndarray | None:
+        chunk = await anext(stream, None)
+        if chunk is None:
+            return None
+        return decode_block(redis.Redis.from_url(redis_server.url).get(chunk.key)).array.copy()
+
+    def stream(as_of: str) -> AsyncIterator[PanelChunk]:
+        return builder.panels(symbols, as_of, 40, 6, PanelReport())
+
+    together: dict[str, list[np.ndarray]] = {"2026-03-13": [], "2026-11-13": []}
+    streams = {as_of: stream(as_of) for as_of in together}
+    while streams:
+        for as_of in list(streams):
+            block = await read(streams[as_of])
+            if block is None:
+                del streams[as_of]
+            else:
+                together[as_of].append(block)
+    for as_of, blocks in together.items():
+        # Every chunk holds the stored sessions' bars of its six symbols (no splits, no gaps).
+        window = calendar.window(as_day(as_of), 40)
+        sessions = await store.get_sessions(list(window))
+        bars = np.stack([sessions[d].padded[:-1, :5] for d in window], axis=1)
+        assert len(blocks) == 5
+        for k, block in enumerate(blocks):
+            np.testing.assert_array_equal(block, bars[6 * k:6 * k + 6])
+    await builder.client.aclose()
+    await store.redis.close()
