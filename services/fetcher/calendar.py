@@ -87,6 +87,8 @@ class TradingCalendar:
 
 
 Probe = Callable[[np.datetime64], Awaitable[bool | None]]
+# The newest session on or before a day that is known to exist (stored), or None.
+Known = Callable[[np.datetime64], Awaitable[np.datetime64 | None]]
 
 
 class LatestSession:
@@ -94,13 +96,16 @@ class LatestSession:
 
     ``probe(session)`` answers True when the source has bars for the session, False when it has
     none yet, None when it could not tell (the request failed): probing then stops at the best
-    answer known so far.
+    answer known so far: the newest session seen before, else ``known(guess)`` (the newest stored
+    session on or before the guess), else the guess itself.
     """
 
     def __init__(self, calendar: TradingCalendar, probe: Probe, ttl: float = 5.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC), max_back: int = 4096) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), max_back: int = 4096,
+                 known: Known | None = None) -> None:
         self.calendar = calendar
         self.probe = probe
+        self.known = known
         self.ttl = ttl
         self.now = now
         self.max_back = max_back
@@ -122,6 +127,10 @@ class LatestSession:
                 # A failed probe says nothing new: keep the newer session already seen served
                 # rather than step back to an older one.
                 value = self._value
+            elif not certain and self._value is None and self.known is not None:
+                # Nothing seen yet (a fresh process): the newest session already stored is known to
+                # exist, where the calendar's guess may be one the source does not have.
+                value = await self.known(value) or value
             self._value = value
             # An uncertain answer (a probe failed) is retried sooner.
             self._expires = time.monotonic() + (self.ttl if certain else min(self.ttl, 1.0))

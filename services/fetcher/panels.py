@@ -5,18 +5,22 @@ the missing ones are fetched either with grouped daily (one request per session,
 per ticker (one request per symbol, the whole window), whichever costs fewer requests, so a
 20-symbol watchlist never costs 252 requests and a 6,000-symbol scan never costs 6,000. Chunks
 (symbols x sessions x OHLCV, float32, contract 1) are gathered from the raw sessions with numpy
-index arrays, split-adjusted backwards, written to Redis and yielded one by one, so the next stage
-starts on the first chunk while later ones are built. Sessions that fail after retries stay NaN,
-are named in the report, and are fetched again by the next request because they are not stored.
+index arrays (one take from the in-memory session stack, services/fetcher/stack.py, when the window
+fits it), split-adjusted backwards, written to Redis (each write overlapping the next chunk's
+assembly) and yielded one by one, so the next stage starts on the first chunk while later ones are
+built. Each chunk carries a content digest (:func:`chunk_digest`), also part of its Redis key.
+Sessions that fail after retries stay NaN, are named in the report, and are fetched again by the
+next request because they are not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -37,6 +41,7 @@ from services.fetcher.polygon import (
     counting,
     run_all,
 )
+from services.fetcher.stack import SessionStack
 from services.fetcher.store import PANEL_FIELDS, BarStore, SessionData, panel_key
 
 log = structlog.get_logger(__name__)
@@ -48,6 +53,13 @@ PANEL_TTL_MIN = 600.0
 PANEL_TTL_MAX = 4 * 24 * 3600.0
 # A session the source should have but answered empty is asked again this many times.
 EMPTY_SESSION_ATTEMPTS = 3
+# When the latest-session probe fails in a fresh process, the newest stored session among this many
+# calendar sessions stands in for the calendar's guess.
+KNOWN_LOOKBACK = 30
+# The market-wide split table is asked this far past the window (its end moves one session a day)
+# and reused from memory for this long (seconds).
+SPLITS_AHEAD = np.timedelta64(14, "D")
+SPLITS_MEMO_TTL = 6 * 3600.0
 
 
 class RequestError(ValueError):
@@ -86,6 +98,7 @@ class PanelChunk:
     no_data: list[str]
     n_sessions: int
     as_of: str
+    digest: str
 
 
 @dataclass
@@ -172,6 +185,28 @@ class Gatherer:
         return out
 
 
+def chunk_digest(as_of: str, lookback: int, symbols: Sequence[str], present: np.ndarray,
+                 volatile: Sequence[bytes], split_rows: np.ndarray, factors: np.ndarray,
+                 ranged: np.ndarray) -> str:
+    """Content digest of a chunk, from what defines it rather than its 2.6 MB of bytes.
+
+    The as-of session, lookback, symbols (in order), which sessions of the window are present, the
+    bytes of any present session still in progress (``volatile``: its bars may change), the split
+    factors applied per row, and which rows were filled from per-ticker ranges. Raw sessions are
+    immutable, so equal digests mean equal chunks; a session that failed and was fetched later, a
+    new split or another symbol set changes it.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    parts = [f"{as_of}\n{lookback}".encode(), "\n".join(symbols).encode(), np.packbits(present).tobytes(),
+             *volatile, np.ascontiguousarray(split_rows, dtype=np.int64).tobytes(),
+             np.ascontiguousarray(factors, dtype=np.float64).tobytes(),
+             np.ascontiguousarray(ranged, dtype=np.int64).tobytes()]
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
 def overlay(block: np.ndarray, window: np.ndarray, ranges: Sequence[tuple[int, TickerRange]]) -> None:
     """Write per-ticker bars (row in ``block``, range) into ``block`` where their days fall in ``window``."""
     if not ranges:
@@ -194,7 +229,7 @@ def adjust(block: np.ndarray, rows: np.ndarray, factors: np.ndarray) -> None:
 def warm_kernels() -> None:
     """Compile (or load from the disk cache) the Numba kernels before the first request needs them."""
     parse_results(b'{"results":[{"T":"A","o":1.5,"h":2,"l":1,"c":2,"v":10,"vw":1.7,"t":1}]}')
-    data = SessionData(day=as_day("2026-01-02"), tickers=("A",), ids=np.zeros(1, np.int64),
+    data = SessionData(day=as_day("2026-01-02"), ids=np.zeros(1, np.int64),
                        padded=np.zeros((2, 6), np.float32))
     Gatherer([data, None], np.array([0, -1])).chunk(0, 2)
 
@@ -203,11 +238,14 @@ class PanelBuilder:
     """Fetch-and-assemble for panels, snapshots and single-symbol histories."""
 
     def __init__(self, client: PolygonClient, store: BarStore, calendar: TradingCalendar, *,
-                 latest_ttl: float = 5.0) -> None:
+                 latest_ttl: float = 5.0, stack_sessions: int = 300) -> None:
         self.client = client
         self.store = store
         self.calendar = calendar
-        self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl)
+        self.stack = SessionStack(stack_sessions)
+        # The latest market-wide split table: (from, to, fetched at (monotonic), table).
+        self._all_splits: tuple[np.datetime64, np.datetime64, float, SplitTable] | None = None
+        self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl, known=self._newest_stored)
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -229,6 +267,11 @@ class PanelBuilder:
             return False
         await self.store.put_session(day, grouped, unfinished=self._unfinished(day))
         return True
+
+    async def _newest_stored(self, day: np.datetime64) -> np.datetime64 | None:
+        """The newest raw session stored among the ``KNOWN_LOOKBACK`` sessions up to ``day``."""
+        end = self.calendar.index(day) + 1
+        return await self.store.newest_session(list(self.calendar.sessions[max(end - KNOWN_LOOKBACK, 0):end]))
 
     async def resolve_as_of(self, as_of: str) -> np.datetime64:
         """The as-of session: the source's latest when empty, else the session on or before ``as_of``."""
@@ -291,13 +334,27 @@ class PanelBuilder:
 
     async def splits(self, start: np.datetime64, end: np.datetime64, stats: RequestStats,
                      ticker: str | None = None) -> SplitTable:
+        """Split events of ``start``..``end`` (a superset is fine: split_factors keeps the window's).
+
+        The market-wide table is fetched ``SPLITS_AHEAD`` past ``end`` (splits are announced ahead of
+        their execution) and kept in memory, so the window moved on by a new session needs no request.
+        """
         scope = ticker or "all"
+        memo = self._all_splits
+        if ticker is None and memo is not None:
+            lo, hi, fetched, table = memo
+            if lo <= start and end <= hi and time.monotonic() - fetched < SPLITS_MEMO_TTL:
+                stats.cache_hits += 1
+                return table
         table = await self.store.get_splits(scope, start, end)
         if table is not None:
             stats.cache_hits += 1
             return table
-        table = await self.client.splits(day_str(start), day_str(end), ticker=ticker)
-        await self.store.put_splits(scope, start, end, table)
+        until = end + SPLITS_AHEAD if ticker is None else end
+        table = await self.client.splits(day_str(start), day_str(until), ticker=ticker)
+        await self.store.put_splits(scope, start, until, table)
+        if ticker is None:
+            self._all_splits = (start, until, time.monotonic(), table)
         return table
 
     async def _ticker_ranges(self, symbols: Sequence[str], window: np.ndarray,
@@ -370,30 +427,79 @@ class PanelBuilder:
             stats.extra["tickers_fetched"] = len(ranges)
 
             with stats.phase("assemble"):
-                gatherer = Gatherer([stored.get(d) for d in window], self.store.index.ids(symbols, add=False))
+                ids = self.store.index.ids(symbols, add=False)
+                first = self.calendar.index(window[0])
+                days = [stored.get(d) for d in window]
+                stacked = self.stack.load(first, days, len(self.store.index))
+                gatherer = None if stacked else Gatherer(days, ids)
                 split_rows, factors = split_factors(splits, symbols, window)
                 range_rows = [(i, ranges[s]) for i, s in enumerate(symbols) if s in ranges]
+                present = np.array([d is not None for d in days])
+                settled = self.calendar.latest_completed(datetime.now(UTC))
+                volatile = [d.padded.tobytes() for d in days
+                            if d is not None and d.day > settled and self._unfinished(d.day)]
             meta_common = {"as_of": report.as_of, "sessions": report.sessions, "lookback": lookback}
             ttl = self._panel_ttl(as_of_day)
-            for index, lo in enumerate(range(0, len(symbols), chunk_size)):
-                hi = min(lo + chunk_size, len(symbols))
-                names = symbols[lo:hi]
-                with stats.phase("assemble"):
-                    block = gatherer.chunk(lo, hi)
-                    overlay(block, window, [(i - lo, r) for i, r in range_rows if lo <= i < hi])
-                    in_chunk = (split_rows >= lo) & (split_rows < hi)
-                    adjust(block, split_rows[in_chunk] - lo, factors[in_chunk])
-                    no_data = np.isnan(block[:, :, 3]).all(axis=1)
-                    raw = encode_block(block, rows=names, fields=PANEL_FIELDS,
-                                       meta={**meta_common, "chunk_index": index})
-                with stats.phase("write"):
-                    key = panel_key(as_of_day, lookback, names, index)
-                    stored_ok = await self.store.put_panel(key, raw, ttl)
-                report.degraded = report.degraded or not stored_ok
-                yield PanelChunk(index=index, key=key if stored_ok else "", inline=b"" if stored_ok else raw,
-                                 symbols=names, no_data=[n for n, m in zip(names, no_data, strict=True) if m],
-                                 n_sessions=len(window), as_of=report.as_of)
+            pending: tuple[asyncio.Future[bool] | None, PanelChunk, bytes] | None = None
+            try:
+                for index, lo in enumerate(range(0, len(symbols), chunk_size)):
+                    hi = min(lo + chunk_size, len(symbols))
+                    names = symbols[lo:hi]
+                    with stats.phase("assemble"):
+                        in_chunk = (split_rows >= lo) & (split_rows < hi)
+                        ranged = [(i - lo, r) for i, r in range_rows if lo <= i < hi]
+                        digest = chunk_digest(report.as_of, lookback, names, present, volatile,
+                                              split_rows[in_chunk] - lo, factors[in_chunk],
+                                              np.array([i for i, _ in ranged], dtype=np.int64))
+                    key = panel_key(as_of_day, lookback, digest, index)
+                    with stats.phase("write"):
+                        written = await self.store.has_panel(key)
+                    with stats.phase("assemble"):
+                        if gatherer is None and not self.stack.holds(first, days):
+                            # Another request moved the stack's span (or refreshed a session) at an
+                            # await: this one gathers its remaining chunks rather than move it back.
+                            gatherer = Gatherer(days, ids)
+                        if gatherer is None:
+                            block = self.stack.take(ids[lo:hi], first, len(window))
+                        else:
+                            block = gatherer.chunk(lo, hi)
+                        overlay(block, window, ranged)
+                        adjust(block, split_rows[in_chunk] - lo, factors[in_chunk])
+                        no_data = np.isnan(block[:, :, 3]).all(axis=1)
+                        # Already in Redis under its content digest: the same bytes, not written again.
+                        raw = b"" if written else encode_block(block, rows=names, fields=PANEL_FIELDS,
+                                                                meta={**meta_common, "chunk_index": index})
+                    chunk = PanelChunk(index=index, key=key, inline=b"", symbols=names,
+                                       no_data=[n for n, m in zip(names, no_data, strict=True) if m],
+                                       n_sessions=len(window), as_of=report.as_of, digest=digest)
+                    # The write runs while the next chunk is assembled; chunks are yielded in order.
+                    write = None if written else asyncio.ensure_future(self.store.put_panel(key, raw, ttl))
+                    if pending is not None:
+                        yield await self._written(pending, report)
+                    pending = (write, chunk, raw)
+                if pending is not None:
+                    yield await self._written(pending, report)
+                    pending = None
+            finally:
+                if pending is not None and pending[0] is not None:
+                    pending[0].cancel()
         report.degraded = report.degraded or self.store.degraded
+
+    @staticmethod
+    async def _written(pending: tuple[asyncio.Future[bool] | None, PanelChunk, bytes],
+                       report: PanelReport) -> PanelChunk:
+        """The chunk once its write finished (None: already stored): by key, or inline when Redis could
+        not take it."""
+        write, chunk, raw = pending
+        if write is None:
+            report.stats.extra["chunks_reused"] = report.stats.extra.get("chunks_reused", 0) + 1
+            return chunk
+        with report.stats.phase("write"):
+            stored_ok = await write
+        if stored_ok:
+            return chunk
+        report.degraded = True
+        return replace(chunk, key="", inline=raw)
 
     # --- snapshot and single-symbol history -----------------------------------------------------
 
@@ -413,7 +519,8 @@ class PanelBuilder:
                 splits = await self.splits(window[0], window[-1], stats)
             with stats.phase("assemble"):
                 block = Gatherer([sessions.get(d) for d in window], last.ids).chunk(0, len(last.ids)).astype(np.float64)
-                adjust_rows, factors = split_factors(splits, last.tickers, window)
+                tickers = self.store.index.names(last.ids)
+                adjust_rows, factors = split_factors(splits, tickers, window)
                 adjust(block, adjust_rows, factors)
                 recent = block[:, 1:, :]
                 close, volume = recent[:, :, 3], recent[:, :, 4]
@@ -424,7 +531,7 @@ class PanelBuilder:
                     avg_dollar = np.where(present, close * volume, 0).sum(axis=1) / count
                     change = (block[:, -1, 3] / block[:, -2, 3] - 1.0) * 100.0
                 out = np.column_stack([block[:, -1, :], avg_volume, avg_dollar, count.astype(np.float64), change])
-                raw = encode_block(out, rows=last.tickers, fields=SNAPSHOT_FIELDS,
+                raw = encode_block(out, rows=tickers, fields=SNAPSHOT_FIELDS,
                                    meta={"as_of": day_str(as_of_day), "window": window_size})
         return Snapshot(block=raw, as_of=day_str(as_of_day), failed_sessions=[day_str(d) for d in failed])
 

@@ -43,7 +43,8 @@ class FetcherService(fetcher_pb2_grpc.FetcherServicer):
         )
         self.store = BarStore(self.redis, session_cache=settings.fetcher_session_cache,
                               unfinished_ttl=settings.fetcher_unfinished_ttl)
-        self.panels = PanelBuilder(self.client, self.store, TradingCalendar(), latest_ttl=settings.fetcher_latest_ttl)
+        self.panels = PanelBuilder(self.client, self.store, TradingCalendar(), latest_ttl=settings.fetcher_latest_ttl,
+                                   stack_sessions=settings.fetcher_stack_sessions)
         self.universe = UniverseService(self.client, self.store)
 
     async def close(self) -> None:
@@ -136,7 +137,7 @@ class FetcherService(fetcher_pb2_grpc.FetcherServicer):
                     chunk=common_pb2.ChunkRef(key=chunk.key, inline_block=chunk.inline, chunk_index=chunk.index,
                                               symbols=chunk.symbols, n_sessions=chunk.n_sessions,
                                               fields=PANEL_FIELDS, as_of=chunk.as_of),
-                    no_data=chunk.no_data)
+                    no_data=chunk.no_data, chunk_digest=chunk.digest)
         finally:
             await chunks.aclose()
         log.info("prefetch done", symbols=len(symbols), as_of=report.as_of, strategy=report.strategy,

@@ -20,8 +20,7 @@ class FetcherSettings(CommonSettings):
     fetcher_max_in_flight: int = 16
     # Ticker-details requests in flight, on their own gate beside the bar requests, so a first start
     # fetches details while the bars load (paid plans ask for under about 100 requests/s in all; the
-    # client-side rate limit above covers both). More than 16 costs more client CPU per request
-    # (httpx's pool scans every connection per request) than it saves in waiting.
+    # client-side rate limit above covers both).
     fetcher_details_in_flight: int = 16
     fetcher_rate_limit: float = 0.0
     fetcher_max_retries: int = 6
@@ -38,5 +37,8 @@ class FetcherSettings(CommonSettings):
     fetcher_unfinished_ttl: float = 300.0
     # Decoded raw sessions kept in process memory (about 270 KB each for 11,000 tickers).
     fetcher_session_cache: int = 800
+    # Sessions held side by side in the session stack (panel chunks become one numpy take); about
+    # 230 KB per session for 11,000 tickers. Longer windows are gathered from the sessions instead.
+    fetcher_stack_sessions: int = 300
     # In-process fallback used while Redis is down, in megabytes.
     fetcher_fallback_mb: int = 512

@@ -19,10 +19,12 @@ key                                            value                            
 ``technic:splits:{scope}:{from}:{to}``         float64 (events, 3) day, split_from,          24 h
                                                split_to; rows = tickers; scope ``all`` or
                                                a ticker
-``technic:panel:{as_of}:{lookback}:{hash}:{i}``  panel chunk, contract 1: float32 (symbols,   next
-                                               sessions, 5), meta as_of/sessions/lookback/   session's
-                                               chunk_index; hash = sha1 of the chunk's       close
-                                               symbols
+``technic:panel:{as_of}:{lookback}:{digest}:{i}``  panel chunk, contract 1: float32         next
+                                               (symbols, sessions, 5), meta as_of/sessions/  session's
+                                               lookback/chunk_index; digest = the chunk's    close
+                                               content digest: its symbols, the sessions
+                                               present, the splits applied (same digest,
+                                               same bytes)
 =============================================  ==========================================  ==========
 
 Raw sessions are immutable, so they are cached forever and decoded once per process: decoded
@@ -34,12 +36,12 @@ service runs degraded.
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import repeat
+from dataclasses import dataclass, field
+from itertools import count, repeat
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,10 @@ PREFIX = "technic:"
 PANEL_FIELDS = ("open", "high", "low", "close", "volume")
 DAY_TTL = 24 * 3600.0
 TICKER_TTL = 7 * 24 * 3600.0
+# Panel keys remembered as stored (a bound), and the time a chunk must still live to be handed out again.
+PANEL_MEMO = 4096
+SESSION_WRITES = 8
+PANEL_READ_MARGIN = 120.0
 
 
 def session_key(day: np.datetime64) -> str:
@@ -69,8 +75,8 @@ def splits_key(scope: str, start: np.datetime64, end: np.datetime64) -> str:
     return f"{PREFIX}splits:{scope}:{day_str(start)}:{day_str(end)}"
 
 
-def panel_key(as_of: np.datetime64, lookback: int, symbols: Sequence[str], chunk_index: int) -> str:
-    digest = hashlib.sha1("\n".join(symbols).encode()).hexdigest()[:16]
+def panel_key(as_of: np.datetime64, lookback: int, digest: str, chunk_index: int) -> str:
+    """A chunk's key; ``digest`` is its content digest (see panels.chunk_digest), so rebuilt content gets a new key."""
     return f"{PREFIX}panel:{day_str(as_of)}:{lookback}:{digest}:{chunk_index}"
 
 
@@ -83,6 +89,7 @@ class TickerIndex:
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self._names: list[str] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -94,19 +101,36 @@ class TickerIndex:
         ids = np.fromiter(map(table.get, tickers, repeat(-1)), dtype=np.int64, count=len(tickers))
         if add:
             for i in np.flatnonzero(ids < 0).tolist():
-                ids[i] = table.setdefault(tickers[i], len(table))
+                ticker = tickers[i]
+                if ticker not in table:
+                    table[ticker] = len(self._names)
+                    self._names.append(ticker)
+                ids[i] = table[ticker]
         return ids
+
+    def names(self, ids: np.ndarray) -> tuple[str, ...]:
+        """The tickers of ``ids`` (all known)."""
+        return tuple(map(self._names.__getitem__, ids.tolist()))
+
+
+_SERIALS = count(1)
 
 
 @dataclass
 class SessionData:
-    """One decoded raw session; ``padded`` has a trailing all-NaN row that absent tickers point to."""
+    """One decoded raw session; ``padded`` has a trailing all-NaN row that absent tickers point to.
+
+    Rows are tickers by their id in the store's :class:`TickerIndex` (``index.names(ids)`` gives the
+    strings): a year of sessions holding their own ticker strings would hold about three million
+    copies of some eleven thousand. ``serial`` is unique in the process: copies made from a session
+    (the session stack) tell by it whether the session was fetched again since.
+    """
 
     day: np.datetime64
-    tickers: tuple[str, ...]
     ids: np.ndarray
     padded: np.ndarray  # float32 (n + 1, 6)
     _pos: np.ndarray | None = None
+    serial: int = field(default_factory=lambda: next(_SERIALS))
 
     @property
     def nbytes(self) -> int:
@@ -156,6 +180,11 @@ class BarStore:
         self._sessions: OrderedDict[np.datetime64, SessionData] = OrderedDict()
         # Sessions cached with a TTL (unfinished) must not outlive it in process memory either.
         self._expiry: dict[np.datetime64, float] = {}
+        # Panel keys this process stored in Redis -> when they expire (monotonic seconds).
+        self._panels: dict[str, float] = {}
+        # Raw session writes in flight: a cold fetch downloads faster than Redis takes the blocks, and
+        # each waiting write would hold a pooled connection.
+        self._session_writes = asyncio.Semaphore(SESSION_WRITES)
 
     @property
     def degraded(self) -> bool:
@@ -185,11 +214,11 @@ class BarStore:
         return data
 
     def _session_from_block(self, day: np.datetime64, block: Block) -> SessionData:
-        tickers = block.rows
-        padded = np.empty((len(tickers) + 1, len(BAR_FIELDS)), dtype=np.float32)
+        ids = self.index.ids(block.rows)
+        padded = np.empty((len(ids) + 1, len(BAR_FIELDS)), dtype=np.float32)
         padded[:-1] = block.array
         padded[-1] = np.nan
-        return SessionData(day=day, tickers=tickers, ids=self.index.ids(tickers), padded=padded)
+        return SessionData(day=day, ids=ids, padded=padded)
 
     async def get_sessions(self, days: Sequence[np.datetime64]) -> dict[np.datetime64, SessionData]:
         """The stored sessions among ``days`` (memory first, then one MGET); absent days are left out."""
@@ -215,17 +244,25 @@ class BarStore:
                 self._remember(data, None)
         return found
 
+    async def newest_session(self, days: Sequence[np.datetime64]) -> np.datetime64 | None:
+        """The newest of ``days`` that is stored (in memory or Redis), None when none is."""
+        newest = max((d for d in days if self._cached(d) is not None), default=None)
+        rest = [d for d in days if newest is None or d > newest]
+        found = await asyncio.gather(*(self.redis.exists(session_key(d)) for d in rest))
+        return max((d for d, hit in zip(rest, found, strict=True) if hit), default=newest)
+
     async def put_session(self, day: np.datetime64, grouped: GroupedDay, *, unfinished: bool) -> SessionData:
         """Store one session's bars (immutable unless ``unfinished``) and keep it decoded in memory."""
         values = grouped.values.astype(np.float32)
         raw = encode_block(values, rows=grouped.tickers, fields=BAR_FIELDS, meta={"session": day_str(day)})
         ttl = self.unfinished_ttl if unfinished else None
-        await self.redis.set(session_key(day), raw, ttl=ttl)
+        async with self._session_writes:
+            await self.redis.set(session_key(day), raw, ttl=ttl)
         padded = np.empty((len(values) + 1, values.shape[1]), dtype=np.float32)
         padded[:-1] = values
         padded[-1] = np.nan
-        data = SessionData(day=day, tickers=tuple(grouped.tickers), ids=self.index.ids(grouped.tickers),
-                           padded=padded)
+        ids = self.index.ids(grouped.tickers)
+        data = SessionData(day=day, ids=ids, padded=padded)
         self._remember(data, ttl)
         return data
 
@@ -323,4 +360,28 @@ class BarStore:
 
     async def put_panel(self, key: str, block: bytes, ttl: float) -> bool:
         """Store a panel chunk; False when Redis is down (the caller then sends it inline)."""
-        return await self.redis.set(key, block, ttl=ttl)
+        stored = await self.redis.set(key, block, ttl=ttl)
+        self._panels.pop(key, None)
+        if stored:
+            if len(self._panels) >= PANEL_MEMO:
+                now = time.monotonic()
+                self._panels = {k: t for k, t in self._panels.items() if t > now}
+                for old in list(self._panels)[:max(0, len(self._panels) - PANEL_MEMO // 2)]:
+                    del self._panels[old]
+            self._panels[key] = time.monotonic() + ttl
+        return stored
+
+    async def has_panel(self, key: str) -> bool:
+        """Whether Redis still holds a chunk this process stored under ``key``, for long enough to be read.
+
+        Panel keys carry the chunk's content digest, so the same key means the same bytes and the chunk
+        need not be written again. Only keys stored in Redis by this process count (never one that went
+        to the in-process fallback), and Redis is asked, as it may have evicted the key since.
+        """
+        expiry = self._panels.get(key)
+        if expiry is None or expiry - PANEL_READ_MARGIN <= time.monotonic():
+            return False
+        if not self.redis.degraded and await self.redis.exists(key):
+            return True
+        self._panels.pop(key, None)
+        return False

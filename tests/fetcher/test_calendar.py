@@ -78,3 +78,26 @@ async def test_a_failed_probe_keeps_the_newer_session_already_seen(cal: TradingC
     failing.add("2026-11-13")  # the source stops answering: the first probe (the calendar's guess) fails
     assert day_str(await latest.get()) == "2026-11-18"
     assert calls[-1] == "2026-11-13"
+
+
+async def test_a_fresh_process_whose_probe_fails_takes_the_newest_stored_session(cal: TradingCalendar) -> None:
+    calls: list[str] = []
+    asked: list[str] = []
+
+    async def known(day: np.datetime64) -> np.datetime64 | None:
+        asked.append(day_str(day))
+        return as_day("2026-11-10")
+
+    # The source (say a simulator whose today is behind the wall clock) does not answer the guess.
+    latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
+                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=known)
+    assert day_str(await latest.get()) == "2026-11-10"
+    assert asked == ["2026-11-13"]
+
+    async def nothing(day: np.datetime64) -> np.datetime64 | None:
+        return None
+
+    # Nothing stored either: the calendar's guess, as before.
+    latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
+                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=nothing)
+    assert day_str(await latest.get()) == "2026-11-13"

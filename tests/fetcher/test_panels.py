@@ -1,13 +1,31 @@
-"""Panel assembly on synthetic raw sessions: gather, per-ticker overlay, split adjustment."""
+"""Panel assembly on synthetic raw sessions: gather, session stack, per-ticker overlay, split adjustment, digest."""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
-from services.fetcher.calendar import as_day
-from services.fetcher.panels import Gatherer, adjust, overlay, split_factors, unique
-from services.fetcher.polygon import SplitTable, TickerRange
-from services.fetcher.store import SessionData, TickerIndex
+import numpy as np
+import redis
+
+from services.common.codec import decode_block
+from services.common.redis_client import ResilientRedis
+from services.fetcher.calendar import LatestSession, TradingCalendar, as_day
+from services.fetcher.panels import (
+    Gatherer,
+    PanelBuilder,
+    PanelChunk,
+    PanelReport,
+    adjust,
+    chunk_digest,
+    overlay,
+    split_factors,
+    unique,
+)
+from services.fetcher.polygon import GroupedDay, PolygonClient, SplitTable, TickerRange
+from services.fetcher.stack import SessionStack
+from services.fetcher.store import BarStore, SessionData, TickerIndex
+from tests.support import RedisServer
 
 DAYS = np.array(["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"], dtype="datetime64[D]")
 
@@ -16,7 +34,7 @@ def session(index: TickerIndex, day: np.datetime64, tickers: list[str], base: fl
     values = np.array([[base + i, base + i + 1, base + i - 1, base + i + 0.5, 1000.0 * (i + 1), base + i]
                        for i in range(len(tickers))], dtype=np.float32)
     padded = np.vstack([values, np.full((1, 6), np.nan, np.float32)])
-    return SessionData(day=day, tickers=tuple(tickers), ids=index.ids(tickers), padded=padded)
+    return SessionData(day=day, ids=index.ids(tickers), padded=padded)
 
 
 def test_gather_maps_rows_by_ticker_and_leaves_nan_for_absent() -> None:
@@ -86,3 +104,110 @@ def test_overlay_places_bars_by_day() -> None:
 def test_unique_keeps_order_and_normalises() -> None:
     assert unique(["aaa", "BBB", " AAA ", "", "ccc", "BBB"]) == ["AAA", "BBB", "CCC"]
     assert as_day("2026-11-13") == DAYS[-1]
+
+
+def test_stack_takes_the_same_chunks_as_the_gatherer_and_follows_new_sessions() -> None:
+    index = TickerIndex()
+    sessions: list[SessionData | None] = [
+        session(index, DAYS[0], ["AAA", "BBB"], 10), None, session(index, DAYS[2], ["CCC", "BBB", "AAA"], 20),
+        session(index, DAYS[3], ["BBB"], 30), session(index, DAYS[4], ["AAA", "CCC"], 40)]
+    symbols = ["CCC", "ZZZ", "AAA", "BBB"]
+    ids = index.ids(symbols, add=False)
+    stack = SessionStack(max_slots=4)
+    # Calendar positions 100..102, then the window moves on by two sessions.
+    assert stack.load(100, sessions[:3], len(index))
+    np.testing.assert_array_equal(stack.take(ids, 100, 3), Gatherer(sessions[:3], ids).chunk(0, 4))
+    assert stack.load(102, sessions[2:], len(index))
+    np.testing.assert_array_equal(stack.take(ids[1:3], 102, 3), Gatherer(sessions[2:], ids).chunk(1, 3))
+    # A session fetched again (a new object) replaces its slot; one that failed since is NaN again.
+    again = session(index, DAYS[3], ["BBB", "CCC"], 50)
+    assert stack.load(102, [None, again, sessions[4]], len(index))
+    block = stack.take(ids, 102, 3)
+    assert np.isnan(block[:, 0]).all()
+    assert block[0, 1, 3] == 51.5 and block[3, 1, 3] == 50.5 and block[2, 2, 3] == 40.5
+    # Tickers first seen after the stack was built get rows too.
+    late = session(index, DAYS[4], ["NEW", "AAA"], 60)
+    assert stack.load(102, [None, again, late], len(index))
+    assert stack.take(index.ids(["NEW"], add=False), 102, 3)[0, 2, 3] == 60.5
+    # Many new listings: the stack grows its rows and keeps what it held.
+    crowd = session(index, DAYS[4], [f"X{i}" for i in range(700)], 70)
+    assert stack.load(102, [None, again, crowd], len(index))
+    block = stack.take(index.ids(["CCC", "X699"], add=False), 102, 3)
+    assert block[0, 1, 3] == 51.5 and block[1, 2, 3] == 769.5
+    # A window far from the span moves it; a window longer than the stack holds is left to the gatherer.
+    assert stack.holds(102, [None, again, crowd]) and not stack.holds(102, [None, again, late])
+    assert stack.load(900, sessions[:3], len(index))
+    assert stack.holds(900, sessions[:3]) and not stack.holds(102, [None, again, crowd])
+    np.testing.assert_array_equal(stack.take(ids, 900, 3), Gatherer(sessions[:3], ids).chunk(0, 4))
+    assert not stack.load(100, sessions, len(index))
+
+
+def test_chunk_digest_changes_with_what_defines_the_chunk() -> None:
+    present = np.array([True, True, False, True])
+    rows, factors = np.array([1]), np.array([[2.0, 2.0, 1.0, 1.0]])
+    none = np.zeros(0, np.int64)
+
+    def digest(**changes: object) -> str:
+        args: dict = {"as_of": "2026-11-13", "lookback": 4, "symbols": ["AAA", "BBB"], "present": present,
+                      "volatile": [], "split_rows": rows, "factors": factors, "ranged": none}
+        return chunk_digest(**{**args, **changes})
+
+    base = digest()
+    assert digest() == base and len(base) == 32
+    assert digest(present=present.copy()) == base
+    others = [digest(symbols=["AAA", "CCC"]), digest(symbols=["BBB", "AAA"]), digest(present=np.ones(4, bool)),
+              digest(factors=np.array([[4.0, 4.0, 1.0, 1.0]])), digest(split_rows=none, factors=np.ones((0, 4))),
+              digest(as_of="2026-11-12"), digest(lookback=5), digest(volatile=[b"bars"]),
+              digest(ranged=np.array([0]))]
+    assert len({base, *others}) == len(others) + 1
+
+
+async def test_interleaved_requests_for_windows_the_stack_cannot_share(redis_server: RedisServer) -> None:
+    """Two panel streams, far apart in time, advanced in turn: each moves the stack at its awaits."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    calendar = TradingCalendar()
+    store = BarStore(ResilientRedis(redis_server.url))
+    builder = PanelBuilder(PolygonClient("http://127.0.0.1:9", "key", max_retries=0), store, calendar,
+                           stack_sessions=50)
+
+    async def served(day: np.datetime64) -> bool:  # the source has every session up to 2026-11-13
+        return bool(day <= as_day("2026-11-13"))
+
+    builder.latest = LatestSession(calendar, served, now=lambda: datetime(2026, 11, 14, 12, tzinfo=UTC))
+    symbols = [f"S{i}" for i in range(30)]
+    rng = np.random.default_rng(5)
+    for as_of in ("2026-03-13", "2026-11-13"):
+        window = calendar.window(as_day(as_of), 40)
+        await store.put_splits("all", window[0], window[-1], SplitTable([], np.zeros(0, "datetime64[D]"),
+                                                                        np.zeros(0), np.zeros(0)))
+        for day in window:
+            await store.put_session(day, GroupedDay(tickers=symbols, values=rng.random((30, 6))), unfinished=False)
+
+    async def read(stream: AsyncIterator[PanelChunk]) -> np.ndarray | None:
+        chunk = await anext(stream, None)
+        if chunk is None:
+            return None
+        return decode_block(redis.Redis.from_url(redis_server.url).get(chunk.key)).array.copy()
+
+    def stream(as_of: str) -> AsyncIterator[PanelChunk]:
+        return builder.panels(symbols, as_of, 40, 6, PanelReport())
+
+    together: dict[str, list[np.ndarray]] = {"2026-03-13": [], "2026-11-13": []}
+    streams = {as_of: stream(as_of) for as_of in together}
+    while streams:
+        for as_of in list(streams):
+            block = await read(streams[as_of])
+            if block is None:
+                del streams[as_of]
+            else:
+                together[as_of].append(block)
+    for as_of, blocks in together.items():
+        # Every chunk holds the stored sessions' bars of its six symbols (no splits, no gaps).
+        window = calendar.window(as_day(as_of), 40)
+        sessions = await store.get_sessions(list(window))
+        bars = np.stack([sessions[d].padded[:-1, :5] for d in window], axis=1)
+        assert len(blocks) == 5
+        for k, block in enumerate(blocks):
+            np.testing.assert_array_equal(block, bars[6 * k:6 * k + 6])
+    await builder.client.aclose()
+    await store.redis.close()

@@ -1,13 +1,15 @@
-"""Unit tests of the Polygon client against httpx.MockTransport (no other module involved)."""
+"""Unit tests of the Polygon client against a small in-process HTTP server (no other module involved)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import numpy as np
 import orjson
 import pytest
+from aiohttp import web
 
 from services.fetcher.polygon import (
     PolygonAuthError,
@@ -20,21 +22,44 @@ from services.fetcher.polygon import (
 
 KEY = "secret-key-123"
 ROW = {"T": "AAA", "v": 100.0, "vw": 10.5, "o": 10.0, "c": 11.0, "h": 12.0, "l": 9.0, "t": 1, "n": 5}
+Handler = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
-def client_for(handler, **kwargs) -> PolygonClient:
-    return PolygonClient("http://sim.test", KEY, transport=httpx.MockTransport(handler), backoff_base=0.001,
-                         backoff_max=0.01, **kwargs)
+@contextlib.asynccontextmanager
+async def client_for(handler: Handler, **kwargs) -> AsyncIterator[PolygonClient]:
+    """A client of a loopback server whose every request is answered by ``handler``."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        answer = handler(request)
+        return await answer if asyncio.iscoroutine(answer) else answer
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", route)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    client = PolygonClient(f"http://127.0.0.1:{port}", KEY, backoff_base=0.001, backoff_max=0.01, **kwargs)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await runner.cleanup()
 
 
-def ok(body: dict) -> httpx.Response:
-    return httpx.Response(200, content=orjson.dumps(body))
+def ok(body: dict) -> web.Response:
+    return web.Response(status=200, body=orjson.dumps(body))
+
+
+def answer(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body, headers=headers)
 
 
 async def test_grouped_daily_parses_and_keeps_one_row_per_ticker() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[web.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: web.Request) -> web.Response:
         seen.append(request)
         rows = [ROW, {**ROW, "T": "BBB", "vw": None}, {**ROW, "c": 99.0}]
         return ok({"status": "OK", "resultsCount": 3, "results": rows, "request_id": "r"})
@@ -46,8 +71,8 @@ async def test_grouped_daily_parses_and_keeps_one_row_per_ticker() -> None:
     np.testing.assert_array_equal(day.values[0], [10.0, 12.0, 9.0, 11.0, 100.0, 10.5])
     assert np.isnan(day.values[1, 5])
     assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
-    assert KEY not in str(seen[0].url)
-    assert seen[0].url.params["adjusted"] == "false" and seen[0].url.params["include_otc"] == "true"
+    assert KEY not in str(seen[0].rel_url)
+    assert seen[0].query["adjusted"] == "false" and seen[0].query["include_otc"] == "true"
 
 
 @pytest.mark.parametrize("body", [{"status": "OK", "resultsCount": 0}, {"status": "OK", "results": None}])
@@ -58,10 +83,10 @@ async def test_holiday_is_none(body: dict) -> None:
 
 async def test_429_and_5xx_and_malformed_are_retried_with_retry_after() -> None:
     answers = [
-        httpx.Response(429, content=b'{"status":"ERROR","error":"slow down"}', headers={"Retry-After": "0"}),
-        httpx.Response(429, content=b'{"status":"ERROR","error":"slow down"}'),
-        httpx.Response(503, content=b"upstream"),
-        httpx.Response(200, content=b'{"status":"OK","results":[{"T":"AAA","o":1'),
+        answer(429, b'{"status":"ERROR","error":"slow down"}', {"Retry-After": "0"}),
+        answer(429, b'{"status":"ERROR","error":"slow down"}'),
+        answer(503, b"upstream"),
+        answer(200, b'{"status":"OK","results":[{"T":"AAA","o":1'),
         ok({"status": "OK", "results": [ROW]}),
     ]
 
@@ -74,7 +99,7 @@ async def test_429_and_5xx_and_malformed_are_retried_with_retry_after() -> None:
 
 
 async def test_retries_exhausted_raise_unavailable() -> None:
-    async with client_for(lambda r: httpx.Response(500, content=b"boom"), max_retries=2) as client:
+    async with client_for(lambda r: answer(500, b"boom"), max_retries=2) as client:
         with counting() as counters, pytest.raises(PolygonUnavailable, match="3 attempts"):
             await client.grouped_daily("2026-11-13")
     assert counters.requests == 3
@@ -83,10 +108,13 @@ async def test_retries_exhausted_raise_unavailable() -> None:
 async def test_transport_errors_are_retried() -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    async def handler(request: web.Request) -> web.StreamResponse:
         calls.append(1)
         if len(calls) == 1:
-            raise httpx.ReadTimeout("slow", request=request)
+            # The connection drops before any answer: a transport error on the client's side.
+            assert request.transport is not None
+            request.transport.close()
+            return web.StreamResponse()
         return ok({"status": "OK", "results": [ROW]})
 
     async with client_for(handler) as client:
@@ -102,9 +130,9 @@ async def test_transport_errors_are_retried() -> None:
 async def test_client_errors_are_not_retried(status: int, body: dict, error: type, text: str) -> None:
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: web.Request) -> web.Response:
         calls.append(1)
-        return httpx.Response(status, content=orjson.dumps(body))
+        return answer(status, orjson.dumps(body))
 
     async with client_for(handler) as client:
         with pytest.raises(error, match=text) as info:
@@ -114,15 +142,16 @@ async def test_client_errors_are_not_retried(status: int, body: dict, error: typ
 
 
 async def test_ticker_range_follows_next_url_with_auth() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[web.Request] = []
     # 2026-11-12 and 2026-11-13 00:00 New York (05:00 UTC).
     t1, t2 = 1_794_463_200_000, 1_794_549_600_000
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: web.Request) -> web.Response:
         seen.append(request)
-        if "cursor" not in request.url.params:
+        if "cursor" not in request.query:
+            base = f"http://{request.host}"
             return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t1}],
-                       "next_url": "http://sim.test/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz"})
+                       "next_url": f"{base}/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz"})
         return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t2}]})
 
     async with client_for(handler) as client:
@@ -133,7 +162,7 @@ async def test_ticker_range_follows_next_url_with_auth() -> None:
 
 
 async def test_next_url_to_another_host_is_refused() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: web.Request) -> web.Response:
         return ok({"results": [], "next_url": "http://evil.test/v3/reference/splits?cursor=1"})
 
     async with client_for(handler) as client:
@@ -142,8 +171,8 @@ async def test_next_url_to_another_host_is_refused() -> None:
 
 
 async def test_details_and_splits_shapes() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.startswith("/v3/reference/tickers/"):
+    def handler(request: web.Request) -> web.Response:
+        if request.path.startswith("/v3/reference/tickers/"):
             return ok({"status": "OK", "results": {"ticker": "AAA", "market_cap": 1.5e9, "sic_code": "7372",
                                                    "sic_description": "SERVICES-PREPACKAGED SOFTWARE",
                                                    "share_class_shares_outstanding": 1e7}})

@@ -198,6 +198,16 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         assert clean.requests() == before
         assert warm_final.stats.counters["requests"] == 0 and warm_final.stats.counters["cache_hits"] >= LOOKBACK
         np.testing.assert_array_equal(panel(warm_chunks, redis_server.url)[1], block)
+        # Same content, same digest and key: the warm request hands out the chunks already stored.
+        digests = [r.chunk_digest for r in chunks]
+        assert len(set(digests)) == 3 and all(len(d) == 32 for d in digests)
+        assert all(r.chunk_digest in r.chunk.key for r in chunks)
+        assert [r.chunk_digest for r in warm_chunks] == digests
+        assert [r.chunk.key for r in warm_chunks] == [r.chunk.key for r in chunks]
+        assert warm_final.stats.counters["chunks_reused"] == 3
+        # Another symbol set in the first chunk: another digest there, the others unchanged.
+        other, _ = prefetch(stub, [tickers[300], *symbols[1:-1]], chunk_size=128)
+        assert [r.chunk_digest == d for r, d in zip(other, digests, strict=True)] == [False, True, True]
 
         # Split adjustment equals the simulator's adjusted endpoint (built here from raw sessions).
         splitters = split_tickers(clean, meta["sessions"][0], 6)
@@ -225,6 +235,19 @@ def test_watchlist_goes_per_ticker_and_matches_adjusted(clean: Simulator, redis_
         assert clean.requests() == before
 
 
+def test_the_window_moved_on_by_a_session_asks_nothing_again(clean: Simulator, tickers: list[str],
+                                                              redis_server: RedisServer, logdir: Path) -> None:
+    redis.Redis.from_url(redis_server.url).flushdb()
+    with fetcher(clean, redis_server.url, logdir) as stub:
+        _, before = prefetch(stub, tickers[:50], lookback=40, as_of="2026-11-12")
+        assert before.as_of == "2026-11-12" and before.stats.counters["requests"] > 40
+        # Today's session came with the latest-session probe, and the split table was asked ahead.
+        chunks, moved = prefetch(stub, tickers[:50], lookback=40)
+        assert moved.as_of == TODAY and moved.stats.counters["requests"] == 0
+        _, block, meta = panel(chunks, redis_server.url)
+        assert meta["sessions"][-1] == TODAY and np.isfinite(block[:, -1, 3]).all()
+
+
 @pytest.mark.parametrize("knobs", [
     {"rate_429": 0.4, "retry_after": 0},
     {"rate_429": 0.3, "retry_after": 0.05},
@@ -250,7 +273,7 @@ def test_failed_sessions_are_named_and_fetched_again(clean: Simulator, tickers: 
         # Today and the split table of this window cached (one symbol goes per ticker).
         prefetch(stub, tickers[:1], lookback=40)
         clean.faults(rate_5xx=0.6)
-        _, final = prefetch(stub, tickers[:50], lookback=40)
+        failed_chunks, final = prefetch(stub, tickers[:50], lookback=40)
         clean.clear_faults()
         assert final.failed_sessions, "a 60% error rate with one retry should fail some sessions"
         chunks, again = prefetch(stub, tickers[:50], lookback=40)
@@ -259,6 +282,9 @@ def test_failed_sessions_are_named_and_fetched_again(clean: Simulator, tickers: 
         _, block, meta = panel(chunks, redis_server.url)
         for day in final.failed_sessions:
             assert np.isfinite(block[:, meta["sessions"].index(day), 3]).any()
+        # The chunk built with sessions missing had another digest (and key) than the complete one.
+        assert chunks[0].chunk_digest != failed_chunks[0].chunk_digest
+        assert chunks[0].chunk.key != failed_chunks[0].chunk.key
 
 
 def test_unauthorized_is_immediate_and_clear(clean: Simulator, tickers: list[str], redis_server: RedisServer,

@@ -93,4 +93,46 @@ async def test_redis_down_serves_from_memory() -> None:
     assert store.degraded and states == [True]
     fresh = BarStore(client)  # decoded cache empty: the fallback LRU answers
     assert list(await fresh.get_sessions([DAY])) == [DAY]
-    assert await fresh.put_panel("technic:panel:x", b"abc", 60) is False
+    assert await fresh.put_panel("technic:panel:x", b"abc", 600) is False
+    # A chunk that only the fallback holds is never handed out by key.
+    assert await fresh.has_panel("technic:panel:x") is False
+
+
+async def test_stored_panels_are_known_until_redis_loses_them(flushed: RedisServer) -> None:
+    store = BarStore(ResilientRedis(flushed.url))
+    assert await store.has_panel("technic:panel:a") is False
+    assert await store.put_panel("technic:panel:a", b"abc", 600)
+    assert await store.put_panel("technic:panel:b", b"abc", 60)
+    assert await store.has_panel("technic:panel:a") is True
+    # About to expire: written again rather than handed out.
+    assert await store.has_panel("technic:panel:b") is False
+    # Evicted (or flushed) behind the fetcher's back.
+    redis.Redis.from_url(flushed.url).delete("technic:panel:a")
+    assert await store.has_panel("technic:panel:a") is False
+    # Another process's key with the same name is not taken on trust either.
+    redis.Redis.from_url(flushed.url).set("technic:panel:c", b"abc")
+    assert await store.has_panel("technic:panel:c") is False
+
+
+async def test_newest_stored_session_from_memory_or_redis(flushed: RedisServer) -> None:
+    days = [as_day(d) for d in ("2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13")]
+    store = BarStore(ResilientRedis(flushed.url))
+    assert await store.newest_session(days) is None
+    await store.put_session(days[1], grouped(), unfinished=False)
+    assert await store.newest_session(days) == days[1]
+    # Stored by another process: only Redis knows it.
+    await BarStore(ResilientRedis(flushed.url)).put_session(days[2], grouped(), unfinished=False)
+    assert await store.newest_session(days) == days[2]
+    assert await store.newest_session(days[:2]) == days[1]
+
+
+async def test_sessions_name_their_rows_through_the_ticker_index(flushed: RedisServer) -> None:
+    store = BarStore(ResilientRedis(flushed.url))
+    first = await store.put_session(DAY, grouped(), unfinished=False)
+    second = await store.put_session(as_day("2026-11-12"), GroupedDay(tickers=["BBB", "CCC"], values=np.ones((2, 6))),
+                                     unfinished=False)
+    other = BarStore(ResilientRedis(flushed.url))
+    read = (await other.get_sessions([DAY]))[DAY]
+    assert store.index.names(first.ids) == ("AAA", "BBB") and store.index.names(second.ids) == ("BBB", "CCC")
+    assert other.index.names(read.ids) == ("AAA", "BBB")
+    assert list(store.index.ids(["CCC", "AAA", "ZZZ"], add=False)) == [2, 0, -1]
