@@ -136,7 +136,7 @@ class FetcherService(fetcher_pb2_grpc.FetcherServicer):
                 yield fetcher_pb2.PrefetchResponse(
                     chunk=common_pb2.ChunkRef(key=chunk.key, inline_block=chunk.inline, chunk_index=chunk.index,
                                               symbols=chunk.symbols, n_sessions=chunk.n_sessions,
-                                              fields=PANEL_FIELDS, as_of=chunk.as_of),
+                                              fields=PANEL_FIELDS, as_of=chunk.as_of, content_digest=chunk.digest),
                     no_data=chunk.no_data, chunk_digest=chunk.digest)
         finally:
             await chunks.aclose()

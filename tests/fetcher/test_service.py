@@ -201,7 +201,7 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         # Same content, same digest and key: the warm request hands out the chunks already stored.
         digests = [r.chunk_digest for r in chunks]
         assert len(set(digests)) == 3 and all(len(d) == 32 for d in digests)
-        assert all(r.chunk_digest in r.chunk.key for r in chunks)
+        assert all(r.chunk_digest in r.chunk.key and r.chunk.content_digest == r.chunk_digest for r in chunks)
         assert [r.chunk_digest for r in warm_chunks] == digests
         assert [r.chunk.key for r in warm_chunks] == [r.chunk.key for r in chunks]
         assert warm_final.stats.counters["chunks_reused"] == 3
