@@ -329,14 +329,11 @@ class Orchestrator:
                  f"{len(survivors)} of {kept.requested} symbols pass the prefilter")
         bound.info("prefiltered", requested=kept.requested, survivors=len(survivors))
 
-        issue_symbols, issue_buckets, issue_reasons = kept.issues()
-        issues = [common_pb2.SymbolIssue(symbol=s, bucket=int(b), reason=r)
-                  for s, b, r in zip(issue_symbols.tolist(), issue_buckets.tolist(), issue_reasons.tolist(),
-                                     strict=True)]
+        # The prefilter's issues go into the header while the first chunks are fetched, not before.
         header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
-                                       issues=issues, requested=kept.requested)
-        pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, benchmark_task,
-                             progress, seconds, refresh, details)
+                                       requested=kept.requested)
+        pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, kept.issues(),
+                             benchmark_task, progress, seconds, refresh, details)
         try:
             result = await pipeline.run()
         finally:
@@ -653,13 +650,14 @@ class _Pipeline:
     """The overlapping fetch -> score -> rank stages of one scan."""
 
     def __init__(self, owner: Orchestrator, opts: scan_pb2.ScanOptions, scan_id: str, as_of: str,
-                 survivors: np.ndarray, header: ranker_pb2.RankHeader, benchmark: asyncio.Task[bytes],
+                 survivors: np.ndarray, header: ranker_pb2.RankHeader,
+                 issues: tuple[np.ndarray, np.ndarray, np.ndarray], benchmark: asyncio.Task[bytes],
                  progress: Callable[..., None], seconds: dict[str, float], refresh: bool,
                  details: asyncio.Task[fetcher_pb2.GetUniverseResponse]) -> None:
         self.owner, self.settings = owner, owner.settings
         self.refresh = refresh
         self.opts, self.scan_id, self.as_of = opts, scan_id, as_of
-        self.survivors, self.header, self.benchmark = survivors, header, benchmark
+        self.survivors, self.header, self.issues, self.benchmark = survivors, header, issues, benchmark
         self.details = details
         self.progress, self.seconds = progress, seconds
         self.total = len(survivors)
@@ -709,6 +707,9 @@ class _Pipeline:
         self.fingerprint = (hashlib.sha256(f"{self.canonical}:{self.scan_id}".encode()).hexdigest()[:32]
                             if self.refresh else self.canonical)
         self.header.fingerprint = self.fingerprint
+        symbols, buckets, reasons = (column.tolist() for column in self.issues)
+        self.header.issues.extend(common_pb2.SymbolIssue(symbol=s, bucket=b, reason=r)
+                                  for s, b, r in zip(symbols, buckets, reasons, strict=True))
         self.header.benchmark = await self.benchmark
         self.header.info.CopyFrom(self.owner._aligned(await self.details, self.survivors))
         self.header.stage_seconds.update(self.seconds)
