@@ -64,6 +64,8 @@ BENCHMARK_DAYS = 260
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
+# Snapshots of pinned (past) as-of sessions kept in process (each ~1 MB for 11,000 tickers).
+PINNED_SNAPSHOTS = 8
 # Pause between attempts to fetch the rest of a scan after the fetcher went away.
 FETCH_RETRY_PAUSE = 0.5
 # Block layouts of a ScoreResponse (the contract), used for ERROR rows before any chunk was scored.
@@ -184,6 +186,8 @@ class Orchestrator:
         self._versions = _Versions()
         self._snapshot: _Snapshot | None = None
         self._latest_snapshot: asyncio.Future[_Snapshot] | None = None
+        # Snapshots of past sessions by as-of: final once every session of the window was fetched.
+        self._pinned: OrderedDict[str, _Snapshot] = OrderedDict()
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
         self._flights: dict[bytes, asyncio.Future[scan_pb2.ScanResult]] = {}
@@ -448,6 +452,10 @@ class Orchestrator:
         if snap is not None and not refresh and (as_of == snap.as_of or (not as_of and self.fresh_as_of())):
             return snap
         if as_of:
+            pinned = self._pinned.get(as_of)
+            if pinned is not None:
+                self._pinned.move_to_end(as_of)
+                return pinned
             return await self._fetch_snapshot(as_of)
         # One request for the latest session at a time: concurrent scans wait for the same answer.
         if self._latest_snapshot is None or self._latest_snapshot.done():
@@ -465,6 +473,12 @@ class Orchestrator:
         fresh = _Snapshot(as_of=response.as_of, block=block, fetched=time.monotonic())  # type: ignore[attr-defined]
         if not as_of:
             self._snapshot = fresh
+        elif fresh.as_of == as_of and not response.failed_sessions:  # type: ignore[attr-defined]
+            # A completed session asked by its own date: its snapshot never changes. (A date that
+            # resolves to an earlier session, e.g. today before the close, may resolve later to itself.)
+            self._pinned[as_of] = fresh
+            while len(self._pinned) > PINNED_SNAPSHOTS:
+                self._pinned.popitem(last=False)
         return fresh
 
     async def _get_benchmark(self, as_of: str) -> bytes:

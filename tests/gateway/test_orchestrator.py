@@ -38,6 +38,11 @@ SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "avg_volume", "avg_
 
 
 class Fetcher(fetcher_pb2_grpc.FetcherServicer):
+    """The latest session is 2026-11-13 (a Friday); 2026-11-11's window lacks a session."""
+
+    def __init__(self) -> None:
+        self.snapshot_requests: list[str] = []
+
     async def GetUniverse(self, request, context):
         wanted = list(request.symbols) or SYMBOLS
         idx = [SYMBOLS.index(s) for s in wanted if s in SYMBOLS]
@@ -48,10 +53,13 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
             industries=["Software"] * len(idx), market_caps=[1e9] * len(idx))
 
     async def GetSnapshot(self, request, context):
+        self.snapshot_requests.append(request.as_of)
         array = np.zeros((len(SYMBOLS), len(SNAPSHOT_FIELDS)), dtype=np.float32)
         array[:, 3], array[:, 6] = CLOSE, DOLLAR_VOLUME
+        as_of = request.as_of if request.as_of and request.as_of <= "2026-11-13" else "2026-11-13"
         return fetcher_pb2.GetSnapshotResponse(block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
-                                               as_of="2026-11-13")
+                                               as_of=as_of,
+                                               failed_sessions=["2026-11-10"] if as_of == "2026-11-11" else [])
 
     async def Prefetch(self, request_iterator, context):
         header, symbols = None, []
@@ -156,10 +164,15 @@ async def serve(servicer, add) -> tuple[grpc.aio.Server, int]:
 
 
 @pytest.fixture
-async def backends() -> AsyncIterator[tuple[Orchestrator, list[Compute], Ranker]]:
+def fetcher() -> Fetcher:
+    return Fetcher()
+
+
+@pytest.fixture
+async def backends(fetcher: Fetcher) -> AsyncIterator[tuple[Orchestrator, list[Compute], Ranker]]:
     computes = [Compute(broken=True), Compute(broken=False)]
     ranker = Ranker()
-    servers = [await serve(Fetcher(), fetcher_pb2_grpc.add_FetcherServicer_to_server),
+    servers = [await serve(fetcher, fetcher_pb2_grpc.add_FetcherServicer_to_server),
                await serve(ranker, ranker_pb2_grpc.add_RankerServicer_to_server),
                *[await serve(c, compute_pb2_grpc.add_ComputeServicer_to_server) for c in computes]]
     ports = [port for _, port in servers]
@@ -243,3 +256,13 @@ async def test_cancelling_the_scan_cancels_scoring(backends) -> None:
             break
         await asyncio.sleep(0.05)
     assert sum(c.cancelled for c in computes) >= 1
+
+
+async def test_a_past_session_snapshot_is_fetched_once(backends, fetcher: Fetcher) -> None:
+    orchestrator, _, _ = backends
+    # A completed past session, asked twice (refresh skips only the result caches): one request.
+    # A window with a failed session, and a date resolving to an earlier session, are asked again.
+    for as_of in ("2026-11-12", "2026-11-11", "2026-11-14") * 2:
+        _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10, as_of=as_of), refresh=True)
+        assert result.as_of == min(as_of, "2026-11-13")
+    assert fetcher.snapshot_requests == ["2026-11-12", "2026-11-11", "2026-11-14", "2026-11-11", "2026-11-14"]
