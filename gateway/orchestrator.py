@@ -193,6 +193,8 @@ class Orchestrator:
         self._flights: dict[bytes, asyncio.Future[scan_pb2.ScanResult]] = {}
         self._results: OrderedDict[tuple[object, ...], scan_pb2.ScanResult] = OrderedDict()
         self._explanations: OrderedDict[str, dict[str, compute_pb2.SymbolExplanation]] = OrderedDict()
+        # The explained (top) rows of the last scan of each request, by normalized options.
+        self._top_rows: OrderedDict[bytes, list[str]] = OrderedDict()
         self._latest: scan_pb2.ScanResult | None = None
         self._latest_rows: tuple[str, dict[str, scan_pb2.ScanRow]] | None = None
         # Moves whenever a scan finishes: answers cached from earlier results may read differently now.
@@ -337,7 +339,8 @@ class Orchestrator:
         header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
                                        requested=kept.requested)
         pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, kept.issues(),
-                             benchmark_task, progress, seconds, refresh, details)
+                             benchmark_task, progress, seconds, refresh, details,
+                             self._top_rows.get(opts.SerializeToString(deterministic=True), []))
         try:
             result = await pipeline.run()
         finally:
@@ -401,6 +404,11 @@ class Orchestrator:
         self._explanations[canonical] = self._explanations[result.fingerprint] = explained
         while len(self._explanations) > self.settings.gateway_result_cache_entries:
             self._explanations.popitem(last=False)
+        request = opts.SerializeToString(deterministic=True)
+        self._top_rows[request] = self._top_symbols(result)
+        self._top_rows.move_to_end(request)
+        while len(self._top_rows) > self.settings.gateway_result_cache_entries:
+            self._top_rows.popitem(last=False)
         self._latest = result
         self._latest_rows = None
         self.generation += 1
@@ -522,28 +530,34 @@ class Orchestrator:
             market_caps=column(details.market_caps, float("nan"), np.float64),
         )
 
+    def _top_symbols(self, result: scan_pb2.ScanResult) -> list[str]:
+        """The best-ranked rows of the page, the ones that get explanations."""
+        return [row.symbol for row in sorted(result.rows, key=lambda r: r.rank)[: self.settings.gateway_explain_top]]
+
     async def _explain(self, result: scan_pb2.ScanResult, pipeline: _Pipeline,
                        progress: Callable[..., None]) -> None:
-        """Attach feature contributions to the best-ranked rows of the page."""
-        top = sorted(result.rows, key=lambda r: r.rank)[: self.settings.gateway_explain_top]
+        """Attach feature contributions to the best-ranked rows of the page.
+
+        The rows explained while the scan was ranked (the previous top rows of the same request,
+        see :meth:`_Pipeline.run`) are used when they are still at the top; only the others are
+        explained now.
+        """
+        top = self._top_symbols(result)
         if not top:
             return
         progress("explain", 0, len(top))
-        features = pipeline.features_of([row.symbol for row in top])
-        if features is None:
-            return
-        request = compute_pb2.ExplainRequest(scan_id=result.scan_id, features=features,
-                                             top_k=self.settings.gateway_explain_top_k)
-        try:
-            response = await self.compute.Explain(request, timeout=self.settings.gateway_explain_deadline)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("explain failed, rows left without contributions", error=_status(exc))
-            return
-        by_symbol = {e.symbol: e for e in response.symbols}
+        explained = await pipeline.early_explanations()
+        missing = [symbol for symbol in top if symbol not in explained]
+        if missing:
+            explained.update(await pipeline.explanations_of(missing))
+        attached = 0
+        wanted = set(top)
         for row in result.rows:
-            if row.symbol in by_symbol:
-                row.explanation.append(by_symbol[row.symbol])
-        progress("explain", len(top), len(top))
+            if row.symbol in wanted and row.symbol in explained:
+                row.explanation.append(explained[row.symbol])
+                attached += 1
+        if attached:
+            progress("explain", len(top), len(top))
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -667,8 +681,10 @@ class _Pipeline:
                  survivors: np.ndarray, header: ranker_pb2.RankHeader,
                  issues: tuple[np.ndarray, np.ndarray, np.ndarray], benchmark: asyncio.Task[bytes],
                  progress: Callable[..., None], seconds: dict[str, float], refresh: bool,
-                 details: asyncio.Task[fetcher_pb2.GetUniverseResponse]) -> None:
+                 details: asyncio.Task[fetcher_pb2.GetUniverseResponse], likely_top: list[str]) -> None:
         self.owner, self.settings = owner, owner.settings
+        self.likely_top = likely_top
+        self.early: asyncio.Task[dict[str, compute_pb2.SymbolExplanation]] | None = None
         self.refresh = refresh
         self.opts, self.scan_id, self.as_of = opts, scan_id, as_of
         self.survivors, self.header, self.issues, self.benchmark = survivors, header, issues, benchmark
@@ -695,6 +711,10 @@ class _Pipeline:
             await feed
             # A failed details call fails the scan as itself, not as the rank call it interrupted.
             await self.details
+            if self.likely_top:
+                # Every row is scored: explain the last scan's top rows while this one is ranked
+                # (the replicas are idle now). Usually they are the top again; see Orchestrator._explain.
+                self.early = asyncio.create_task(self.explanations_of(self.likely_top))
             self.progress("rank", 0, 1)
             t = time.perf_counter()
             try:
@@ -704,6 +724,10 @@ class _Pipeline:
                 raise Unavailable(f"rank failed: {exc.code().name}") from None
             self.seconds["rank"] = time.perf_counter() - t
             self.progress("rank", 1, 1)
+        except BaseException:
+            if self.early is not None:
+                self.early.cancel()
+            raise
         finally:
             feed.cancel()
             rank_call.cancel()
@@ -836,6 +860,25 @@ class _Pipeline:
             self.progress("compute", self.scored, self.total)
         finally:
             slots.release()
+
+    async def early_explanations(self) -> dict[str, compute_pb2.SymbolExplanation]:
+        """The explanations started while the scan was ranked, by symbol (empty when none were)."""
+        return dict(await self.early) if self.early is not None else {}
+
+    async def explanations_of(self, symbols: list[str]) -> dict[str, compute_pb2.SymbolExplanation]:
+        """Feature contributions of ``symbols`` (those scored in this scan) by symbol; empty on failure."""
+        features = self.features_of(symbols)
+        if features is None:
+            return {}
+        request = compute_pb2.ExplainRequest(scan_id=self.scan_id, features=features,
+                                             top_k=self.settings.gateway_explain_top_k)
+        try:
+            response = await self.owner.compute.Explain(request, timeout=self.settings.gateway_explain_deadline)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("explain failed, rows left without contributions", scan_id=self.scan_id,
+                        error=_status(exc))
+            return {}
+        return {e.symbol: e for e in response.symbols}
 
     def features_of(self, symbols: list[str]) -> bytes | None:
         """A features block of ``symbols`` (rows in that order), from the chunks scored in this scan."""
