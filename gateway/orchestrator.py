@@ -4,7 +4,8 @@ One scan: universe + snapshot -> prefilter -> ``Fetcher.Prefetch`` (symbols stre
 references stream out) -> each chunk scored by ``Compute.Score`` over one round_robin channel with
 a bounded number of chunks in flight, so every replica works on the same scan -> scored chunks
 streamed into ``Ranker.Rank`` -> ``Compute.Explain`` for the top rows -> result. The stages overlap:
-a chunk is scored and ranked while later chunks are still being fetched.
+a chunk is scored and ranked while later chunks are still being fetched, and the rows that topped
+the last scan of the same request are explained while the ranker ranks (usually they top again).
 
 Nothing is lost: a chunk whose replica fails is retried (round_robin picks another replica); a chunk
 that still fails reaches the ranker as rows in state ERROR, so the accounting covers it. Every call
