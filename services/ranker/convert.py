@@ -123,28 +123,11 @@ def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool,
         result.movers.add(symbol=m.symbol, change_pct=m.change_pct, note=m.note,
                           sparkline=scan.sparklines[m.row].tolist())
     if include_issues:
-        result.MergeFromString(issues(scan))
-    return result
-
-
-def issues(scan: RankedScan) -> bytes:
-    """Every issue of ``scan`` as encoded ``ScanResult.issues`` entries, built once per scan.
-
-    A full scan has thousands of issues; building the bytes directly (reasons and details repeat,
-    so each distinct one is encoded once) costs a fraction of adding a message per issue.
-    """
-    encoded = scan.views.get("issues")
-    if encoded is None:
         iss = scan.issues
-        buckets = {b: _BUCKET_TAG + _varint(BUCKET_ENUMS[b]) for b in set(iss.buckets)}
-        reasons = {r: _string(_REASON_TAG, r) for r in set(iss.reasons)}
-        details = {d: _string(_DETAIL_TAG, d) for d in set(iss.details)}
-        out = []
+        add = result.issues.add
         for symbol, bucket, reason, detail in zip(iss.symbols, iss.buckets, iss.reasons, iss.details, strict=True):
-            body = _string(_SYMBOL_TAG, symbol) + buckets[bucket] + reasons[reason] + details[detail]
-            out.append(_ISSUES_TAG + _varint(len(body)) + body)
-        encoded = scan.views["issues"] = b"".join(out)
-    return encoded
+            add(symbol=symbol, bucket=BUCKET_ENUMS[bucket], reason=reason, detail=detail)
+    return result
 
 
 def rows(scan: RankedScan, idx: np.ndarray) -> bytes:
@@ -257,10 +240,6 @@ def _string(tag: bytes, value: str) -> bytes:
 
 
 _RANK_TAG = _tag("rank", 0)
-_ISSUES_TAG = _tag("issues", _LEN, scan_pb2.ScanResult.DESCRIPTOR)
-_SYMBOL_TAG, _REASON_TAG, _DETAIL_TAG = (_tag(name, _LEN, common_pb2.SymbolIssue.DESCRIPTOR)
-                                         for name in ("symbol", "reason", "detail"))
-_BUCKET_TAG = _tag("bucket", 0, common_pb2.SymbolIssue.DESCRIPTOR)
 _PLAN_TAG = _tag("plan", _LEN)
 _RATIONALE_TAG = _tag("rationale", _LEN)
 _TEXT_TAG_LIST = [_tag(k, _LEN) for k in _TEXT_FIELDS]

@@ -1,4 +1,4 @@
-"""The vectorised ScanRow and issue encodings equal messages built field by field."""
+"""The vectorised ScanRow encoding equals messages built field by field."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 
 from services.ranker import convert
 from services.ranker.engine import RankConfig, rank_scan
-from services.ranker.rank import FilterSpec, PageSpec
-from services.ranker.result import NUMBER_COLUMNS, Issues, RankedScan
+from services.ranker.rank import PageSpec
+from services.ranker.result import NUMBER_COLUMNS, RankedScan
 from services.ranker.styles import SUBSCORES
 from services.ranker.synthetic import synthetic_universe
-from technic.v1 import common_pb2, scan_pb2
+from technic.v1 import scan_pb2
 from tests.ranker.test_engine import CAL, make_input
 
 
@@ -58,19 +58,3 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     row3 = scan_pb2.ScanResult()
     row3.MergeFromString(convert.rows(scan, np.array([3])))
     assert math.isnan(row3.rows[0].plan.stop)
-
-
-def test_encoded_issues_equal_the_field_by_field_messages() -> None:
-    u = synthetic_universe(300, chunk_size=100, unscored=0.2)
-    issues = Issues()
-    issues.extend(["PENNY", "ÉTÉ"], "filtered", ["prefilter_price", "prefilter_price"], "below the price floor")
-    scan = rank_scan(make_input(u.info, FilterSpec(min_tech_rating=55), issues), u.decoded(), RankConfig(CAL))
-    iss = scan.issues
-    assert {"filtered", "skipped", "errored"} <= set(iss.buckets) and "" in iss.details
-    expected = scan_pb2.ScanResult(issues=[
-        common_pb2.SymbolIssue(symbol=s, bucket=convert.BUCKET_ENUMS[b], reason=r, detail=d)
-        for s, b, r, d in zip(iss.symbols, iss.buckets, iss.reasons, iss.details, strict=True)])
-    result = convert.scan_result(scan, PageSpec(limit=0), scan_id="s", cached=False, include_issues=True)
-    assert list(result.issues) == list(expected.issues) and len(result.issues) == len(iss)
-    assert convert.issues(scan) is convert.issues(scan)  # built once per scan
-    assert not convert.scan_result(scan, PageSpec(limit=0), scan_id="s", cached=False, include_issues=False).issues
