@@ -4,7 +4,8 @@ One scan: universe + snapshot -> prefilter -> ``Fetcher.Prefetch`` (symbols stre
 references stream out) -> each chunk scored by ``Compute.Score`` over one round_robin channel with
 a bounded number of chunks in flight, so every replica works on the same scan -> scored chunks
 streamed into ``Ranker.Rank`` -> ``Compute.Explain`` for the top rows -> result. The stages overlap:
-a chunk is scored and ranked while later chunks are still being fetched.
+a chunk is scored and ranked while later chunks are still being fetched, and the rows that topped
+the last scan of the same request are explained while the ranker ranks (usually they top again).
 
 Nothing is lost: a chunk whose replica fails is retried (round_robin picks another replica); a chunk
 that still fails reaches the ranker as rows in state ERROR, so the accounting covers it. Every call
@@ -64,6 +65,8 @@ BENCHMARK_DAYS = 260
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
+# Snapshots of pinned (past) as-of sessions kept in process (each ~1 MB for 11,000 tickers).
+PINNED_SNAPSHOTS = 8
 # Pause between attempts to fetch the rest of a scan after the fetcher went away.
 FETCH_RETRY_PAUSE = 0.5
 # Block layouts of a ScoreResponse (the contract), used for ERROR rows before any chunk was scored.
@@ -184,11 +187,15 @@ class Orchestrator:
         self._versions = _Versions()
         self._snapshot: _Snapshot | None = None
         self._latest_snapshot: asyncio.Future[_Snapshot] | None = None
+        # Snapshots of past sessions by as-of: final once every session of the window was fetched.
+        self._pinned: OrderedDict[str, _Snapshot] = OrderedDict()
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
         self._flights: dict[bytes, asyncio.Future[scan_pb2.ScanResult]] = {}
         self._results: OrderedDict[tuple[object, ...], scan_pb2.ScanResult] = OrderedDict()
         self._explanations: OrderedDict[str, dict[str, compute_pb2.SymbolExplanation]] = OrderedDict()
+        # The explained (top) rows of the last scan of each request, by normalized options.
+        self._top_rows: OrderedDict[bytes, list[str]] = OrderedDict()
         self._latest: scan_pb2.ScanResult | None = None
         self._latest_rows: tuple[str, dict[str, scan_pb2.ScanRow]] | None = None
         # Moves whenever a scan finishes: answers cached from earlier results may read differently now.
@@ -329,14 +336,12 @@ class Orchestrator:
                  f"{len(survivors)} of {kept.requested} symbols pass the prefilter")
         bound.info("prefiltered", requested=kept.requested, survivors=len(survivors))
 
-        issue_symbols, issue_buckets, issue_reasons = kept.issues()
-        issues = [common_pb2.SymbolIssue(symbol=s, bucket=int(b), reason=r)
-                  for s, b, r in zip(issue_symbols.tolist(), issue_buckets.tolist(), issue_reasons.tolist(),
-                                     strict=True)]
+        # The prefilter's issues go into the header while the first chunks are fetched, not before.
         header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
-                                       issues=issues, requested=kept.requested)
-        pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, benchmark_task,
-                             progress, seconds, refresh, details)
+                                       requested=kept.requested)
+        pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, kept.issues(),
+                             benchmark_task, progress, seconds, refresh, details,
+                             self._top_rows.get(opts.SerializeToString(deterministic=True), []))
         try:
             result = await pipeline.run()
         finally:
@@ -400,6 +405,11 @@ class Orchestrator:
         self._explanations[canonical] = self._explanations[result.fingerprint] = explained
         while len(self._explanations) > self.settings.gateway_result_cache_entries:
             self._explanations.popitem(last=False)
+        request = opts.SerializeToString(deterministic=True)
+        self._top_rows[request] = self._top_symbols(result)
+        self._top_rows.move_to_end(request)
+        while len(self._top_rows) > self.settings.gateway_result_cache_entries:
+            self._top_rows.popitem(last=False)
         self._latest = result
         self._latest_rows = None
         self.generation += 1
@@ -451,6 +461,10 @@ class Orchestrator:
         if snap is not None and not refresh and (as_of == snap.as_of or (not as_of and self.fresh_as_of())):
             return snap
         if as_of:
+            pinned = self._pinned.get(as_of)
+            if pinned is not None:
+                self._pinned.move_to_end(as_of)
+                return pinned
             return await self._fetch_snapshot(as_of)
         # One request for the latest session at a time: concurrent scans wait for the same answer.
         if self._latest_snapshot is None or self._latest_snapshot.done():
@@ -468,6 +482,12 @@ class Orchestrator:
         fresh = _Snapshot(as_of=response.as_of, block=block, fetched=time.monotonic())  # type: ignore[attr-defined]
         if not as_of:
             self._snapshot = fresh
+        elif fresh.as_of == as_of and not response.failed_sessions:  # type: ignore[attr-defined]
+            # A completed session asked by its own date: its snapshot never changes. (A date that
+            # resolves to an earlier session, e.g. today before the close, may resolve later to itself.)
+            self._pinned[as_of] = fresh
+            while len(self._pinned) > PINNED_SNAPSHOTS:
+                self._pinned.popitem(last=False)
         return fresh
 
     async def _get_benchmark(self, as_of: str) -> bytes:
@@ -511,28 +531,34 @@ class Orchestrator:
             market_caps=column(details.market_caps, float("nan"), np.float64),
         )
 
+    def _top_symbols(self, result: scan_pb2.ScanResult) -> list[str]:
+        """The best-ranked rows of the page, the ones that get explanations."""
+        return [row.symbol for row in sorted(result.rows, key=lambda r: r.rank)[: self.settings.gateway_explain_top]]
+
     async def _explain(self, result: scan_pb2.ScanResult, pipeline: _Pipeline,
                        progress: Callable[..., None]) -> None:
-        """Attach feature contributions to the best-ranked rows of the page."""
-        top = sorted(result.rows, key=lambda r: r.rank)[: self.settings.gateway_explain_top]
+        """Attach feature contributions to the best-ranked rows of the page.
+
+        The rows explained while the scan was ranked (the previous top rows of the same request,
+        see :meth:`_Pipeline.run`) are used when they are still at the top; only the others are
+        explained now.
+        """
+        top = self._top_symbols(result)
         if not top:
             return
         progress("explain", 0, len(top))
-        features = pipeline.features_of([row.symbol for row in top])
-        if features is None:
-            return
-        request = compute_pb2.ExplainRequest(scan_id=result.scan_id, features=features,
-                                             top_k=self.settings.gateway_explain_top_k)
-        try:
-            response = await self.compute.Explain(request, timeout=self.settings.gateway_explain_deadline)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("explain failed, rows left without contributions", error=_status(exc))
-            return
-        by_symbol = {e.symbol: e for e in response.symbols}
+        explained = await pipeline.early_explanations()
+        missing = [symbol for symbol in top if symbol not in explained]
+        if missing:
+            explained.update(await pipeline.explanations_of(missing))
+        attached = 0
+        wanted = set(top)
         for row in result.rows:
-            if row.symbol in by_symbol:
-                row.explanation.append(by_symbol[row.symbol])
-        progress("explain", len(top), len(top))
+            if row.symbol in wanted and row.symbol in explained:
+                row.explanation.append(explained[row.symbol])
+                attached += 1
+        if attached:
+            progress("explain", len(top), len(top))
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -653,13 +679,16 @@ class _Pipeline:
     """The overlapping fetch -> score -> rank stages of one scan."""
 
     def __init__(self, owner: Orchestrator, opts: scan_pb2.ScanOptions, scan_id: str, as_of: str,
-                 survivors: np.ndarray, header: ranker_pb2.RankHeader, benchmark: asyncio.Task[bytes],
+                 survivors: np.ndarray, header: ranker_pb2.RankHeader,
+                 issues: tuple[np.ndarray, np.ndarray, np.ndarray], benchmark: asyncio.Task[bytes],
                  progress: Callable[..., None], seconds: dict[str, float], refresh: bool,
-                 details: asyncio.Task[fetcher_pb2.GetUniverseResponse]) -> None:
+                 details: asyncio.Task[fetcher_pb2.GetUniverseResponse], likely_top: list[str]) -> None:
         self.owner, self.settings = owner, owner.settings
+        self.likely_top = likely_top
+        self.early: asyncio.Task[dict[str, compute_pb2.SymbolExplanation]] | None = None
         self.refresh = refresh
         self.opts, self.scan_id, self.as_of = opts, scan_id, as_of
-        self.survivors, self.header, self.benchmark = survivors, header, benchmark
+        self.survivors, self.header, self.issues, self.benchmark = survivors, header, issues, benchmark
         self.details = details
         self.progress, self.seconds = progress, seconds
         self.total = len(survivors)
@@ -683,6 +712,10 @@ class _Pipeline:
             await feed
             # A failed details call fails the scan as itself, not as the rank call it interrupted.
             await self.details
+            if self.likely_top:
+                # Every row is scored: explain the last scan's top rows while this one is ranked
+                # (the replicas are idle now). Usually they are the top again; see Orchestrator._explain.
+                self.early = asyncio.create_task(self.explanations_of(self.likely_top))
             self.progress("rank", 0, 1)
             t = time.perf_counter()
             try:
@@ -692,6 +725,10 @@ class _Pipeline:
                 raise Unavailable(f"rank failed: {exc.code().name}") from None
             self.seconds["rank"] = time.perf_counter() - t
             self.progress("rank", 1, 1)
+        except BaseException:
+            if self.early is not None:
+                self.early.cancel()
+            raise
         finally:
             feed.cancel()
             rank_call.cancel()
@@ -709,6 +746,9 @@ class _Pipeline:
         self.fingerprint = (hashlib.sha256(f"{self.canonical}:{self.scan_id}".encode()).hexdigest()[:32]
                             if self.refresh else self.canonical)
         self.header.fingerprint = self.fingerprint
+        symbols, buckets, reasons = (column.tolist() for column in self.issues)
+        self.header.issues.extend(common_pb2.SymbolIssue(symbol=s, bucket=b, reason=r)
+                                  for s, b, r in zip(symbols, buckets, reasons, strict=True))
         self.header.benchmark = await self.benchmark
         self.header.info.CopyFrom(self.owner._aligned(await self.details, self.survivors))
         self.header.stage_seconds.update(self.seconds)
@@ -821,6 +861,25 @@ class _Pipeline:
             self.progress("compute", self.scored, self.total)
         finally:
             slots.release()
+
+    async def early_explanations(self) -> dict[str, compute_pb2.SymbolExplanation]:
+        """The explanations started while the scan was ranked, by symbol (empty when none were)."""
+        return dict(await self.early) if self.early is not None else {}
+
+    async def explanations_of(self, symbols: list[str]) -> dict[str, compute_pb2.SymbolExplanation]:
+        """Feature contributions of ``symbols`` (those scored in this scan) by symbol; empty on failure."""
+        features = self.features_of(symbols)
+        if features is None:
+            return {}
+        request = compute_pb2.ExplainRequest(scan_id=self.scan_id, features=features,
+                                             top_k=self.settings.gateway_explain_top_k)
+        try:
+            response = await self.owner.compute.Explain(request, timeout=self.settings.gateway_explain_deadline)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("explain failed, rows left without contributions", scan_id=self.scan_id,
+                        error=_status(exc))
+            return {}
+        return {e.symbol: e for e in response.symbols}
 
     def features_of(self, symbols: list[str]) -> bytes | None:
         """A features block of ``symbols`` (rows in that order), from the chunks scored in this scan."""

@@ -57,6 +57,7 @@ async def run(settings: RankerSettings) -> None:
                                  ranker_pb2_grpc.add_RankerServicer_to_server)],
                     warmup=warmup)
     finally:
+        await ranker.cache.drain()  # the last ranked scans reach Redis before the client closes
         await redis.close()
 
 

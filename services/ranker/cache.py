@@ -9,7 +9,9 @@ Both expire at the close of the next XNYS session (exchange_calendars): that is 
 as-of session exists and the same request would rank different data. A page read is served from
 the in-process LRU of decoded scans (no decoding, the sort orders kept with the scan), else from
 Redis (decoded once, then kept). Identical concurrent Rank calls compute once: later callers await
-the first caller's result (single flight).
+the first caller's result (single flight). A scan just computed is served from process memory at
+once; its Redis copy is encoded (in a worker thread) and written in the background, so the Rank
+answer does not wait for it (:meth:`ScanCache.drain` waits for the writes still running).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class ScanCache:
         self._scans: OrderedDict[str, RankedScan] = OrderedDict()
         self._ids: OrderedDict[str, str] = OrderedDict()
         self._flights: dict[str, asyncio.Future[RankedScan]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
 
     def _remember(self, scan: RankedScan) -> None:
         self._scans[scan.fingerprint] = scan
@@ -105,16 +108,33 @@ class ScanCache:
             fingerprint = raw.decode() if raw is not None else None
         return fingerprint
 
-    async def put(self, scan: RankedScan) -> None:
-        """Keep ``scan`` in process memory and store it (and its id) in Redis until the next close."""
-        self._remember(scan)
-        await self.index(scan.scan_id, scan.fingerprint, {SCAN_KEY + scan.fingerprint: scan.to_bytes()})
+    def put(self, scan: RankedScan) -> None:
+        """Keep ``scan`` in process memory and store it (and its id) in Redis until the next close.
 
-    async def index(self, scan_id: str, fingerprint: str, extra: dict[str, bytes] | None = None) -> None:
-        """Make ``scan_id`` name the scan under ``fingerprint`` (plus store ``extra`` keys alongside)."""
+        The Redis write runs in the background; the scan is served from memory meanwhile.
+        """
+        self._remember(scan)
+        self.index(scan.scan_id, scan.fingerprint, scan)
+
+    def index(self, scan_id: str, fingerprint: str, scan: RankedScan | None = None) -> None:
+        """Make ``scan_id`` name the scan under ``fingerprint`` (Redis written in the background)."""
         self._remember_id(scan_id, fingerprint)
         if self.redis is not None:
-            await self.redis.mset({**(extra or {}), ID_KEY + scan_id: fingerprint.encode()}, ttl=self.ttl())
+            task = asyncio.create_task(self._write(self.redis, scan_id, fingerprint, scan))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background writes still running (before shutdown, or to read Redis after them)."""
+        while self._writes:
+            await asyncio.gather(*self._writes)
+
+    async def _write(self, redis: ResilientRedis, scan_id: str, fingerprint: str, scan: RankedScan | None) -> None:
+        """Store the id's fingerprint, and the scan's bytes (encoded off the event loop), in Redis."""
+        items = {ID_KEY + scan_id: fingerprint.encode()}
+        if scan is not None:
+            items[SCAN_KEY + fingerprint] = await asyncio.to_thread(scan.to_bytes)
+        await redis.mset(items, ttl=self.ttl())
 
     async def get_or_compute(self, fingerprint: str,
                              compute: Callable[[], Awaitable[RankedScan]]) -> tuple[RankedScan, bool]:
@@ -140,7 +160,7 @@ class ScanCache:
         self._flights[fingerprint] = flight
         try:
             scan = await compute()
-            await self.put(scan)
+            self.put(scan)
         except asyncio.CancelledError:
             flight.set_exception(FlightCancelledError(f"computation of {fingerprint} was cancelled"))
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import structlog
@@ -27,7 +28,8 @@ class Ranker:
 
         async def compute() -> RankedScan:
             received = [chunk async for chunk in chunks]
-            scan = rank_scan(inp, received, self.config)
+            # numpy and pandas release the GIL for most of it: the event loop keeps serving meanwhile.
+            scan = await asyncio.to_thread(rank_scan, inp, received, self.config)
             log.info("ranked", scan_id=inp.scan_id, fingerprint=inp.fingerprint, chunks=len(received),
                      ranked=scan.accounting.ranked, requested=inp.requested,
                      seconds=round(scan.stage_seconds["rank"], 4))
@@ -35,7 +37,7 @@ class Ranker:
 
         scan, cached = await self.cache.get_or_compute(inp.fingerprint, compute)
         if inp.scan_id != scan.scan_id:
-            await self.cache.index(inp.scan_id, inp.fingerprint)
+            self.cache.index(inp.scan_id, inp.fingerprint)
         return scan, cached
 
     async def lookup(self, scan_id: str = "", fingerprint: str = "") -> RankedScan:

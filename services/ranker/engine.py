@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -119,13 +120,25 @@ def validate_input(inp: RankInput) -> None:
     check_filters(inp.spec.filters, sorted(set(info.sectors)), rating.SIGNALS, None)
 
 
+@lru_cache(maxsize=64)
+def _field_positions(fields: tuple[str, ...], names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Position of each of ``names`` in ``fields`` (-1 when absent; None when ``fields`` repeats a name).
+    Every chunk of a scan has the same layout, so this runs once per layout, not per chunk and block."""
+    where = {name: i for i, name in enumerate(fields)}
+    if len(where) != len(fields):
+        return None
+    return tuple(where.get(name, -1) for name in names)
+
+
 def _columns(block: Block, names: Sequence[str], what: str, chunk: int) -> np.ndarray:
     """``block``'s columns ``names`` as float64 (rows, len(names)); missing names are an input error."""
-    idx = pd.Index(block.fields).get_indexer(list(names))
-    if (idx < 0).any():
-        missing = [n for n, i in zip(names, idx, strict=True) if i < 0]
+    positions = _field_positions(tuple(block.fields), tuple(names))
+    if positions is None:
+        raise RankerInputError(f"chunk {chunk}: {what} block repeats a field name")
+    if -1 in positions:
+        missing = [n for n, i in zip(names, positions, strict=True) if i < 0]
         raise RankerInputError(f"chunk {chunk}: {what} block lacks {', '.join(missing)}")
-    return np.asarray(block.array, dtype=np.float64).reshape(block.array.shape[0], -1)[:, idx]
+    return np.asarray(block.array, dtype=np.float64).reshape(block.array.shape[0], -1)[:, list(positions)]
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.orchestrator import Orchestrator, Progress
 from gateway.settings import GatewaySettings
-from gateway.validation import FEATURE_NAMES
+from gateway.validation import FEATURE_NAMES, normalize_options
 from services.common.codec import decode_block, encode_block
 from technic.v1 import (
     common_pb2,
@@ -38,6 +38,11 @@ SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "avg_volume", "avg_
 
 
 class Fetcher(fetcher_pb2_grpc.FetcherServicer):
+    """The latest session is 2026-11-13 (a Friday); 2026-11-11's window lacks a session."""
+
+    def __init__(self) -> None:
+        self.snapshot_requests: list[str] = []
+
     async def GetUniverse(self, request, context):
         wanted = list(request.symbols) or SYMBOLS
         idx = [SYMBOLS.index(s) for s in wanted if s in SYMBOLS]
@@ -48,10 +53,13 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
             industries=["Software"] * len(idx), market_caps=[1e9] * len(idx))
 
     async def GetSnapshot(self, request, context):
+        self.snapshot_requests.append(request.as_of)
         array = np.zeros((len(SYMBOLS), len(SNAPSHOT_FIELDS)), dtype=np.float32)
         array[:, 3], array[:, 6] = CLOSE, DOLLAR_VOLUME
+        as_of = request.as_of if request.as_of and request.as_of <= "2026-11-13" else "2026-11-13"
         return fetcher_pb2.GetSnapshotResponse(block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
-                                               as_of="2026-11-13")
+                                               as_of=as_of,
+                                               failed_sessions=["2026-11-10"] if as_of == "2026-11-11" else [])
 
     async def Prefetch(self, request_iterator, context):
         header, symbols = None, []
@@ -78,6 +86,8 @@ class Compute(compute_pb2_grpc.ComputeServicer):
         self.broken, self.delay = broken, delay
         self.calls = 0
         self.cancelled = 0
+        self.explained: list[list[str]] = []  # the symbols of each Explain request
+        self.on_explain: asyncio.Event | None = None
 
     async def Score(self, request, context):
         self.calls += 1
@@ -100,6 +110,9 @@ class Compute(compute_pb2_grpc.ComputeServicer):
 
     async def Explain(self, request, context):
         block = decode_block(request.features)
+        self.explained.append(list(block.rows))
+        if self.on_explain is not None:
+            self.on_explain.set()
         return compute_pb2.ExplainResponse(symbols=[compute_pb2.SymbolExplanation(
             symbol=s, models=[compute_pb2.ModelExplanation(model="alpha_10d")]) for s in block.rows])
 
@@ -111,6 +124,7 @@ class Ranker(ranker_pb2_grpc.RankerServicer):
         self.headers: list[ranker_pb2.RankHeader] = []
         self.chunks: list[compute_pb2.ScoreResponse] = []
         self.stored: dict[str, scan_pb2.ScanResult] = {}
+        self.hold: asyncio.Event | None = None  # when set, Rank answers only once the event is
 
     async def Rank(self, request_iterator, context):
         header, scanned = None, []
@@ -121,6 +135,8 @@ class Ranker(ranker_pb2_grpc.RankerServicer):
             else:
                 scanned.append(message.chunk)
                 self.chunks.append(message.chunk)
+        if self.hold is not None:
+            await asyncio.wait_for(self.hold.wait(), 10)
         if header is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no header")
         ok = sorted(s for c in scanned for s, st in zip(c.symbols, c.states, strict=True)
@@ -156,10 +172,15 @@ async def serve(servicer, add) -> tuple[grpc.aio.Server, int]:
 
 
 @pytest.fixture
-async def backends() -> AsyncIterator[tuple[Orchestrator, list[Compute], Ranker]]:
+def fetcher() -> Fetcher:
+    return Fetcher()
+
+
+@pytest.fixture
+async def backends(fetcher: Fetcher) -> AsyncIterator[tuple[Orchestrator, list[Compute], Ranker]]:
     computes = [Compute(broken=True), Compute(broken=False)]
     ranker = Ranker()
-    servers = [await serve(Fetcher(), fetcher_pb2_grpc.add_FetcherServicer_to_server),
+    servers = [await serve(fetcher, fetcher_pb2_grpc.add_FetcherServicer_to_server),
                await serve(ranker, ranker_pb2_grpc.add_RankerServicer_to_server),
                *[await serve(c, compute_pb2_grpc.add_ComputeServicer_to_server) for c in computes]]
     ports = [port for _, port in servers]
@@ -243,3 +264,50 @@ async def test_cancelling_the_scan_cancels_scoring(backends) -> None:
             break
         await asyncio.sleep(0.05)
     assert sum(c.cancelled for c in computes) >= 1
+
+
+async def test_a_past_session_snapshot_is_fetched_once(backends, fetcher: Fetcher) -> None:
+    orchestrator, _, _ = backends
+    # A completed past session, asked twice (refresh skips only the result caches): one request.
+    # A window with a failed session, and a date resolving to an earlier session, are asked again.
+    for as_of in ("2026-11-12", "2026-11-11", "2026-11-14") * 2:
+        _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10, as_of=as_of, universe=["AAA", "CCC"]),
+                                  refresh=True)
+        assert result.as_of == min(as_of, "2026-11-13")
+    assert fetcher.snapshot_requests == ["2026-11-12", "2026-11-11", "2026-11-14", "2026-11-11", "2026-11-14"]
+
+
+async def test_the_last_top_rows_are_explained_while_the_scan_is_ranked(backends) -> None:
+    orchestrator, computes, ranker = backends
+    computes[0].broken = False  # every chunk scored
+
+    def explain_requests() -> list[list[str]]:
+        return sorted(request for c in computes for request in c.explained)
+
+    options = scan_pb2.ScanOptions(limit=10, universe=["DDD", "CCC", "BBB", "AAA"])
+    _, first = await collect(orchestrator, options, refresh=True)
+    top = [r.symbol for r in first.rows]
+    assert top == ["AAA", "BBB", "CCC", "DDD"] and explain_requests() == [top]
+    assert all(r.explanation for r in first.rows)
+
+    # The same request again: its last top rows are explained before the ranker answers, and only then.
+    ranker.hold = asyncio.Event()
+    for c in computes:
+        c.explained.clear()
+        c.on_explain = ranker.hold
+    _, second = await collect(orchestrator, options, refresh=True)
+    assert explain_requests() == [top]
+    assert [r.symbol for r in second.rows] == top and all(r.explanation for r in second.rows)
+
+    # Fewer rows explained now, and a last top that differs: the rows still missing are explained
+    # after the ranking, and an early explanation of a row outside the top is not attached.
+    orchestrator.settings.gateway_explain_top = 2
+    request = normalize_options(options, orchestrator.settings).SerializeToString(deterministic=True)
+    assert orchestrator._top_rows[request] == top
+    orchestrator._top_rows[request] = ["DDD", "AAA"]
+    for c in computes:
+        c.explained.clear()
+    _, third = await collect(orchestrator, options, refresh=True)
+    assert explain_requests() == [["BBB"], ["DDD", "AAA"]]
+    assert [r.symbol for r in third.rows if r.explanation] == ["AAA", "BBB"]
+    assert orchestrator._top_rows[request] == ["AAA", "BBB"]

@@ -37,7 +37,12 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[ResilientRedis]:
 
 async def test_store_then_page_from_a_fresh_process(redis: ResilientRedis) -> None:
     scan = scan_for("fp-a", "id-a")
-    await ScanCache(redis).put(scan)
+    cache = ScanCache(redis)
+    cache.put(scan)
+    # Served from memory at once; the Redis copy is written in the background.
+    assert cache.cached("fp-a") is scan and await cache.fingerprint_of("id-a") == "fp-a"
+    await cache.drain()
+    assert await redis.client.exists(SCAN_KEY + "fp-a", ID_KEY + "id-a") == 2
     fresh = ScanCache(redis)  # nothing in process memory: Redis serves
     assert fresh.cached("fp-a") is None
     got = await fresh.get("fp-a")
@@ -50,7 +55,8 @@ async def test_store_then_page_from_a_fresh_process(redis: ResilientRedis) -> No
 
 async def test_ttl_runs_to_the_next_close(redis: ResilientRedis) -> None:
     cache = ScanCache(redis, ttl=lambda: 1234.0)
-    await cache.put(scan_for("fp-t", "id-t"))
+    cache.put(scan_for("fp-t", "id-t"))
+    await cache.drain()
     for key in (SCAN_KEY + "fp-t", ID_KEY + "id-t"):
         ttl = await redis.client.pttl(key)
         assert 1_200_000 < ttl <= 1_234_000
@@ -125,8 +131,9 @@ async def test_redis_down_still_works() -> None:
     try:
         cache = ScanCache(dead, max_scans=1)
         scan, cached = await cache.get_or_compute("fp-d", lambda: asyncio.sleep(0, scan_for("fp-d", "id-d")))
+        cache.put(scan_for("fp-e", "id-e"))  # evicts fp-d from the decoded LRU (max 1)
+        await cache.drain()
         assert cached is False and dead.degraded
-        await cache.put(scan_for("fp-e", "id-e"))  # evicts fp-d from the decoded LRU (max 1)
         assert cache.cached("fp-d") is None
         again = await cache.get("fp-d")  # from the client's in-process fallback bytes
         assert again is not None and len(again) == len(scan)

@@ -152,6 +152,10 @@ def test_bad_chunks_and_headers_are_input_errors() -> None:
                                     fields=[block.fields[i] for i in keep]))
     with pytest.raises(RankerInputError, match="lacks rsi_14"):
         rank_scan(make_input(u.info), [dataclasses.replace(chunks[0], features=bad)], CONFIG)
+    levels = chunks[0].levels
+    twice = decode_block(encode_block(levels.array, fields=[*levels.fields[:-1], levels.fields[0]]))
+    with pytest.raises(RankerInputError, match="chunk 0: levels block repeats a field name"):
+        rank_scan(make_input(u.info), [dataclasses.replace(chunks[0], levels=twice), *chunks[1:]], CONFIG)
     with pytest.raises(RankerInputError, match=r"header\.requested is 7"):
         rank_scan(dataclasses.replace(make_input(u.info), requested=7), chunks, CONFIG)
     with pytest.raises(RankerInputError, match="unknown sort column 'nope'"):
