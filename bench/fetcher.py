@@ -164,9 +164,10 @@ def polygon_requests(http: httpx.Client) -> int:
 
 
 def advance_session(http: httpx.Client, cache_ttl: float) -> None:
-    """The simulator moves on one session; wait past the latest-session caches (``cache_ttl`` seconds)."""
+    """The simulator moves on one session; wait past the latest-session caches: a value is trusted for
+    ``cache_ttl`` seconds after the probe that found it, and a probe takes a few round trips."""
     http.post("/admin/advance", json={"sessions": 1}).raise_for_status()
-    time.sleep(cache_ttl + 0.1)
+    time.sleep(cache_ttl + 0.3)
 
 
 def top_symbols(http: httpx.Client, n: int) -> tuple[str, list[str]]:

@@ -25,6 +25,7 @@ async def run(settings: FetcherSettings) -> None:
         health.append(published)
         await asyncio.to_thread(warm_kernels)
         await published.set_dependency("redis", await servicer.redis.ping())
+        servicer.start_background()
 
     await serve(settings, settings.fetcher_port,
                 [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)],

@@ -111,16 +111,41 @@ class LatestSession:
         self.max_back = max_back
         self._value: np.datetime64 | None = None
         self._expires = 0.0
+        self._last_asked = 0.0
         self._lock = asyncio.Lock()
 
     def invalidate(self) -> None:
         self._expires = 0.0
 
     async def get(self) -> np.datetime64:
+        self._last_asked = time.monotonic()
         if self._value is not None and time.monotonic() < self._expires:
             return self._value
+        return await self._refresh()
+
+    async def keep_fresh(self, idle: float = 60.0) -> None:
+        """Probe again shortly before the value expires, as long as it was asked for in the last ``idle``
+        seconds, so that requests find it fresh instead of waiting for a probe (two round trips to the
+        source). The value is never older than ``ttl``, as without this loop; an idle fetcher stays quiet
+        (a free-tier key allows 5 requests a minute). Runs until cancelled; with no ``ttl`` every get()
+        probes anyway, so there is nothing to keep."""
+        while self.ttl > 0:
+            now = time.monotonic()
+            due = self._expires - 0.2 * self.ttl
+            if now < due:
+                await asyncio.sleep(due - now)
+            elif self._value is None or now - self._last_asked > idle:
+                await asyncio.sleep(max(0.2 * self.ttl, 0.05))
+            else:
+                try:
+                    await self._refresh(force=True)
+                except Exception as exc:  # a failed refresh leaves get() to probe for itself
+                    log.warning("background latest-session probe failed", error=str(exc))
+                    await asyncio.sleep(max(self.ttl, 0.05))
+
+    async def _refresh(self, force: bool = False) -> np.datetime64:
         async with self._lock:
-            if self._value is not None and time.monotonic() < self._expires:
+            if not force and self._value is not None and time.monotonic() < self._expires:
                 return self._value
             value, certain = await self._discover()
             if not certain and self._value is not None and self._value > value:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -46,8 +47,17 @@ class FetcherService(fetcher_pb2_grpc.FetcherServicer):
         self.panels = PanelBuilder(self.client, self.store, TradingCalendar(), latest_ttl=settings.fetcher_latest_ttl,
                                    stack_sessions=settings.fetcher_stack_sessions)
         self.universe = UniverseService(self.client, self.store)
+        self._background: list[asyncio.Task[None]] = []
+
+    def start_background(self) -> None:
+        """Start the tasks that keep answers fresh between requests (the latest session)."""
+        self._background.append(asyncio.create_task(
+            self.panels.latest.keep_fresh(self.settings.fetcher_latest_idle), name="latest-session"))
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.client.aclose()
         await self.redis.close()
 

@@ -33,6 +33,9 @@ class FetcherSettings(CommonSettings):
     fetcher_max_lookback: int = 2520
     # How long the source's latest session is trusted before probing again (seconds).
     fetcher_latest_ttl: float = 5.0
+    # While the latest session was asked for in the last this many seconds, it is probed again in the
+    # background before it expires, so requests do not wait for the probe's round trips.
+    fetcher_latest_idle: float = 60.0
     # TTL of the session in progress (its bars are not final yet), seconds.
     fetcher_unfinished_ttl: float = 300.0
     # Decoded raw sessions kept in process memory (about 270 KB each for 11,000 tickers).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import numpy as np
@@ -101,3 +102,27 @@ async def test_a_fresh_process_whose_probe_fails_takes_the_newest_stored_session
     latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
                            now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=nothing)
     assert day_str(await latest.get()) == "2026-11-13"
+
+
+async def test_a_session_asked_for_is_kept_fresh_in_the_background(cal: TradingCalendar) -> None:
+    calls: list[str] = []
+    latest = LatestSession(cal, make_probe(cal, "2026-11-13", calls), ttl=0.05,
+                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    keeper = asyncio.create_task(latest.keep_fresh(idle=0.3))
+    try:
+        assert day_str(await latest.get()) == "2026-11-13"
+        asked = len(calls)
+        await asyncio.sleep(0.2)
+        assert len(calls) > asked  # probed again with no request waiting for it
+        await asyncio.sleep(0.6)  # nobody asked for 0.3 s: the keeper goes quiet
+        quiet = len(calls)
+        await asyncio.sleep(0.3)
+        assert len(calls) == quiet
+    finally:
+        keeper.cancel()
+    assert day_str(await latest.get()) == "2026-11-13"
+
+
+async def test_without_a_ttl_there_is_nothing_to_keep(cal: TradingCalendar) -> None:
+    latest = LatestSession(cal, make_probe(cal, "2026-11-13", []), ttl=0)
+    await asyncio.wait_for(latest.keep_fresh(), timeout=5)
