@@ -76,6 +76,14 @@ def encode_block(
     return b"".join((_PREFIX.pack(MAGIC, len(header) + pad), header, b" " * pad, arr.tobytes()))
 
 
+def _labels(values: list[object]) -> tuple[str, ...]:
+    """Row or field labels as strings; a type check in C first, as a chunk has thousands of labels."""
+    labels = tuple(values)
+    if set(map(type, labels)) <= {str}:
+        return labels  # type: ignore[return-value]
+    return tuple(str(label) for label in labels)
+
+
 def decode_block(data: bytes | bytearray | memoryview) -> Block:
     """Parse a block; raises :class:`BlockError` naming the defect when the bytes are malformed."""
     view = memoryview(data)
@@ -90,8 +98,8 @@ def decode_block(data: bytes | bytearray | memoryview) -> Block:
         header = orjson.loads(bytes(view[_PREFIX.size:_PREFIX.size + header_len]))
         dtype = np.dtype(header["dtype"])
         shape = tuple(int(n) for n in header["shape"])
-        rows = tuple(str(r) for r in header.get("rows", ()))
-        fields = tuple(str(f) for f in header.get("fields", ()))
+        rows = _labels(header.get("rows", ()))
+        fields = _labels(header.get("fields", ()))
         meta = header.get("meta") or {}
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise BlockError(f"block header is malformed: {exc}") from None
