@@ -27,7 +27,7 @@ def small_market() -> Market:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Any]]]:
     """(model folder, metadata per model) from training on the small market."""
     out = tmp_path_factory.mktemp("models")
-    config = train.TrainConfig(market=TRAINING, date_step=1, n_estimators=150, threads=1)
+    config = train.TrainConfig(market=TRAINING, date_step=1, n_estimators=50, threads=1)
     return out, train.train_all(config, out)
 
 
