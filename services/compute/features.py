@@ -41,6 +41,7 @@ from services.compute.indicators import (
     _atr_dense,
     _bollinger_dense,
     _cci_dense,
+    _directional_move,
     _dmi_dense,
     _dollar_volume_dense,
     _ema_dense,
@@ -331,10 +332,7 @@ def _dmi_step(pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, 
     one division instead of three (the divider is this loop's bottleneck), and the zero test of
     +DI + -DI is made without dividing by TR (which is positive once it is not zero).
     """
-    diff_p = h[i] - h[i - 1]
-    diff_m = lo[i - 1] - lo[i]
-    plus = diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
-    minus = diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+    plus, minus = _directional_move(h, lo, i)
     r = _true_range(h[i], lo[i], c[i - 1])
     pdm = pdm - pdm * _INV14 + plus
     mdm = mdm - mdm * _INV14 + minus
@@ -411,10 +409,9 @@ def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarra
     # steps; ADX from the mean of the first 14 DX values.
     gain = loss = atr = pdm = mdm = tr = adx = sum_dx = 0.0
     for i in range(1, min(seed, 14)):
-        diff_p = h[i] - h[i - 1]
-        diff_m = lo[i - 1] - lo[i]
-        pdm += diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
-        mdm += diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+        plus, minus = _directional_move(h, lo, i)
+        pdm += plus
+        mdm += minus
         r = _true_range(h[i], lo[i], c[i - 1])
         tr += r
         d = c[i] - c[i - 1]

@@ -110,6 +110,16 @@ def _true_range(h: float, lo: float, prev_close: float) -> float:
     return tr
 
 
+@njit(cache=True, inline="always")
+def _directional_move(h: np.ndarray, lo: np.ndarray, i: int) -> tuple[float, float]:
+    """(+DM, -DM) of session ``i``: the larger of the up and down moves, if positive; the other is 0."""
+    diff_p = h[i] - h[i - 1]
+    diff_m = lo[i - 1] - lo[i]
+    plus = diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
+    minus = diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+    return plus, minus
+
+
 @njit(cache=True)
 def _atr_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, out: np.ndarray) -> None:
     m = c.size
@@ -138,10 +148,7 @@ def _dmi_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
     sum_dx = 0.0
     prev_adx = 0.0
     for i in range(1, m):
-        diff_p = h[i] - h[i - 1]
-        diff_m = lo[i - 1] - lo[i]
-        plus = diff_p if (diff_p > 0 and diff_p > diff_m) else 0.0
-        minus = diff_m if (diff_m > 0 and diff_p < diff_m) else 0.0
+        plus, minus = _directional_move(h, lo, i)
         r = _true_range(h[i], lo[i], c[i - 1])
         if i < n:
             pdm += plus
