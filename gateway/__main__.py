@@ -54,7 +54,7 @@ async def run(settings: GatewaySettings) -> None:
             await http_task
         await orchestrator.close()
 
-    scanner = GrpcService(SERVICE, ScannerService(orchestrator, settings.gateway_page_cache_entries), add_to_server)
+    scanner = GrpcService(SERVICE, ScannerService(orchestrator, settings.gateway_page_cache_mb << 20), add_to_server)
     await serve(settings, settings.gateway_port, [scanner], warmup=warmup, on_stop=on_stop)
 
 

@@ -69,10 +69,10 @@ class ScannerService:
     Register it with :func:`add_to_server`.
     """
 
-    def __init__(self, orchestrator: Orchestrator, cache_entries: int = 256) -> None:
+    def __init__(self, orchestrator: Orchestrator, cache_bytes: int = 64 << 20) -> None:
         self.orchestrator = orchestrator
-        self.scans = PageCache(lambda: orchestrator.generation, orchestrator.fresh_as_of, cache_entries)
-        self.pages = PageCache(lambda: orchestrator.generation, orchestrator.fresh_as_of, cache_entries)
+        self.scans = PageCache(lambda: orchestrator.generation, orchestrator.fresh_as_of, cache_bytes)
+        self.pages = PageCache(lambda: orchestrator.generation, orchestrator.fresh_as_of, cache_bytes)
 
     async def Scan(self, data: bytes,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[bytes | scanner_pb2.ScanEvent]:

@@ -34,13 +34,15 @@ class _Entry:
 
 
 class PageCache:
-    """LRU of serialized answers by request bytes, valid for one orchestrator generation."""
+    """LRU of serialized answers by request bytes, valid for one orchestrator generation, bounded by
+    their total size (one 10,000-row page is ~17 MB, so a count of entries would bound nothing)."""
 
-    def __init__(self, generation: Callable[[], int], fresh_as_of: Callable[[], str], max_entries: int = 256,
+    def __init__(self, generation: Callable[[], int], fresh_as_of: Callable[[], str], max_bytes: int = 64 << 20,
                  ttl: Callable[[], float] = ttl_until_next_close) -> None:
         self._generation = generation
         self._fresh_as_of = fresh_as_of
-        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.size = 0
         self._ttl = ttl
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
@@ -51,7 +53,7 @@ class PageCache:
             return None
         if (entry.generation != self._generation() or time.monotonic() >= entry.expires
                 or (entry.latest_as_of and entry.latest_as_of != self._fresh_as_of())):
-            self._entries.pop(key, None)
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry.data
@@ -62,12 +64,19 @@ class PageCache:
 
     def put(self, key: bytes, data: bytes, token: int, latest_as_of: str = "") -> None:
         """Keep ``data`` for ``key`` unless the generation moved since ``token`` was taken."""
-        if token != self._generation():
+        if token != self._generation() or len(data) > self.max_bytes:
             return
+        self._drop(key)
         self._entries[key] = _Entry(data, token, time.monotonic() + self._ttl(), latest_as_of)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self.size -= len(old.data)
+
+    def _drop(self, key: bytes) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= len(entry.data)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -67,8 +67,9 @@ class GatewaySettings(CommonSettings):
     # Finished results kept in process (by fingerprint and page) and asynchronous scans kept.
     gateway_result_cache_entries: int = 64
     gateway_scan_jobs: int = 64
-    # Serialized answers of repeated Scan / GetScan requests kept in process (each kind).
-    gateway_page_cache_entries: int = 256
+    # Megabytes of serialized answers of repeated Scan / GetScan requests kept in process (each kind;
+    # a 100-row page is ~175 KB). Two of these count against the gateway's 512 MiB limit.
+    gateway_page_cache_mb: int = 64
 
     @property
     def api_key_list(self) -> list[str]:

@@ -12,8 +12,8 @@ class State:
         self.ttl = 60.0
 
 
-def make(state: State, entries: int = 8) -> PageCache:
-    return PageCache(lambda: state.generation, lambda: state.as_of, entries, ttl=lambda: state.ttl)
+def make(state: State, max_bytes: int = 1024) -> PageCache:
+    return PageCache(lambda: state.generation, lambda: state.as_of, max_bytes, ttl=lambda: state.ttl)
 
 
 def test_entry_lives_for_its_generation_and_session() -> None:
@@ -37,13 +37,17 @@ def test_answer_computed_across_a_generation_change_is_not_kept() -> None:
     assert cache.get(b"k") is None
 
 
-def test_entries_expire_with_the_rankers_cache_and_are_bounded() -> None:
+def test_entries_expire_with_the_rankers_cache_and_are_bounded_by_size() -> None:
     state = State()
     state.ttl = 0.0
-    cache = make(state, entries=2)
+    cache = make(state, max_bytes=20)
     cache.put(b"k", b"v", cache.token())
     assert cache.get(b"k") is None
     state.ttl = 60.0
     for key in (b"1", b"2", b"3"):
-        cache.put(key, key, cache.token())
-    assert cache.get(b"1") is None and cache.get(b"3") == b"3" and len(cache) == 2
+        cache.put(key, key * 8, cache.token())  # 8 bytes each: two fit in 20
+    assert cache.get(b"1") is None and cache.get(b"3") == b"3" * 8 and len(cache) == 2 and cache.size == 16
+    cache.put(b"3", b"x", cache.token())  # replacing an entry releases its bytes
+    assert cache.size == 9
+    cache.put(b"big", b"b" * 21, cache.token())  # larger than the whole cache: not kept, nothing evicted
+    assert cache.get(b"big") is None and len(cache) == 2
