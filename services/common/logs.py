@@ -4,7 +4,7 @@ Every line passes through :func:`redact`, which masks the values of secret-looki
 (``apiKey``, ``Authorization``, ``X-API-Key``, ...), secret-looking fragments inside strings
 (``apiKey=...`` in URLs, ``Bearer ...``), and any literal registered with :func:`register_secret`
 (the Polygon key and the API keys, registered at start-up). Standard-library loggers (uvicorn,
-httpx) are routed through the same chain.
+aiohttp, httpx) are routed through the same chain.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> s
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "asyncio"):
+    for noisy in ("aiohttp", "httpx", "httpcore", "uvicorn.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.contextvars.bind_contextvars(service=service)
     return structlog.stdlib.get_logger(service)

@@ -125,7 +125,7 @@ class LatestSession:
 
     async def keep_fresh(self, idle: float = 60.0) -> None:
         """Probe again shortly before the value expires, as long as it was asked for in the last ``idle``
-        seconds, so that requests find it fresh instead of waiting for a probe (two round trips to the
+        seconds, so that requests find it fresh instead of waiting for a probe (round trips to the
         source). The value is never older than ``ttl``, as without this loop; an idle fetcher stays quiet
         (a free-tier key allows 5 requests a minute). Runs until cancelled; with no ``ttl`` every get()
         probes anyway, so there is nothing to keep."""
@@ -169,17 +169,7 @@ class LatestSession:
             return cal.session_at(guess), False
         if found:
             lo, hi, step = guess, None, 1
-            if guess + 2 < len(cal.sessions):
-                # The common cases (nothing new, or one new session) settle in one round trip.
-                first, second = await asyncio.gather(self.probe(cal.session_at(guess + 1)),
-                                                     self.probe(cal.session_at(guess + 2)))
-                if first is None:
-                    return cal.session_at(guess), False
-                if not first:
-                    return cal.session_at(guess), True
-                if second is None or not second:
-                    return cal.session_at(guess + 1), second is not None
-                lo, step = guess + 2, 1
+            # One request settles the common case (nothing new); galloping finds how far a source is ahead.
             while hi is None and lo + step < len(cal.sessions):
                 answer = await self.probe(cal.session_at(lo + step))
                 if answer is None:

@@ -17,7 +17,7 @@ from numba import njit
 # Output columns: the bar fields in polygon.BAR_FIELDS order, then the timestamp.
 N_COLUMNS = 7
 _POW10 = np.array([10.0 ** i for i in range(23)])
-_MAX_MANTISSA = 2 ** 53
+_MAX_EXACT = float(2 ** 53)  # integers above this are not all exact in a float64
 # Output column of each one-letter key (by its byte): o h l c v, t, and 7 for the ticker T.
 _KEYMAP = np.full(256, -1, dtype=np.int64)
 _KEYMAP[[ord(k) for k in "ohlcvtT"]] = [0, 1, 2, 3, 4, 6, 7]
@@ -74,7 +74,7 @@ def _number(buf: np.ndarray, pos: int, pow10: np.ndarray) -> tuple[float, int]:
     if scale < -22 or scale > 22:
         return 0.0, -1
     value = float(mantissa) / pow10[-scale] if scale < 0 else float(mantissa) * pow10[scale]
-    if scale > 0 and mantissa * pow10[scale] >= 9007199254740992.0:
+    if scale > 0 and mantissa * pow10[scale] >= _MAX_EXACT:
         return 0.0, -1
     return (-value if negative else value), pos
 

@@ -352,7 +352,8 @@ class PanelBuilder:
             return table
         until = end + SPLITS_AHEAD if ticker is None else end
         table = await self.client.splits(day_str(start), day_str(until), ticker=ticker)
-        await self.store.put_splits(scope, start, until, table)
+        # Stored under the window asked for, the key the lookup above reads; the table may reach further.
+        await self.store.put_splits(scope, start, end, table)
         if ticker is None:
             self._all_splits = (start, until, time.monotonic(), table)
         return table

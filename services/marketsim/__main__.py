@@ -37,7 +37,7 @@ def build_simulator(settings: MarketsimSettings) -> Simulator:
     )
     # Compile the row writer and serve today's snapshot from memory before /health says ok;
     # older days are built in the background.
-    sim.api.grouped_daily(market.today.isoformat(), {"adjusted": "false"})
+    sim.api.grouped_daily(market.today.isoformat(), {"adjusted": "false", "include_otc": "true"})  # as the fetcher asks
     threading.Thread(target=sim.api.warm, args=(settings.marketsim_warm_sessions,), daemon=True).start()
     return sim
 

@@ -16,6 +16,7 @@ from services.fetcher.panels import (
     PanelBuilder,
     PanelChunk,
     PanelReport,
+    RequestStats,
     adjust,
     chunk_digest,
     overlay,
@@ -211,3 +212,27 @@ async def test_interleaved_requests_for_windows_the_stack_cannot_share(redis_ser
             np.testing.assert_array_equal(block, bars[6 * k:6 * k + 6])
     await builder.client.aclose()
     await store.redis.close()
+
+
+async def test_the_market_split_table_is_read_back_from_redis_by_a_fresh_process(redis_server: RedisServer) -> None:
+    """The table is fetched past the window's end but stored under the window: another process finds it."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    asked: list[tuple[str, str]] = []
+
+    class CountingClient(PolygonClient):
+        async def splits(self, start: str, end: str, ticker: str | None = None) -> SplitTable:
+            asked.append((start, end))
+            return SplitTable([], np.zeros(0, "datetime64[D]"), np.zeros(0), np.zeros(0))
+
+    calendar = TradingCalendar()
+    window = calendar.window(as_day("2026-11-13"), 40)
+
+    def fresh_builder() -> PanelBuilder:
+        return PanelBuilder(CountingClient("http://127.0.0.1:9", "key", max_retries=0),
+                            BarStore(ResilientRedis(redis_server.url)), calendar)
+
+    await fresh_builder().splits(window[0], window[-1], RequestStats())
+    assert len(asked) == 1 and asked[0][1] > "2026-11-13"  # asked ahead of the window
+    stats = RequestStats()
+    await fresh_builder().splits(window[0], window[-1], stats)
+    assert len(asked) == 1 and stats.cache_hits == 1
