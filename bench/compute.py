@@ -28,6 +28,7 @@ import orjson
 import pandas as pd
 import talib
 
+from bench.timing import runs
 from services.compute.features import SymbolState, score_features, warm_up
 from services.compute.models import AlphaModels
 from services.compute.settings import ComputeSettings
@@ -36,24 +37,15 @@ from services.marketsim.market import MarketConfig, load_market
 N, SESSIONS = 6000, 260
 
 
-def _runs(fn: Callable[[], object], repeat: int, clock: Callable[[], float]) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        t = clock()
-        fn()
-        times.append(clock() - t)
-    return times
-
-
 def best_of(fn: Callable[[], object], repeat: int) -> float:
     """Wall seconds: the best of fewer than 3 runs, else the median."""
-    times = _runs(fn, repeat, time.perf_counter)
+    times = runs(fn, repeat)
     return min(times) if repeat < 3 else statistics.median(times)
 
 
 def cpu_of(fn: Callable[[], object], repeat: int) -> float:
     """The least thread CPU seconds over ``repeat`` runs: what the work costs when the machine is busy."""
-    return min(_runs(fn, repeat, time.thread_time))
+    return min(runs(fn, repeat, time.thread_time))
 
 
 def talib_loop(panel: np.ndarray) -> None:

@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ import numpy as np
 import orjson
 import psutil
 
+from bench.fetcher import free_port
+from bench.timing import median_seconds
 from services.common.settings import PROJECT_ROOT
 from services.marketsim.market import Market, MarketConfig, default_cache_dir, load_market
 from services.marketsim.polygon import PolygonApi
@@ -46,19 +47,8 @@ WARM_SESSIONS = 260  # the server's default: days built in the background after 
 QUERY = {"adjusted": "false", "include_otc": "true"}  # what the fetcher asks for
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _median_ms(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000.0
+def _ms(fn: Callable[[], object], repeat: int) -> float:
+    return median_seconds(fn, repeat) * 1000.0
 
 
 def naive_rows(market: Market, index: int) -> list[dict[str, object]]:
@@ -169,10 +159,10 @@ def build_figures(market: Market, indices: list[int]) -> dict[str, Any]:
     api = PolygonApi(market)
     api.grouped_daily(days[0], QUERY)  # compiles the row writer
     rows = len(api.grouped_rows(indices[-1], False, True)[0])
-    build = statistics.median(_median_ms(partial(api.build_grouped, i, False, True), 3) for i in indices)
-    reference = statistics.median(_median_ms(partial(naive_body, market, i, json.dumps), 1) for i in indices[:5])
-    fast_lib = statistics.median(_median_ms(partial(naive_body, market, i, orjson.dumps), 1) for i in indices[:5])
-    hit = _median_ms(lambda: api.grouped_daily(days[-1], QUERY), 200)
+    build = statistics.median(_ms(partial(api.build_grouped, i, False, True), 3) for i in indices)
+    reference = statistics.median(_ms(partial(naive_body, market, i, json.dumps), 1) for i in indices[:5])
+    fast_lib = statistics.median(_ms(partial(naive_body, market, i, orjson.dumps), 1) for i in indices[:5])
+    hit = _ms(lambda: api.grouped_daily(days[-1], QUERY), 200)
     return {"rows": rows,
             "build_day": {"seconds": build / 1000, "reference": reference / 1000,
                           "reference_name": "json.dumps per-row dicts", "orjson_reference": fast_lib / 1000},
@@ -208,7 +198,7 @@ def main() -> None:
         sys.stdout.write(orjson.dumps(build).decode() + "\n")
         return
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_server(port, config, cache)
     try:
@@ -220,7 +210,7 @@ def main() -> None:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as client:
             for day in days:
                 assert client.get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}", params=QUERY).status_code == 200
-            single = _median_ms(
+            single = _ms(
                 lambda: (
                     client.get(
                         f"/v2/aggs/grouped/locale/us/market/stocks/{days[-1]}",

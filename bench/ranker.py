@@ -19,13 +19,13 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
 import numpy as np
 import orjson
 
+from bench.timing import median_seconds
 from services.ranker import convert, rating
 from services.ranker.cache import ScanCache
 from services.ranker.core import Ranker
@@ -43,15 +43,6 @@ PAGE = 50
 CALIBRATION = WinProbCalibration.from_metadata(
     {"win_prob": {"edges": [-9.0, -1.0, -0.25, 0.25, 1.0, 9.0], "p_up": [0.40, 0.47, 0.51, 0.55, 0.62]}},
     "bench")
-
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def scratch(u: Universe, inp: RankInput, config: RankConfig) -> object:

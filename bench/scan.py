@@ -44,7 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.fetcher import advance_session, free_port, polygon_requests, process, wait_port
 from bench.report import budget_table, format_table, per_symbol_line, spread
 from gateway.views import after_prefilter
-from services.common.channels import make_channel
+from services.common.channels import make_channel, make_sync_channel
 from services.fetcher.settings import SIMULATOR_API_KEY
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 
@@ -56,7 +56,7 @@ CACHE_TTL_SECONDS = 0.5  # the latest-session caches of fetcher and gateway in a
 def wait_serving(port: int, timeout: float = 600.0) -> None:
     """Poll grpc.health.v1 until the process on ``port`` is SERVING."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with make_sync_channel(f"127.0.0.1:{port}") as channel:  # TLS too, when the cluster uses it
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             with contextlib.suppress(grpc.RpcError):

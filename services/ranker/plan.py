@@ -8,6 +8,7 @@ and stop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +57,6 @@ def rationales(signals: Sequence[str], subscores: np.ndarray, alpha_5d: np.ndarr
     for signal, (a, b, low), (va, vb, vlow), s, a5, a10 in zip(
             signals, names, picks, np.asarray(alpha_score).tolist(), np.asarray(alpha_5d).tolist(),
             np.asarray(alpha_10d).tolist(), strict=True):
-        models = "models n/a" if s != s else f"models {s:+.2f} (5d {a5:+.2f}, 10d {a10:+.2f})"
+        models = f"models {s:+.2f} (5d {a5:+.2f}, 10d {a10:+.2f})" if math.isfinite(s) else "models n/a"
         out.append(f"{signal}: {a} {va:.0f} and {b} {vb:.0f} lead, {low} weakest ({vlow:.0f}); {models}")
     return out

@@ -94,7 +94,7 @@ class RankedScan:
     features: np.ndarray
     sparklines: np.ndarray
     _orders: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-    # Presentations derived from the rows (built once per row by the servicer), dropped with the scan.
+    # Presentations of the rows built once per scan by the servicer (its row encoder), dropped with the scan.
     views: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:

@@ -120,3 +120,5 @@ def test_rationale_names_strongest_subscores_and_models() -> None:
     text = rationales(["Long", "Neutral"], subs, np.array([0.8, nan]), np.array([1.3, nan]), np.array([1.1, nan]))
     assert text[0] == "Long: trend 81 and momentum 74 lead, breakout weakest (32); models +1.10 (5d +0.80, 10d +1.30)"
     assert text[1] == "Neutral: trend 50 and momentum 50 lead, breakout weakest (50); models n/a"
+    inf = rationales(["Neutral"], subs[1:], np.array([1.0]), np.array([1.0]), np.array([float("inf")]))
+    assert inf[0].endswith("models n/a")  # an infinite blend is no score either
