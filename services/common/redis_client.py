@@ -10,9 +10,10 @@ Reads that miss in Redis also look in the LRU, so what was written during an out
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -26,35 +27,43 @@ _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.Timeou
 
 
 class ByteLRU:
-    """Least-recently-used bytes cache bounded by total size, with optional per-key expiry."""
+    """Least-recently-used bytes cache bounded by total size, with optional per-key expiry; safe to
+    share between threads (the simulator builds days on a worker thread while it answers)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._items: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[bytes, float | None]] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        value, expires = item
-        if expires is not None and expires < time.monotonic():
-            self.delete(key)
-            return None
-        self._items.move_to_end(key)
-        return value
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            value, expires = item
+            if expires is not None and expires < time.monotonic():
+                self._delete(key)
+                return None
+            self._items.move_to_end(key)
+            return value
 
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self.delete(key)
-        if len(value) > self.max_bytes:
-            return
-        self._items[key] = (value, time.monotonic() + ttl if ttl else None)
-        self.size += len(value)
-        while self.size > self.max_bytes:
-            _, (old, _exp) = self._items.popitem(last=False)
-            self.size -= len(old)
+    def set(self, key: Hashable, value: bytes, ttl: float | None = None) -> None:
+        with self._lock:
+            self._delete(key)
+            if len(value) > self.max_bytes:
+                return
+            self._items[key] = (value, time.monotonic() + ttl if ttl else None)
+            self.size += len(value)
+            while self.size > self.max_bytes:
+                _, (old, _exp) = self._items.popitem(last=False)
+                self.size -= len(old)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: Hashable) -> None:
+        with self._lock:
+            self._delete(key)
+
+    def _delete(self, key: Hashable) -> None:
         item = self._items.pop(key, None)
         if item is not None:
             self.size -= len(item[0])

@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from services.common.redis_client import ByteLRU
 from services.marketsim.jsonrows import label_bytes, rows_json
 from services.marketsim.market import NY, Market
 
@@ -132,45 +131,12 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-class _Lru:
-    """Bytes cache bounded by total size, least recently used evicted first; thread-safe."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self.items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> bytes | None:
-        with self._lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[Any, ...], value: bytes) -> None:
-        if len(value) > self.max_bytes:
-            return
-        with self._lock:
-            old = self.items.pop(key, None)
-            self.size += len(value) - (len(old) if old is not None else 0)
-            self.items[key] = value
-            while self.size > self.max_bytes:
-                _, evicted = self.items.popitem(last=False)
-                self.size -= len(evicted)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.items.clear()
-            self.size = 0
-
-
 class PolygonApi:
     """Answers the Polygon REST subset from one market."""
 
     def __init__(self, market: Market, cache_bytes: int = 512 << 20) -> None:
         self.market = market
-        self.cache = _Lru(cache_bytes)
+        self.cache = ByteLRU(cache_bytes)
         self.warmed = 0
         self.labels = label_bytes(market.tickers)
         self.today_changed()
@@ -222,7 +188,7 @@ class PolygonApi:
     def build_and_cache(self, key: GroupedKey) -> bytes:
         """Build one grouped-daily body (releases the GIL for most of it) and keep it in the LRU."""
         body = self.build_grouped(key[0], key[1], key[2])
-        self.cache.put(key, body)
+        self.cache.set(key, body)
         return body
 
     def warm(self, sessions: int, include_otc: bool = True) -> None:
