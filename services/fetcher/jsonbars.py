@@ -2,208 +2,342 @@
 
 A grouped-daily body holds 10,000+ flat row objects; building a Python object per row costs about
 15 ms per session, which over a year of sessions is most of a cold scan. This scanner reads the
-bytes once and writes the bar fields into a float64 matrix and the ticker's byte offsets into two
-int64 arrays. Numbers are converted exactly as a correctly rounded parser would (mantissa below
-2**53 divided or multiplied by an exact power of ten); anything outside that fast path (escapes in
-strings, very long mantissas, unexpected structure) makes :func:`parse_results` return None, and
-the caller falls back to a general JSON decoder.
+bytes once and writes the bar fields into a float64 matrix and each row's ticker as a byte span of
+the body; no Python object is made per row (tickers become ids in :mod:`services.fetcher.tickers`,
+or strings on request). Numbers are converted exactly as a correctly rounded parser would (mantissa
+below 2**53 divided or multiplied by an exact power of ten); anything outside that fast path
+(escapes in strings, very long mantissas, unexpected structure) makes :func:`parse_results` return
+None, and the caller falls back to a general JSON decoder.
+
+The body is copied once into a buffer ending in zero bytes: a zero ends every token loop (it is
+neither a digit, nor whitespace, nor allowed in a string), so the loops need no bounds checks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 # Output columns: the bar fields in polygon.BAR_FIELDS order, then the timestamp.
 N_COLUMNS = 7
 _POW10 = np.array([10.0 ** i for i in range(23)])
+_INT_POW10 = np.array([10 ** i for i in range(9)], dtype=np.int64)
 _MAX_EXACT = float(2 ** 53)  # integers above this are not all exact in a float64
+_MAX_DIGITS = 15  # mantissas of up to 15 digits are below 2**53
 # Output column of each one-letter key (by its byte): o h l c v, t, and 7 for the ticker T.
 _KEYMAP = np.full(256, -1, dtype=np.int64)
 _KEYMAP[[ord(k) for k in "ohlcvtT"]] = [0, 1, 2, 3, 4, 6, 7]
+_TICKER = 7
+_PAD = 16  # zero bytes after the body (a word loaded at its last byte stays inside)
+# _scan results besides a row count.
+_DECLINE = -1
+_FULL = -2
 
 
-@njit(cache=True, inline="always")
-def _skip_ws(buf: np.ndarray, pos: int) -> int:
-    while pos < len(buf) and buf[pos] <= 32 and (buf[pos] == 32 or buf[pos] == 10 or buf[pos] == 13 or buf[pos] == 9):
+@intrinsic
+def _load_word(typingctx: Any, buf: types.Array, pos: types.Integer) -> tuple[Any, Any]:
+    """The 8 bytes at ``buf[pos]`` as one little-endian uint64 (an unaligned load)."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.gep(array.data, [args[1]])
+        return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
+    return types.uint64(buf, pos), codegen
+
+
+_ZEROS = np.uint64(0x3030303030303030)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_SIXES = np.uint64(0x0606060606060606)
+_PAIR_MASK = np.uint64(0x000000FF000000FF)
+_PAIRS_HIGH = np.uint64(100 + (1_000_000 << 32))
+_PAIRS_LOW = np.uint64(1 + (10_000 << 32))
+
+
+@njit(cache=True)
+def _digit_run(word: np.uint64) -> int:
+    """How many of the 8 bytes of ``word`` (first byte lowest) are ASCII digits before the first other byte."""
+    # A byte is a digit when its high nibble is 3, and still 3 after adding 6 (no carry reaches a
+    # lower byte, so the first non-digit is always found).
+    other = ((word & _HIGH_NIBBLES) ^ _ZEROS) | (((word + _SIXES) & _HIGH_NIBBLES) ^ _ZEROS)
+    if other == 0:
+        return 8
+    return np.int64(trailing_zeros(other)) >> 3
+
+
+@njit(cache=True)
+def _digits_value(word: np.uint64, n: int) -> int:
+    """The integer written by the first ``n`` (1..8) bytes of ``word``, all ASCII digits (SWAR)."""
+    value = (word << np.uint64(8 * (8 - n))) & _LOW_NIBBLES  # the digits last, zeros before them
+    value = value * np.uint64(10) + (value >> np.uint64(8))  # two-digit pairs in bytes 0, 2, 4, 6
+    value = ((value & _PAIR_MASK) * _PAIRS_HIGH + ((value >> np.uint64(16)) & _PAIR_MASK) * _PAIRS_LOW) \
+        >> np.uint64(32)
+    return np.int64(value)
+
+
+@njit(cache=True)
+def _digits(first: np.uint64, second: np.uint64, mantissa: int) -> tuple[int, int]:
+    """(``mantissa`` with the digit run of the 16 bytes ``first``, ``second`` appended, digits in the run)."""
+    n = _digit_run(first)
+    if n == 0:
+        return mantissa, 0
+    mantissa = mantissa * _INT_POW10[n] + _digits_value(first, n)
+    if n < 8:
+        return mantissa, n
+    more = _digit_run(second)
+    if more == 0:
+        return mantissa, 8
+    return mantissa * _INT_POW10[more] + _digits_value(second, more), 8 + more
+
+
+@njit(cache=True)
+def _exponent(buf: np.ndarray, pos: int) -> tuple[int, int]:
+    """(exponent, next position) of the exponent whose ``e`` is at ``pos``; next position -1 if malformed."""
+    pos += 1
+    c = buf[pos]
+    negative = c == 45
+    if c == 45 or c == 43:
         pos += 1
+        c = buf[pos]
+    exponent = 0
+    start = pos
+    while 48 <= c <= 57 and exponent < 1000:
+        exponent = exponent * 10 + (c - 48)
+        pos += 1
+        c = buf[pos]
+    if pos == start:
+        return 0, -1
+    return (-exponent if negative else exponent), pos
+
+
+@njit(cache=True)
+def _exact(mantissa: int, scale: int) -> float:
+    """``mantissa * 10**scale`` correctly rounded, NaN when outside the exact fast path."""
+    if scale < 0:
+        if scale < -22:
+            return np.nan
+        return float(mantissa) / _POW10[-scale]
+    if scale > 22 or mantissa * _POW10[scale] >= _MAX_EXACT:
+        return np.nan
+    return float(mantissa) * _POW10[scale]
+
+
+@njit(cache=True)
+def _skip_ws(buf: np.ndarray, pos: int) -> int:
+    c = buf[pos]
+    while c <= 32 and (c == 32 or c == 10 or c == 13 or c == 9):
+        pos += 1
+        c = buf[pos]
     return pos
 
 
-@njit(cache=True, inline="always")
-def _number(buf: np.ndarray, pos: int, pow10: np.ndarray) -> tuple[float, int]:
-    """(value, next position); next position -1 when the number is outside the exact fast path."""
-    negative = False
-    if buf[pos] == 45:
-        negative = True
-        pos += 1
-    mantissa = 0
-    digits = 0
-    scale = 0
-    seen = False
-    while pos < len(buf) and 48 <= buf[pos] <= 57:
-        mantissa = mantissa * 10 + (buf[pos] - 48)
-        digits += 1
-        pos += 1
-        seen = True
-    if pos < len(buf) and buf[pos] == 46:
-        pos += 1
-        while pos < len(buf) and 48 <= buf[pos] <= 57:
-            mantissa = mantissa * 10 + (buf[pos] - 48)
-            digits += 1
-            scale -= 1
-            pos += 1
-            seen = True
-    if not seen or digits > 15:
-        return 0.0, -1
-    if pos < len(buf) and (buf[pos] == 101 or buf[pos] == 69):
-        pos += 1
-        exp_negative = False
-        if buf[pos] == 45 or buf[pos] == 43:
-            exp_negative = buf[pos] == 45
-            pos += 1
-        exponent = 0
-        exp_digits = 0
-        while pos < len(buf) and 48 <= buf[pos] <= 57:
-            exponent = exponent * 10 + (buf[pos] - 48)
-            exp_digits += 1
-            pos += 1
-        if exp_digits == 0 or exponent > 300:
-            return 0.0, -1
-        scale += -exponent if exp_negative else exponent
-    if scale < -22 or scale > 22:
-        return 0.0, -1
-    value = float(mantissa) / pow10[-scale] if scale < 0 else float(mantissa) * pow10[scale]
-    if scale > 0 and mantissa * pow10[scale] >= _MAX_EXACT:
-        return 0.0, -1
-    return (-value if negative else value), pos
-
-
 @njit(cache=True, nogil=True)
-def _scan(buf: np.ndarray, pos: int, values: np.ndarray, joined: np.ndarray, pow10: np.ndarray,
-          keymap: np.ndarray) -> tuple[int, int]:
-    """Fill rows from the array starting at ``buf[pos] == '['``: (row count, bytes used in ``joined``),
-    row count -1 to fall back. Each row's ticker goes to ``joined`` followed by a newline.
+def _scan(buf: np.ndarray, pos: int, values: np.ndarray, spans: np.ndarray) -> tuple[int, int]:
+    """Fill rows from the array starting at ``buf[pos] == '['``: (row count, position after the array).
 
+    The row count is ``_DECLINE`` to fall back to a JSON decoder, ``_FULL`` when ``values`` has too
+    few rows. A row's ticker goes to ``spans[row]`` as (start, length), length 0 when it has none.
     Releases the GIL, so bodies can be scanned on worker threads while the event loop reads others.
+
+    Every call to a jitted function taking an array costs two atomic reference-count updates, so the
+    per-byte work is written out here: helpers take scalars, and whitespace (absent from compact
+    bodies) is skipped by a call only where a byte says it is there.
     """
-    n = len(buf)
-    used = 0
-    pos += 1
+    capacity = len(values)
     rows = 0
-    pos = _skip_ws(buf, pos)
-    if pos < n and buf[pos] == 93:
-        return 0, 0
-    while pos < n:
-        if rows >= len(values) or buf[pos] != 123:
-            return -1, 0
+    pos = _skip_ws(buf, pos + 1)
+    if buf[pos] == 93:
+        return 0, pos + 1
+    while True:
+        if buf[pos] != 123:
+            return _DECLINE, 0
+        if rows == capacity:
+            return _FULL, 0
+        for k in range(N_COLUMNS):
+            values[rows, k] = np.nan
+        spans[rows, 0] = 0
+        spans[rows, 1] = 0
         pos += 1
-        while True:
+        if buf[pos] <= 32:
             pos = _skip_ws(buf, pos)
-            if pos >= n:
-                return -1, 0
-            if buf[pos] == 125:
-                pos += 1
-                break
-            if buf[pos] != 34:
-                return -1, 0
-            key_start = pos + 1
-            pos = key_start
-            while pos < n and buf[pos] != 34:
-                if buf[pos] == 92 or buf[pos] < 32:
-                    return -1, 0
-                pos += 1
-            # Output column of the key (o h l c v vw t), 7 for the ticker ``T``, -1 for any other key: a
-            # table look-up, as a chain of comparisons per key cost about a sixth of the whole scan.
-            if pos - key_start == 1:
-                column = keymap[buf[key_start]]
-            elif pos - key_start == 2 and buf[key_start] == 118 and buf[key_start + 1] == 119:  # vw
-                column = 5
-            else:
-                column = -1
-            pos = _skip_ws(buf, pos + 1)
-            if pos >= n or buf[pos] != 58:
-                return -1, 0
-            pos = _skip_ws(buf, pos + 1)
-            if pos >= n:
-                return -1, 0
-            ch = buf[pos]
-            if ch == 34:
-                start = pos + 1
-                pos = start
-                while pos < n and buf[pos] != 34:
-                    # Escapes, control bytes and non-ASCII text decline (tickers are ASCII).
-                    if buf[pos] == 92 or buf[pos] < 32 or buf[pos] > 126:
-                        return -1, 0
-                    pos += 1
-                if pos >= n:
-                    return -1, 0
-                if column == 7:
-                    for k in range(start, pos):
-                        joined[used] = buf[k]
-                        used += 1
-                elif column >= 0:
-                    return -1, 0
-                pos += 1
-            elif ch == 110 or ch == 116 or ch == 102:  # null, true, false
-                while pos < n and 97 <= buf[pos] <= 122:
-                    pos += 1
-                if 0 <= column < N_COLUMNS and ch != 110:
-                    return -1, 0
-            elif ch == 45 or 48 <= ch <= 57:
-                value, pos = _number(buf, pos, pow10)
-                if pos < 0:
-                    return -1, 0
-                if 0 <= column < N_COLUMNS:
-                    values[rows, column] = value
-                elif column == 7:
-                    return -1, 0
-            else:
-                return -1, 0
-            pos = _skip_ws(buf, pos)
-            if pos < n and buf[pos] == 44:
-                pos += 1
-        joined[used] = 10
-        used += 1
-        rows += 1
-        pos = _skip_ws(buf, pos)
-        if pos < n and buf[pos] == 44:
-            pos = _skip_ws(buf, pos + 1)
-        elif pos < n and buf[pos] == 93:
-            return rows, used
+        if buf[pos] == 125:
+            pos += 1
         else:
-            return -1, 0
-    return -1, 0
+            while True:
+                if buf[pos] != 34:
+                    return _DECLINE, 0
+                key = pos + 1
+                # Output column of the key (o h l c v vw t), 7 for the ticker ``T``, -1 for any other key:
+                # a table look-up, as a chain of comparisons per key cost about a sixth of the whole scan.
+                if buf[key] != 34 and buf[key + 1] == 34:
+                    column = _KEYMAP[buf[key]]
+                    pos = key + 2
+                elif buf[key] == 118 and buf[key + 1] == 119 and buf[key + 2] == 34:  # vw
+                    column = 5
+                    pos = key + 3
+                else:
+                    column = -1
+                    pos = key
+                    c = buf[pos]
+                    while c != 34:
+                        if c == 92 or c < 32:
+                            return _DECLINE, 0
+                        pos += 1
+                        c = buf[pos]
+                    pos += 1
+                if buf[pos] <= 32:
+                    pos = _skip_ws(buf, pos)
+                if buf[pos] != 58:
+                    return _DECLINE, 0
+                pos += 1
+                if buf[pos] <= 32:
+                    pos = _skip_ws(buf, pos)
+                c = buf[pos]
+                if 48 <= c <= 57 or c == 45:
+                    negative = c == 45
+                    if negative:
+                        pos += 1
+                    mantissa, digits = _digits(_load_word(buf, pos), _load_word(buf, pos + 8), 0)
+                    pos += digits
+                    scale = 0
+                    if buf[pos] == 46:
+                        mantissa, fraction = _digits(_load_word(buf, pos + 1), _load_word(buf, pos + 9), mantissa)
+                        if fraction == 0:
+                            return _DECLINE, 0
+                        pos += 1 + fraction
+                        scale = -fraction
+                        digits += fraction
+                    if digits == 0 or digits > _MAX_DIGITS or column == _TICKER:
+                        return _DECLINE, 0
+                    if buf[pos] == 101 or buf[pos] == 69:
+                        exponent, pos = _exponent(buf, pos)
+                        if pos < 0:
+                            return _DECLINE, 0
+                        scale += exponent
+                    value = _exact(mantissa, scale)
+                    if np.isnan(value):
+                        return _DECLINE, 0
+                    if column >= 0:
+                        values[rows, column] = -value if negative else value
+                elif c == 34:
+                    start = pos + 1
+                    pos = start
+                    c = buf[pos]
+                    while c != 34:
+                        # Escapes, control bytes and non-ASCII text decline (tickers are ASCII).
+                        if c == 92 or c < 32 or c > 126:
+                            return _DECLINE, 0
+                        pos += 1
+                        c = buf[pos]
+                    if column == _TICKER:
+                        spans[rows, 0] = start
+                        spans[rows, 1] = pos - start
+                    elif column >= 0:
+                        return _DECLINE, 0
+                    pos += 1
+                elif c == 110 and buf[pos + 1] == 117 and buf[pos + 2] == 108 and buf[pos + 3] == 108:  # null
+                    pos += 4
+                elif column < 0 and c == 116 and buf[pos + 1] == 114 and buf[pos + 2] == 117 and buf[pos + 3] == 101:
+                    pos += 4  # true, outside the bar fields
+                elif (column < 0 and c == 102 and buf[pos + 1] == 97 and buf[pos + 2] == 108 and buf[pos + 3] == 115
+                      and buf[pos + 4] == 101):
+                    pos += 5  # false, outside the bar fields
+                else:
+                    return _DECLINE, 0
+                if buf[pos] <= 32:
+                    pos = _skip_ws(buf, pos)
+                c = buf[pos]
+                if c == 44:
+                    pos += 1
+                    if buf[pos] <= 32:
+                        pos = _skip_ws(buf, pos)
+                elif c == 125:
+                    pos += 1
+                    break
+                else:
+                    return _DECLINE, 0
+        rows += 1
+        if buf[pos] <= 32:
+            pos = _skip_ws(buf, pos)
+        if buf[pos] == 93:
+            return rows, pos + 1
+        if buf[pos] != 44:
+            return _DECLINE, 0
+        pos += 1
+        if buf[pos] <= 32:
+            pos = _skip_ws(buf, pos)
 
 
-def parse_results(body: bytes) -> tuple[list[str], np.ndarray] | None:
-    """(tickers, float64 (rows, 7) of o h l c v vw t) of an aggregates body; None: use a JSON decoder.
+@njit(cache=True)
+def _join_spans(buf: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """The bytes at ``spans`` of ``buf``, each followed by a newline."""
+    out = np.empty(int(spans[:, 1].sum()) + len(spans), dtype=np.uint8)
+    used = 0
+    for r in range(len(spans)):
+        for k in range(spans[r, 0], spans[r, 0] + spans[r, 1]):
+            out[used] = buf[k]
+            used += 1
+        out[used] = 10
+        used += 1
+    return out
 
-    Tickers are "" for rows without ``T`` (per-ticker ranges); absent numbers are NaN. The scan
-    releases the GIL, so this can run on a worker thread. A body
-    without results (or with ``"results": null``) gives empty arrays. Only the first ``"results"``
-    key is read, so the body must not carry that key inside another object before it.
+
+@dataclass(frozen=True)
+class ParsedBars:
+    """The rows of one aggregates body: bar values, and each row's ticker as a span of ``buf``."""
+
+    values: np.ndarray  # float64 (rows, 7): o h l c v vw t, NaN where absent
+    buf: np.ndarray  # uint8: the body, then zero bytes
+    spans: np.ndarray  # int64 (rows, 2): ticker start and length in ``buf`` (length 0: no ticker)
+    # Where the results array starts and ends in the body: the rest of it is the page's other keys.
+    start: int
+    end: int
+
+    def tickers(self) -> list[str]:
+        """The row tickers as strings ("" for a row without one)."""
+        joined = _join_spans(self.buf, self.spans)
+        # One C-level split makes every string (a row without a ticker leaves an empty line).
+        return joined.tobytes().decode("ascii").split("\n")[:len(self.spans)]
+
+
+def _empty(buf: np.ndarray, start: int, end: int) -> ParsedBars:
+    return ParsedBars(np.empty((0, N_COLUMNS)), buf, np.empty((0, 2), dtype=np.int64), start, end)
+
+
+def parse_results(body: bytes) -> ParsedBars | None:
+    """The rows of an aggregates body; None: use a JSON decoder.
+
+    A body without results (or with ``"results": null``) gives no rows. Only the first ``"results"``
+    key is read, so the body must not carry that key inside another object before it. The scan
+    releases the GIL, so this can run on a worker thread.
     """
+    buf = np.zeros(len(body) + _PAD, dtype=np.uint8)
+    buf[:len(body)] = np.frombuffer(body, dtype=np.uint8)
     key = body.find(b'"results"')
     if key < 0:
-        return [], np.empty((0, N_COLUMNS))
-    buf = np.frombuffer(body, dtype=np.uint8)
+        return _empty(buf, len(body), len(body))
     pos = int(_skip_ws(buf, key + 9))
-    if pos >= len(buf) or buf[pos] != 58:
+    if buf[pos] != 58:
         return None
     pos = int(_skip_ws(buf, pos + 1))
     if body.startswith(b"null", pos):
-        return [], np.empty((0, N_COLUMNS))
-    if pos >= len(buf) or buf[pos] != 91:
+        return _empty(buf, pos, pos + 4)
+    if buf[pos] != 91:
         return None
-    # Every row is an object, so the count of '{' bounds the rows; a ticker (and its newline) takes
-    # fewer bytes than its row, so the body's length bounds the joined tickers.
-    capacity = body.count(b"{", pos)
-    values = np.full((capacity, N_COLUMNS), np.nan)
-    joined = np.empty(len(body) - pos, dtype=np.uint8)
-    rows, used = _scan(buf, pos, values, joined, _POW10, _KEYMAP)
+    # A row object with a ticker and one bar takes at least ~40 bytes; a denser body is counted exactly.
+    capacity = (len(body) - pos) // 40 + 16
+    while True:
+        values = np.empty((capacity, N_COLUMNS))
+        spans = np.empty((capacity, 2), dtype=np.int64)
+        rows, end = _scan(buf, pos, values, spans)
+        if rows != _FULL:
+            break
+        capacity = body.count(b"{", pos) + 1
     if rows < 0:
         return None
-    # One C-level split makes every ticker string (a row without ``T`` leaves an empty line).
-    tickers = joined[:used].tobytes().decode("ascii").split("\n")[:rows]
-    return tickers, values[:rows]
+    return ParsedBars(values[:rows], buf, spans[:rows], pos, end)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -43,6 +43,7 @@ from services.fetcher.polygon import (
 )
 from services.fetcher.stack import SessionStack
 from services.fetcher.store import PANEL_FIELDS, BarStore, SessionData, panel_key
+from services.fetcher.tickers import TickerIndex
 
 log = structlog.get_logger(__name__)
 SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "avg_volume", "avg_dollar_volume", "sessions",
@@ -228,7 +229,11 @@ def adjust(block: np.ndarray, rows: np.ndarray, factors: np.ndarray) -> None:
 
 def warm_kernels() -> None:
     """Compile (or load from the disk cache) the Numba kernels before the first request needs them."""
-    parse_results(b'{"results":[{"T":"A","o":1.5,"h":2,"l":1,"c":2,"v":10,"vw":1.7,"t":1}]}')
+    parsed = parse_results(b'{"results":[{"T":"A","o":1.5,"h":2,"l":1,"c":2,"v":10,"vw":1.7,"t":1}]}')
+    assert parsed is not None
+    scratch = TickerIndex(capacity=4)
+    scratch.ids(["B"])
+    scratch.ids_of_spans(parsed.buf, parsed.spans)
     data = SessionData(day=as_day("2026-01-02"), ids=np.zeros(1, np.int64),
                        padded=np.zeros((2, 6), np.float32))
     Gatherer([data, None], np.array([0, -1])).chunk(0, 2)
@@ -257,7 +262,7 @@ class PanelBuilder:
         if await self.store.get_sessions([day]):
             return True
         try:
-            grouped = await self.client.grouped_daily(day_str(day))
+            grouped = await self.client.grouped_daily(day_str(day), self.store.index)
         except PolygonAuthError:
             raise
         except PolygonError as exc:
@@ -302,7 +307,7 @@ class PanelBuilder:
     async def _fetch_session(self, day: np.datetime64) -> SessionData | None:
         for attempt in range(EMPTY_SESSION_ATTEMPTS):
             try:
-                grouped = await self.client.grouped_daily(day_str(day))
+                grouped = await self.client.grouped_daily(day_str(day), self.store.index)
             except PolygonAuthError:
                 raise
             except PolygonError as exc:
@@ -314,9 +319,20 @@ class PanelBuilder:
         log.warning("session answered empty", session=day_str(day), attempts=EMPTY_SESSION_ATTEMPTS)
         return None
 
-    async def _fetch_sessions(self, days: Sequence[np.datetime64]) -> tuple[dict[np.datetime64, SessionData], list]:
-        """Fetch ``days`` concurrently; (fetched, failed). An auth error cancels the rest and raises."""
-        results = await run_all(self._fetch_session(d) for d in days)
+    async def _fetch_sessions(self, days: Sequence[np.datetime64],
+                              arrived: Callable[[SessionData], object] | None = None,
+                              ) -> tuple[dict[np.datetime64, SessionData], list]:
+        """Fetch ``days`` concurrently; (fetched, failed). An auth error cancels the rest and raises.
+
+        ``arrived`` is called with each session as soon as it is stored, while the others download.
+        """
+        async def one(day: np.datetime64) -> SessionData | None:
+            data = await self._fetch_session(day)
+            if data is not None and arrived is not None:
+                arrived(data)
+            return data
+
+        results = await run_all(one(d) for d in days)
         fetched = {d: r for d, r in zip(days, results, strict=True) if r is not None}
         return fetched, [d for d in days if d not in fetched]
 
@@ -387,6 +403,16 @@ class PanelBuilder:
 
     # --- panels ---------------------------------------------------------------------------------
 
+    def _stacker(self, window: np.ndarray, stored: dict[np.datetime64, SessionData],
+                 ) -> Callable[[SessionData], object] | None:
+        """Something that puts each fetched session of ``window`` into the session stack on arrival, so a
+        cold request's stacking overlaps its downloads (None for windows too long to stack). Assembling
+        loads the whole window again, which skips the slots already holding their session."""
+        first = self.calendar.index(window[0])
+        if not self.stack.load(first, [stored.get(d) for d in window], len(self.store.index)):
+            return None
+        return lambda data: self.stack.load(self.calendar.index(data.day), [data], len(self.store.index))
+
     def _panel_ttl(self, as_of: np.datetime64) -> float:
         until = (self.calendar.next_close_after(as_of) - datetime.now(UTC)).total_seconds()
         return min(max(until, PANEL_TTL_MIN), PANEL_TTL_MAX)
@@ -418,7 +444,7 @@ class PanelBuilder:
                         ranges, report.failed_symbols = await self._ticker_ranges(symbols, window, stats)
                     elif missing:
                         report.strategy = "grouped"
-                        fetched, failed = await self._fetch_sessions(missing)
+                        fetched, failed = await self._fetch_sessions(missing, self._stacker(window, stored))
                         stored.update(fetched)
                         report.failed_sessions = [day_str(d) for d in failed]
                     splits = await splits_task

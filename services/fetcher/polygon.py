@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,7 +33,7 @@ import numpy as np
 import orjson
 import structlog
 
-from services.fetcher.jsonbars import parse_results
+from services.fetcher.jsonbars import ParsedBars, parse_results
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -166,6 +167,10 @@ class _Aggs(msgspec.Struct):
     next_url: str | None = None
 
 
+class _NextPage(msgspec.Struct):
+    next_url: str | None = None
+
+
 class _TickerRef(msgspec.Struct):
     ticker: str
     name: str = ""
@@ -204,37 +209,53 @@ class _SplitPage(msgspec.Struct):
 
 
 _DECODERS: dict[type, msgspec.json.Decoder[Any]] = {
-    t: msgspec.json.Decoder(t) for t in (_Aggs, _TickerPage, _Details, _SplitPage)
+    t: msgspec.json.Decoder(t) for t in (_Aggs, _NextPage, _TickerPage, _Details, _SplitPage)
 }
 
 
 @dataclass(frozen=True)
 class _AggsPage:
-    tickers: list[str]
     values: np.ndarray  # float64 (rows, 7): BAR_FIELDS then t
     next_url: str | None
+    parsed: ParsedBars | None = None  # the Numba scanner's rows (ticker spans), when it read the body
+    tickers: list[str] | None = None  # the JSON decoder's tickers, when it did
 
 
 def _decode_aggs(body: bytes) -> _AggsPage:
     """An aggregates body as columns: the Numba scanner when it can, msgspec otherwise."""
-    if b'"next_url"' not in body:
-        fast = parse_results(body)
-        if fast is not None:
-            return _AggsPage(fast[0], fast[1], None)
+    fast = parse_results(body)
+    if fast is not None:
+        # A cursor page names its next page outside the rows, the only place ``next_url`` can appear.
+        paged = b'"next_url"' in body[:fast.start] or b'"next_url"' in body[fast.end:]
+        return _AggsPage(fast.values, _DECODERS[_NextPage].decode(body).next_url if paged else None, parsed=fast)
     page = _DECODERS[_Aggs].decode(body)
     rows = page.results or []
     values = np.array([(b.o, b.h, b.l, b.c, b.v, b.vw, b.t) for b in rows], dtype=np.float64).reshape(-1, 7)
-    return _AggsPage([b.T for b in rows], values, page.next_url)
+    return _AggsPage(values, page.next_url, tickers=[b.T for b in rows])
 
 
 # --- results handed to callers -----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class GroupedDay:
-    """Every ticker's unadjusted bar of one session; ``values`` columns follow BAR_FIELDS."""
+    """Every ticker's unadjusted bar of one session; ``values`` columns follow BAR_FIELDS.
 
-    tickers: list[str]
+    ``ids`` are the tickers' ids in the :class:`TickerIds` the day was decoded with, if any.
+    """
+
+    tickers: Sequence[str]
     values: np.ndarray  # float64 (n, 6)
+    ids: np.ndarray | None = None
+
+
+class TickerIds(Protocol):
+    """Ticker strings <-> ids (services/fetcher/tickers.py): lets a body's tickers skip being strings."""
+
+    def ids(self, tickers: Sequence[str]) -> np.ndarray: ...
+
+    def ids_of_spans(self, buf: np.ndarray, spans: np.ndarray) -> np.ndarray: ...
+
+    def names(self, ids: np.ndarray) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -265,19 +286,39 @@ class SplitTable:
     split_to: np.ndarray  # float64
 
 
-def _decode_grouped(body: bytes) -> GroupedDay | None:
-    """A grouped-daily body as one row per ticker; None when it has no rows (weekend, holiday)."""
+def _decode_grouped(body: bytes, index: TickerIds | None = None) -> GroupedDay | None:
+    """A grouped-daily body as one row per ticker; None when it has no rows (weekend, holiday).
+
+    With an ``index``, tickers are matched to ids straight from the body's bytes.
+    """
     page = _decode_aggs(body)
-    if not page.tickers:
+    if not len(page.values):
         return None
-    tickers, values = page.tickers, page.values[:, :6]
-    if len(set(tickers)) != len(tickers):
-        # Polygon repeats a row now and then: keep the first of each ticker.
-        _, first = np.unique(np.asarray(tickers), return_index=True)
-        first.sort()
-        tickers = [tickers[i] for i in first]
-        values = values[first]
-    return GroupedDay(tickers=tickers, values=values)
+    values = page.values[:, :6]
+    if index is None:
+        tickers = page.tickers if page.parsed is None else page.parsed.tickers()
+        return _first_of_each(GroupedDay(tickers=tickers, values=values))
+    if page.parsed is not None:
+        ids = index.ids_of_spans(page.parsed.buf, page.parsed.spans)
+    else:
+        ids = index.ids(page.tickers or [])
+    return _first_of_each(GroupedDay(tickers=index.names(ids), values=values, ids=ids))
+
+
+def _first_of_each(day: GroupedDay) -> GroupedDay:
+    """Polygon repeats a row now and then: keep the first of each ticker."""
+    if day.ids is not None:
+        repeated = len(day.ids) and int(np.bincount(day.ids).max()) > 1
+        labels = day.ids
+    else:
+        repeated = len(set(day.tickers)) != len(day.tickers)
+        labels = np.asarray(day.tickers)
+    if not repeated:
+        return day
+    _, first = np.unique(labels, return_index=True)
+    first.sort()
+    return GroupedDay(tickers=[day.tickers[i] for i in first], values=day.values[first],
+                      ids=None if day.ids is None else day.ids[first])
 
 
 def _error_message(body: bytes, reason: str) -> tuple[str, str]:
@@ -417,10 +458,13 @@ class PolygonClient:
 
     # --- endpoints ------------------------------------------------------------------------------
 
-    async def grouped_daily(self, day: str) -> GroupedDay | None:
-        """Every ticker's unadjusted bar for ``day`` (YYYY-MM-DD); None when the source has none."""
+    async def grouped_daily(self, day: str, index: TickerIds | None = None) -> GroupedDay | None:
+        """Every ticker's unadjusted bar for ``day`` (YYYY-MM-DD); None when the source has none.
+
+        With an ``index``, the day comes with its tickers' ids (matched while decoding, off the event loop).
+        """
         return await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
-                               {"adjusted": "false", "include_otc": "true"}, _decode_grouped)
+                               {"adjusted": "false", "include_otc": "true"}, partial(_decode_grouped, index=index))
 
     async def ticker_range(self, ticker: str, start: str, end: str) -> TickerRange:
         """One ticker's unadjusted daily bars from ``start`` to ``end`` (inclusive), following next_url."""

@@ -39,9 +39,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import count, repeat
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ from services.common.codec import Block, BlockError, decode_block, encode_block
 from services.common.redis_client import ResilientRedis
 from services.fetcher.calendar import DAY, day_str
 from services.fetcher.polygon import BAR_FIELDS, GroupedDay, SplitTable, TickerDetails, TickerRange
+from services.fetcher.tickers import TickerIndex
 
 log = structlog.get_logger(__name__)
 PREFIX = "technic:"
@@ -82,35 +83,6 @@ def panel_key(as_of: np.datetime64, lookback: int, digest: str, chunk_index: int
 
 UNIVERSE_REF_KEY = f"{PREFIX}universe:ref"
 UNIVERSE_DETAILS_KEY = f"{PREFIX}universe:details"
-
-
-class TickerIndex:
-    """Process-wide ticker -> integer id, so rows are matched with numpy instead of string compares."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-        self._names: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def ids(self, tickers: Iterable[str], *, add: bool = True) -> np.ndarray:
-        """Ids of ``tickers`` (new ones are added when ``add``, else get -1)."""
-        table = self._ids
-        tickers = tickers if isinstance(tickers, list | tuple) else list(tickers)
-        ids = np.fromiter(map(table.get, tickers, repeat(-1)), dtype=np.int64, count=len(tickers))
-        if add:
-            for i in np.flatnonzero(ids < 0).tolist():
-                ticker = tickers[i]
-                if ticker not in table:
-                    table[ticker] = len(self._names)
-                    self._names.append(ticker)
-                ids[i] = table[ticker]
-        return ids
-
-    def names(self, ids: np.ndarray) -> tuple[str, ...]:
-        """The tickers of ``ids`` (all known)."""
-        return tuple(map(self._names.__getitem__, ids.tolist()))
 
 
 _SERIALS = count(1)
@@ -253,15 +225,15 @@ class BarStore:
 
     async def put_session(self, day: np.datetime64, grouped: GroupedDay, *, unfinished: bool) -> SessionData:
         """Store one session's bars (immutable unless ``unfinished``) and keep it decoded in memory."""
-        values = grouped.values.astype(np.float32)
-        raw = encode_block(values, rows=grouped.tickers, fields=BAR_FIELDS, meta={"session": day_str(day)})
+        n = len(grouped.values)
+        padded = np.empty((n + 1, grouped.values.shape[1]), dtype=np.float32)
+        padded[:-1] = grouped.values
+        padded[-1] = np.nan
+        raw = encode_block(padded[:-1], rows=grouped.tickers, fields=BAR_FIELDS, meta={"session": day_str(day)})
         ttl = self.unfinished_ttl if unfinished else None
         async with self._session_writes:
             await self.redis.set(session_key(day), raw, ttl=ttl)
-        padded = np.empty((len(values) + 1, values.shape[1]), dtype=np.float32)
-        padded[:-1] = values
-        padded[-1] = np.nan
-        ids = self.index.ids(grouped.tickers)
+        ids = grouped.ids if grouped.ids is not None else self.index.ids(grouped.tickers)
         data = SessionData(day=day, ids=ids, padded=padded)
         self._remember(data, ttl)
         return data

@@ -21,8 +21,9 @@ def check(body: bytes) -> None:
     parsed = parse_results(body)
     assert parsed is not None
     tickers, values = expected(body)
-    assert parsed[0] == tickers
-    np.testing.assert_array_equal(parsed[1], values)  # bit-exact, NaN where absent
+    assert parsed.tickers() == tickers
+    np.testing.assert_array_equal(parsed.values, values)  # bit-exact, NaN where absent
+    assert body[parsed.start:parsed.end].startswith((b"[", b"null")) or parsed.start == len(body)
 
 
 def test_random_rows_are_bit_exact() -> None:
@@ -44,10 +45,34 @@ def test_random_rows_are_bit_exact() -> None:
 def test_whitespace_unknown_keys_and_empty_forms() -> None:
     check(b'{ "results" : [ { "T" : "A.B" , "o" : 1E2, "x": true, "y": "s", "n": 3 } ,{"c":2.5e-1,"T":"C"} ] }')
     check(b'{"ticker":"AAA","results":[{"o":1,"t":1795208400000}]}')
-    assert parse_results(b'{"status":"OK","resultsCount":0}') == ([], pytest.approx(np.empty((0, 7))))
-    tickers, values = parse_results(b'{"results": null, "status": "OK"}')
-    assert tickers == [] and values.shape == (0, 7)
-    assert parse_results(b'{"results":[]}')[1].shape == (0, 7)
+    for body in (b'{"status":"OK","resultsCount":0}', b'{"results": null, "status": "OK"}', b'{"results":[]}'):
+        parsed = parse_results(body)
+        assert parsed is not None and parsed.tickers() == [] and parsed.values.shape == (0, 7)
+
+
+def test_numbers_of_every_length_and_form() -> None:
+    """Digit runs of 1 to 16 bytes (read 8 at a time), around the decimal point, signs and exponents."""
+    rng = np.random.default_rng(11)
+    texts = []
+    for digits in range(1, 16):
+        for point in range(digits + 1):
+            mantissa = str(int(rng.integers(10 ** (digits - 1), 10 ** digits)))
+            text = mantissa if point == digits else f"{mantissa[:point] or '0'}.{mantissa[point:]}"
+            if sum(ch.isdigit() for ch in text) <= 15:  # more would leave the exact fast path
+                texts += [text, "-" + text]
+    texts += ["0", "-0", "1e3", "1E-3", "2.5e+2", "7e0", "123456789012345", "0.00000000000001"]
+    body = ("{\"results\":[" + ",".join(f'{{"T":"X{i}","o":{t}}}' for i, t in enumerate(texts)) + "]}").encode()
+    check(body)
+
+
+def test_a_body_denser_than_the_row_estimate_is_still_read() -> None:
+    check(b'{"results":[' + b",".join([b'{"o":1}'] * 5000) + b"]}")
+
+
+def test_next_page_link_is_found_outside_the_rows() -> None:
+    body = b'{"results":[{"T":"A","o":1}],"next_url":"https://x/next"}'
+    parsed = parse_results(body)
+    assert parsed is not None and b'"next_url"' in body[parsed.end:]
 
 
 @pytest.mark.parametrize("body", [
@@ -59,6 +84,14 @@ def test_whitespace_unknown_keys_and_empty_forms() -> None:
     b'{"results":[{"T":"AB","o":1\x00}]}',  # stray byte
     b'{"results":[{"T":"AB","o":"1"}]}',  # a string where a number belongs
     b'{"results" 5}',
+    b'{"results":[{"T":"AB","o":12345678901234567}]}',  # 17 digits
+    b'{"results":[{"T":"AB","o":0.000000000000001}]}',  # 16 digits with the leading zero
+    b'{"results":[{"T":"AB","o":1.}]}',  # no digit after the point
+    b'{"results":[{"T":"AB","o":-}]}',  # a sign alone
+    b'{"results":[{"T":"AB","o":1e}]}',  # an exponent without digits
+    b'{"results":[{"T":"AB","o":1e400}]}',  # beyond the exact powers of ten
+    b'{"results":[{"T":"AB","o":true}]}',  # a literal where a number belongs
+    b'{"results":[{"T":"AB","x":nul}]}',  # a broken literal
 ])
 def test_declines_what_it_cannot_read_exactly(body: bytes) -> None:
     assert parse_results(body) is None

@@ -25,7 +25,8 @@ from services.fetcher.panels import (
 )
 from services.fetcher.polygon import GroupedDay, PolygonClient, SplitTable, TickerRange
 from services.fetcher.stack import SessionStack
-from services.fetcher.store import BarStore, SessionData, TickerIndex
+from services.fetcher.store import BarStore, SessionData
+from services.fetcher.tickers import TickerIndex
 from tests.support import RedisServer
 
 DAYS = np.array(["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"], dtype="datetime64[D]")

@@ -19,6 +19,7 @@ from services.fetcher.polygon import (
     TokenBucket,
     counting,
 )
+from services.fetcher.tickers import TickerIndex
 
 KEY = "secret-key-123"
 ROW = {"T": "AAA", "v": 100.0, "vw": 10.5, "o": 10.0, "c": 11.0, "h": 12.0, "l": 9.0, "t": 1, "n": 5}
@@ -56,18 +57,28 @@ def answer(status: int, body: bytes, headers: dict[str, str] | None = None) -> w
     return web.Response(status=status, body=body, headers=headers)
 
 
-async def test_grouped_daily_parses_and_keeps_one_row_per_ticker() -> None:
+@pytest.mark.parametrize("indexed", [False, True])
+@pytest.mark.parametrize("escaped", [False, True], ids=["scanner", "json-decoder"])
+async def test_grouped_daily_parses_and_keeps_one_row_per_ticker(indexed: bool, escaped: bool) -> None:
     seen: list[web.Request] = []
 
     def handler(request: web.Request) -> web.Response:
         seen.append(request)
         rows = [ROW, {**ROW, "T": "BBB", "vw": None}, {**ROW, "c": 99.0}]
-        return ok({"status": "OK", "resultsCount": 3, "results": rows, "request_id": "r"})
+        body = orjson.dumps({"status": "OK", "resultsCount": 3, "results": rows, "request_id": "r"})
+        # An escaped ticker is beyond the Numba scanner: the general decoder reads the body instead.
+        return answer(200, body.replace(b'"BBB"', b'"B\\u0042B"') if escaped else body)
 
+    index = TickerIndex()
+    index.ids(["ZZZ"])
     async with client_for(handler) as client:
-        day = await client.grouped_daily("2026-11-13")
+        day = await client.grouped_daily("2026-11-13", index if indexed else None)
     assert day is not None
-    assert day.tickers == ["AAA", "BBB"]
+    assert list(day.tickers) == ["AAA", "BBB"]
+    if indexed:
+        assert day.ids is not None and list(day.ids) == [1, 2] and list(index.ids(["AAA", "BBB"], add=False)) == [1, 2]
+    else:
+        assert day.ids is None
     np.testing.assert_array_equal(day.values[0], [10.0, 12.0, 9.0, 11.0, 100.0, 10.5])
     assert np.isnan(day.values[1, 5])
     assert seen[0].headers["Authorization"] == f"Bearer {KEY}"

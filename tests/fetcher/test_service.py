@@ -192,6 +192,9 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         assert [s for r in chunks for s in r.no_data] == ["NOPE1"]
         today = {r["T"]: r for r in grouped_today(clean)}
         np.testing.assert_allclose(block[:300, -1, 3], [today[t]["c"] for t in tickers[:300]], rtol=1e-6)
+        # Every session of the cold window (stacked as it downloaded) equals the adjusted history.
+        sample = list(range(0, 300, 15))
+        assert_matches_adjusted(clean, [names[i] for i in sample], block[sample], meta["sessions"])
 
         before = clean.requests()
         warm_chunks, warm_final = prefetch(stub, symbols, chunk_size=128)

@@ -133,6 +133,6 @@ async def test_sessions_name_their_rows_through_the_ticker_index(flushed: RedisS
                                      unfinished=False)
     other = BarStore(ResilientRedis(flushed.url))
     read = (await other.get_sessions([DAY]))[DAY]
-    assert store.index.names(first.ids) == ("AAA", "BBB") and store.index.names(second.ids) == ("BBB", "CCC")
-    assert other.index.names(read.ids) == ("AAA", "BBB")
+    assert store.index.names(first.ids) == ["AAA", "BBB"] and store.index.names(second.ids) == ["BBB", "CCC"]
+    assert other.index.names(read.ids) == ["AAA", "BBB"]
     assert list(store.index.ids(["CCC", "AAA", "ZZZ"], add=False)) == [2, 0, -1]
