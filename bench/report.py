@@ -226,7 +226,7 @@ def format_text(figures: dict[str, Any]) -> str:
             f"{env.get('load_before', '?')} before and {env.get('load_after', '?')} after; "
             f"{figures.get('symbols_scanned', 0):,} symbols scanned of {tickers} tickers, "
             f"{env.get('latency_ms', '?')} ms per simulator request", ""]
-    out = [*head, format_table(budget_table(figures)), "", per_symbol_line(figures)]
+    out = [*head, format_table(budget_table(figures)), "", per_symbol_line(figures), *stage_lines(figures)]
     if figures.get("first_start_error"):
         out.append(f"first start failed ({figures['first_start_error']}); the scan was asked again")
     comps = component_lines(figures)
@@ -260,6 +260,14 @@ def stage_matrix(figures: dict[str, Any]) -> tuple[list[str], list[str], list[li
     kinds = [k for k in SCAN_KINDS if isinstance(figures.get(k), dict) and figures[k].get("stages")]
     stages = sorted({s for k in kinds for s in figures[k]["stages"]})
     return kinds, stages, [[float(figures[k]["stages"].get(s, 0.0)) for k in kinds] for s in stages]
+
+
+def stage_lines(figures: dict[str, Any]) -> list[str]:
+    """One line per scan kind: its median stage seconds in milliseconds (stages overlap, see stage_matrix)."""
+    kinds, stages, values = stage_matrix(figures)
+    return [f"stages of the {kind.replace('_', ' ')} scan (ms): "
+            + ", ".join(f"{stage} {values[i][j] * 1000:.0f}" for i, stage in enumerate(stages) if values[i][j])
+            for j, kind in enumerate(kinds)]
 
 
 def stage_chart(figures: dict[str, Any], path: Path) -> Path:

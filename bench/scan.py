@@ -42,7 +42,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.fetcher import advance_session, free_port, polygon_requests, process, wait_port
-from bench.report import budget_table, format_table, per_symbol_line, spread
+from bench.report import budget_table, format_table, per_symbol_line, spread, stage_lines
 from gateway.views import after_prefilter
 from services.common.channels import make_channel, make_sync_channel
 from services.fetcher.settings import SIMULATOR_API_KEY
@@ -369,6 +369,7 @@ async def run(args: argparse.Namespace) -> None:
         figures["baseline"] = run_baseline(http, figures["sample_symbols"][: args.sample], figures["as_of"])
     print(format_table(budget_table(figures)))
     print(per_symbol_line(figures))
+    print("\n".join(stage_lines(figures)))
 
 
 def main() -> None:

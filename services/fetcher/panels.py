@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 import numpy as np
 import structlog
@@ -251,6 +252,7 @@ class PanelBuilder:
         # The latest market-wide split table: (from, to, fetched at (monotonic), table).
         self._all_splits: tuple[np.datetime64, np.datetime64, float, SplitTable] | None = None
         self.latest = LatestSession(calendar, self._probe, ttl=latest_ttl, known=self._newest_stored)
+        self._downloads: dict[np.datetime64, asyncio.Future[SessionData | None]] = {}
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -305,6 +307,22 @@ class PanelBuilder:
             raise RequestError(str(exc)) from None
 
     async def _fetch_session(self, day: np.datetime64) -> SessionData | None:
+        """One session by grouped daily, stored; None when the source failed. One download per session at a
+        time: concurrent requests for it (a background window download and a snapshot, say) share it."""
+        task = self._downloads.get(day)
+        if task is None:
+            task = asyncio.ensure_future(self._download_session(day))
+            self._downloads[day] = task
+            task.add_done_callback(partial(self._download_done, day))
+        return await asyncio.shield(task)
+
+    def _download_done(self, day: np.datetime64, task: asyncio.Future[SessionData | None]) -> None:
+        if self._downloads.get(day) is task:
+            del self._downloads[day]
+        if not task.cancelled():
+            task.exception()  # retrieved: a waiter that went away must not leave it "never retrieved"
+
+    async def _download_session(self, day: np.datetime64) -> SessionData | None:
         for attempt in range(EMPTY_SESSION_ATTEMPTS):
             try:
                 grouped = await self.client.grouped_daily(day_str(day), self.store.index)

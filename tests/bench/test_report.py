@@ -100,6 +100,8 @@ def test_text_report_states_per_symbol_figures_and_components() -> None:
     assert "ranker page_read: 2.00 ms   rank from scratch 20.0 ms   ratio 10.0x" in text
     assert "fetcher: not measured (exit 1)" in text
     assert "load average 1.00, 1.00, 1.00 before" in text
+    assert "stages of the cold scan (ms): compute 300, fetch 1500" in text
+    assert "stages of the first start scan (ms): fetch 5000, universe 2000" in text
     assert per_symbol_line(synthetic(baseline=None)) == "seconds per symbol: not measured"
 
 

@@ -220,6 +220,26 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         assert_matches_adjusted(clean, names, block, meta["sessions"])
 
 
+def test_concurrent_requests_share_each_session_download(clean: Simulator, tickers: list[str],
+                                                          redis_server: RedisServer, logdir: Path) -> None:
+    with fetcher(clean, redis_server.url, logdir) as stub:
+        before = clean.requests()
+        answers: list[tuple[list[fetcher_pb2.PrefetchResponse], fetcher_pb2.PrefetchResponse]] = []
+        threads = [threading.Thread(target=lambda part=part: answers.append(prefetch(stub, part)))
+                   for part in (tickers[:300], tickers[300:600])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(answers) == 2 and all(final.as_of == TODAY and not final.failed_sessions for _, final in answers)
+        # Both windows are cold at once: each session is downloaded once and handed to both requests.
+        assert LOOKBACK <= clean.requests() - before <= LOOKBACK + 12
+        for chunks, _ in answers:
+            names, block, meta = panel(chunks, redis_server.url)
+            sample = list(range(0, 300, 60))
+            assert_matches_adjusted(clean, [names[i] for i in sample], block[sample], meta["sessions"])
+
+
 def test_watchlist_goes_per_ticker_and_matches_adjusted(clean: Simulator, redis_server: RedisServer,
                                                        logdir: Path) -> None:
     with fetcher(clean, redis_server.url, logdir) as stub:
