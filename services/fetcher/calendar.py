@@ -164,14 +164,29 @@ class LatestSession:
     async def _discover(self) -> tuple[np.datetime64, bool]:
         cal = self.calendar
         guess = cal.index(cal.latest_completed(self.now()))
-        found = await self.probe(cal.session_at(guess))
+        following: asyncio.Future[bool | None] | None = None
+        if self._value is None and guess + 1 < len(cal.sessions):
+            # Nothing known yet (a fresh process, whose first scan waits for this): the common answer needs
+            # the guess and the session after it, so both are asked at once. Later refreshes ask one at a
+            # time, as the guess is then usually stored and one request settles it.
+            following = asyncio.ensure_future(self.probe(cal.session_at(guess + 1)))
+            following.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved if unused
+        found: bool | None = None
+        try:
+            found = await self.probe(cal.session_at(guess))
+        finally:
+            if following is not None and not found:
+                following.cancel()  # not needed (or the probe failed): the next session is not asked
         if found is None:
             return cal.session_at(guess), False
         if found:
             lo, hi, step = guess, None, 1
             # One request settles the common case (nothing new); galloping finds how far a source is ahead.
             while hi is None and lo + step < len(cal.sessions):
-                answer = await self.probe(cal.session_at(lo + step))
+                if following is not None:
+                    answer, following = await following, None
+                else:
+                    answer = await self.probe(cal.session_at(lo + step))
                 if answer is None:
                     return cal.session_at(lo), False
                 if answer:

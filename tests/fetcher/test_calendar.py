@@ -126,3 +126,26 @@ async def test_a_session_asked_for_is_kept_fresh_in_the_background(cal: TradingC
 async def test_without_a_ttl_there_is_nothing_to_keep(cal: TradingCalendar) -> None:
     latest = LatestSession(cal, make_probe(cal, "2026-11-13", []), ttl=0)
     await asyncio.wait_for(latest.keep_fresh(), timeout=5)
+
+
+async def test_a_fresh_discovery_asks_the_guess_and_the_next_session_at_once(cal: TradingCalendar) -> None:
+    calls: list[str] = []
+    in_flight, most = 0, 0
+
+    async def probe(day: np.datetime64) -> bool | None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        calls.append(day_str(day))
+        return bool(day <= as_day("2026-11-13"))
+
+    latest = LatestSession(cal, probe, ttl=0, now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    assert day_str(await latest.get()) == "2026-11-13"
+    assert most == 2 and sorted(calls) == ["2026-11-13", "2026-11-16"]
+    # Once a session is known, a refresh asks one at a time (the guess is then usually stored).
+    calls.clear()
+    most = 0
+    assert day_str(await latest.get()) == "2026-11-13"
+    assert most == 1 and calls == ["2026-11-13", "2026-11-16"]
