@@ -342,7 +342,7 @@ class PolygonClient:
         api_key: str,
         *,
         max_in_flight: int = 16,
-        details_in_flight: int = 16,
+        details_in_flight: int = 48,
         rate: float = 0.0,
         max_retries: int = 6,
         backoff_base: float = 0.25,
