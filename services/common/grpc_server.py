@@ -8,6 +8,7 @@ Shutdown on SIGTERM or SIGINT: health turns NOT_SERVING at once (load balancers 
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,10 @@ async def serve(
 
     if warmup is not None:
         await warmup(health)
+    # What start-up left alive (modules, compiled kernels, models, reference data) stays for the life
+    # of the process: out of the collector's sight, a full collection walks only what requests made.
+    gc.collect()
+    gc.freeze()
     await health.set_serving(True)
     log.info("serving", address=address)
 
