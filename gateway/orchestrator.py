@@ -224,6 +224,7 @@ class Orchestrator:
         self._pinned: OrderedDict[str, _Snapshot] = OrderedDict()
         self._prefilters: OrderedDict[tuple[object, ...], _Prefilter] = OrderedDict()
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
+        self._columns: tuple[fetcher_pb2.GetUniverseResponse, tuple[np.ndarray, ...]] | None = None
         # The last ticker details answer and when it came (see _survivor_details).
         self._known_details: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
@@ -399,7 +400,7 @@ class Orchestrator:
             self._prefilters.move_to_end(key)
             return entry
         block = snapshot.block
-        kept = prefilter(universe.symbols, universe.types, universe.exchanges, block.rows,
+        kept = prefilter(*self._universe_columns(universe), block.rows,
                          block.column("close"), block.column("avg_dollar_volume"), spec)
         if opts.sectors:
             details = await self._details(kept.survivors)
@@ -410,6 +411,15 @@ class Orchestrator:
         while len(self._prefilters) > PREFILTERS:
             self._prefilters.popitem(last=False)
         return entry
+
+    def _universe_columns(self, universe: fetcher_pb2.GetUniverseResponse) -> tuple[np.ndarray, ...]:
+        """Symbols, types and exchanges of ``universe`` as arrays, converted once per universe answer
+        (numpy reads a protobuf repeated field an element at a time)."""
+        cached = self._columns
+        if cached is None or cached[0] is not universe:
+            cached = self._columns = (universe, tuple(np.asarray(list(column), dtype=object) for column in (
+                universe.symbols, universe.types, universe.exchanges)))
+        return cached[1]
 
     async def _survivor_details(self, entry: _Prefilter) -> fetcher_pb2.GetUniverseResponse:
         """Ticker details covering the prefilter's survivors, trusted as long as the universe is.
