@@ -17,6 +17,9 @@ model and feature versions). The latest as-of session is trusted for a few secon
 results are kept in process, so an identical scan costs a dictionary lookup; otherwise the ranker's
 cache is asked before any work starts. A scan asked with ``refresh`` skips both caches and is ranked
 under its own fingerprint (the request's, salted with the scan id), then replaces the in-process entry.
+Work that depends only on the snapshot, the universe and the request rules is not repeated by a
+scan that asks the same again (a refresh): the prefilter result and the header parts built from it
+are kept while the snapshot's bytes are the same, and ticker details while the universe is trusted.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
 # Snapshots of pinned (past) as-of sessions kept in process (each ~1 MB for 11,000 tickers).
 PINNED_SNAPSHOTS = 8
-# Prefilter results kept in process, by request rules (each a few hundred KB for 11,000 tickers).
+# Prefilter results kept in process, by request rules (each ~1 MB: the snapshot bytes it was made from).
 PREFILTERS = 8
 # Pause between attempts to fetch the rest of a scan after the fetcher went away.
 FETCH_RETRY_PAUSE = 0.5

@@ -10,7 +10,9 @@ fits it), split-adjusted backwards, written to Redis (each write overlapping the
 assembly) and yielded one by one, so the next stage starts on the first chunk while later ones are
 built. Each chunk carries a content digest (:func:`chunk_digest`), also part of its Redis key.
 Sessions that fail after retries stay NaN, are named in the report, and are fetched again by the
-next request because they are not stored.
+next request because they are not stored. A request defined exactly as a recent one (same symbols,
+session objects, split table) yields that request's chunks again while Redis holds them all, and the
+last snapshot is served again while its sessions and split table are the same.
 """
 
 from __future__ import annotations
