@@ -17,6 +17,9 @@ model and feature versions). The latest as-of session is trusted for a few secon
 results are kept in process, so an identical scan costs a dictionary lookup; otherwise the ranker's
 cache is asked before any work starts. A scan asked with ``refresh`` skips both caches and is ranked
 under its own fingerprint (the request's, salted with the scan id), then replaces the in-process entry.
+Work that depends only on the snapshot, the universe and the request rules is not repeated by a
+scan that asks the same again (a refresh): the prefilter result and the header parts built from it
+are kept while the snapshot's bytes are the same, and ticker details while the universe is trusted.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import orjson
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.prefilter import DEFAULT_TYPES, EXCLUDED_EXCHANGES, PrefilterSpec, lookup, prefilter
+from gateway.prefilter import DEFAULT_TYPES, EXCLUDED_EXCHANGES, Prefiltered, PrefilterSpec, lookup, prefilter
 from gateway.settings import GatewaySettings
 from gateway.validation import FEATURE_NAMES, check_options, normalize_options
 from services.common.channels import make_channel
@@ -67,6 +70,8 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
                        grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
 # Snapshots of pinned (past) as-of sessions kept in process (each ~1 MB for 11,000 tickers).
 PINNED_SNAPSHOTS = 8
+# Prefilter results kept in process, by request rules (each ~1 MB: the snapshot bytes it was made from).
+PREFILTERS = 8
 # Pause between attempts to fetch the rest of a scan after the fetcher went away.
 FETCH_RETRY_PAUSE = 0.5
 # Block layouts of a ScoreResponse (the contract), used for ERROR rows before any chunk was scored.
@@ -119,6 +124,37 @@ class _Snapshot:
     as_of: str
     block: Block
     fetched: float
+    raw: bytes = b""  # the block as the fetcher sent it: an identical answer is not decoded again
+
+
+@dataclass
+class _Prefilter:
+    """A prefilter result and what the ranker header derives from it, reused while the snapshot's bytes
+    and the universe are the same (a warm scan asks the same again, and filtering 11,000 tickers and
+    building a message per issue cost tens of milliseconds)."""
+
+    snapshot: bytes
+    universe: fetcher_pb2.GetUniverseResponse
+    kept: Prefiltered
+    issues: tuple[np.ndarray, np.ndarray, np.ndarray]
+    header: bytes = b""  # a serialized RankHeader holding the issues
+    info: tuple[fetcher_pb2.GetUniverseResponse, bytes] | None = None  # details -> RankHeader with their info
+
+    def issues_header(self) -> bytes:
+        """The issues as a serialized RankHeader, to merge into the scan's header (built once)."""
+        if not self.header:
+            symbols, buckets, reasons = (column.tolist() for column in self.issues)
+            self.header = ranker_pb2.RankHeader(issues=[
+                common_pb2.SymbolIssue(symbol=s, bucket=b, reason=r)
+                for s, b, r in zip(symbols, buckets, reasons, strict=True)]).SerializeToString()
+        return self.header
+
+    def info_header(self, details: fetcher_pb2.GetUniverseResponse) -> bytes:
+        """The survivors' reference columns as a serialized RankHeader (built once per details answer)."""
+        if self.info is None or self.info[0] is not details:
+            info = Orchestrator._aligned(details, self.kept.survivors)
+            self.info = (details, ranker_pb2.RankHeader(info=info).SerializeToString())
+        return self.info[1]
 
 
 def fingerprint(options: scan_pb2.ScanOptions, as_of: str, feature_version: str,
@@ -189,7 +225,11 @@ class Orchestrator:
         self._latest_snapshot: asyncio.Future[_Snapshot] | None = None
         # Snapshots of past sessions by as-of: final once every session of the window was fetched.
         self._pinned: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._prefilters: OrderedDict[tuple[object, ...], _Prefilter] = OrderedDict()
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
+        self._columns: tuple[fetcher_pb2.GetUniverseResponse, tuple[np.ndarray, ...]] | None = None
+        # The last ticker details answer and when it came (see _survivor_details).
+        self._known_details: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
         self._flights: dict[bytes, asyncio.Future[scan_pb2.ScanResult]] = {}
         self._results: OrderedDict[tuple[object, ...], scan_pb2.ScanResult] = OrderedDict()
@@ -312,25 +352,11 @@ class Orchestrator:
 
         t = time.perf_counter()
         progress("prefilter", 0, len(opts.universe) or len(universe.symbols))
-        explicit = bool(opts.universe)
-        types = None if explicit else (DEFAULT_TYPES | {"ETF"} if opts.include_etfs else DEFAULT_TYPES)
-        spec = PrefilterSpec(
-            universe=tuple(opts.universe),
-            min_price=opts.min_price if opts.HasField("min_price") else 0.0,
-            min_dollar_volume=opts.min_dollar_volume if opts.HasField("min_dollar_volume") else 0.0,
-            types=types, exclude_exchanges=frozenset() if explicit else EXCLUDED_EXCHANGES,
-        )
-        block = snapshot.block
-        kept = prefilter(universe.symbols, universe.types, universe.exchanges, block.rows,
-                         block.column("close"), block.column("avg_dollar_volume"), spec)
-        if opts.sectors:
-            details = await self._details(kept.survivors)
-            kept.keep_sectors(self._aligned(details, kept.survivors).sectors, opts.sectors)
-        kept.cap(opts.max_symbols)
-        survivors = kept.survivors
+        entry = await self._prefilter(opts, universe, snapshot)
+        kept, survivors = entry.kept, entry.kept.survivors
         # Ticker details (one request per name the fetcher lacks) are fetched beside the bars: the
         # ranker needs them only in its header, which waits for the first scored chunk anyway.
-        details = asyncio.create_task(timed("details", self._details(survivors)))
+        details = asyncio.create_task(timed("details", self._survivor_details(entry)))
         seconds["prefilter"] = time.perf_counter() - t
         progress("prefilter", len(survivors), kept.requested,
                  f"{len(survivors)} of {kept.requested} symbols pass the prefilter")
@@ -339,8 +365,8 @@ class Orchestrator:
         # The prefilter's issues go into the header while the first chunks are fetched, not before.
         header = ranker_pb2.RankHeader(scan_id=scan_id, options=ranking_options(opts), as_of=snapshot.as_of,
                                        requested=kept.requested)
-        pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, survivors, header, kept.issues(),
-                             benchmark_task, progress, seconds, refresh, details,
+        pipeline = _Pipeline(self, opts, scan_id, snapshot.as_of, entry, header, benchmark_task,
+                             progress, seconds, refresh, details,
                              self._top_rows.get(opts.SerializeToString(deterministic=True), []))
         try:
             result = await pipeline.run()
@@ -359,6 +385,66 @@ class Orchestrator:
         bound.info("scan finished", seconds=round(seconds["total"], 3), ranked=result.accounting.ranked,
                    requested=result.accounting.requested)
         return result
+
+    async def _prefilter(self, opts: scan_pb2.ScanOptions, universe: fetcher_pb2.GetUniverseResponse,
+                         snapshot: _Snapshot) -> _Prefilter:
+        """The prefilter result of ``opts`` over this universe and snapshot (kept while both stay the same)."""
+        explicit = bool(opts.universe)
+        types = None if explicit else (DEFAULT_TYPES | {"ETF"} if opts.include_etfs else DEFAULT_TYPES)
+        spec = PrefilterSpec(
+            universe=tuple(opts.universe),
+            min_price=opts.min_price if opts.HasField("min_price") else 0.0,
+            min_dollar_volume=opts.min_dollar_volume if opts.HasField("min_dollar_volume") else 0.0,
+            types=types, exclude_exchanges=frozenset() if explicit else EXCLUDED_EXCHANGES,
+        )
+        key = (spec, tuple(opts.sectors), opts.max_symbols, snapshot.as_of)
+        entry = self._prefilters.get(key)
+        if entry is not None and entry.universe is universe and snapshot.raw and entry.snapshot == snapshot.raw:
+            self._prefilters.move_to_end(key)
+            return entry
+        block = snapshot.block
+        kept = prefilter(*self._universe_columns(universe), block.rows,
+                         block.column("close"), block.column("avg_dollar_volume"), spec)
+        if opts.sectors:
+            details = await self._details(kept.survivors)
+            kept.keep_sectors(self._aligned(details, kept.survivors).sectors, opts.sectors)
+        kept.cap(opts.max_symbols)
+        entry = _Prefilter(snapshot=snapshot.raw, universe=universe, kept=kept, issues=kept.issues())
+        self._prefilters[key] = entry
+        while len(self._prefilters) > PREFILTERS:
+            self._prefilters.popitem(last=False)
+        return entry
+
+    def _universe_columns(self, universe: fetcher_pb2.GetUniverseResponse) -> tuple[np.ndarray, ...]:
+        """Symbols, types and exchanges of ``universe`` as arrays, converted once per universe answer
+        (numpy reads a protobuf repeated field an element at a time)."""
+        cached = self._columns
+        if cached is None or cached[0] is not universe:
+            cached = self._columns = (universe, tuple(np.asarray(list(column), dtype=object) for column in (
+                universe.symbols, universe.types, universe.exchanges)))
+        return cached[1]
+
+    async def _survivor_details(self, entry: _Prefilter) -> fetcher_pb2.GetUniverseResponse:
+        """Ticker details covering the prefilter's survivors, trusted as long as the universe is.
+
+        The answers are kept and grown: the fetcher is asked only for survivors they lack (the next
+        session's survivors are mostly the same names), and for all of them again once too old.
+        """
+        survivors = entry.kept.survivors
+        known = self._known_details
+        if known is None or time.monotonic() - known[1] >= self.settings.gateway_universe_ttl_seconds:
+            details = await self._details(survivors)
+            self._known_details = (details, time.monotonic())
+            return details
+        covered = lookup([*known[0].symbols, *known[0].not_found], survivors) >= 0
+        if covered.all():
+            return known[0]
+        new = await self._details(survivors[~covered])
+        grown = fetcher_pb2.GetUniverseResponse()
+        grown.CopyFrom(known[0])
+        grown.MergeFrom(new)  # appends every per-symbol column (and not_found)
+        self._known_details = (grown, known[1])
+        return grown
 
     async def _cached(self, opts: scan_pb2.ScanOptions, as_of: str) -> scan_pb2.ScanResult | None:
         """The finished result for these options and session, from process memory or the ranker."""
@@ -475,11 +561,16 @@ class Orchestrator:
         response = await self._call("snapshot", lambda: self.fetcher.GetSnapshot(
             fetcher_pb2.GetSnapshotRequest(as_of=as_of, window=self.settings.gateway_snapshot_window),
             timeout=self.settings.gateway_snapshot_deadline))
-        try:
-            block = decode_block(response.block)  # type: ignore[attr-defined]
-        except BlockError as exc:
-            raise Unavailable(f"snapshot block is malformed: {exc}") from None
-        fresh = _Snapshot(as_of=response.as_of, block=block, fetched=time.monotonic())  # type: ignore[attr-defined]
+        raw: bytes = response.block  # type: ignore[attr-defined]
+        previous = self._snapshot if not as_of else None
+        if previous is not None and previous.as_of == response.as_of and previous.raw == raw:  # type: ignore[attr-defined]
+            block = previous.block  # the same answer again (a refresh while nothing changed)
+        else:
+            try:
+                block = decode_block(raw)
+            except BlockError as exc:
+                raise Unavailable(f"snapshot block is malformed: {exc}") from None
+        fresh = _Snapshot(as_of=response.as_of, block=block, fetched=time.monotonic(), raw=raw)  # type: ignore[attr-defined]
         if not as_of:
             self._snapshot = fresh
         elif fresh.as_of == as_of and not response.failed_sessions:  # type: ignore[attr-defined]
@@ -679,8 +770,7 @@ class _Pipeline:
     """The overlapping fetch -> score -> rank stages of one scan."""
 
     def __init__(self, owner: Orchestrator, opts: scan_pb2.ScanOptions, scan_id: str, as_of: str,
-                 survivors: np.ndarray, header: ranker_pb2.RankHeader,
-                 issues: tuple[np.ndarray, np.ndarray, np.ndarray], benchmark: asyncio.Task[bytes],
+                 prefiltered: _Prefilter, header: ranker_pb2.RankHeader, benchmark: asyncio.Task[bytes],
                  progress: Callable[..., None], seconds: dict[str, float], refresh: bool,
                  details: asyncio.Task[fetcher_pb2.GetUniverseResponse], likely_top: list[str]) -> None:
         self.owner, self.settings = owner, owner.settings
@@ -688,10 +778,11 @@ class _Pipeline:
         self.early: asyncio.Task[dict[str, compute_pb2.SymbolExplanation]] | None = None
         self.refresh = refresh
         self.opts, self.scan_id, self.as_of = opts, scan_id, as_of
-        self.survivors, self.header, self.issues, self.benchmark = survivors, header, issues, benchmark
+        self.prefiltered = prefiltered
+        self.survivors, self.header, self.benchmark = prefiltered.kept.survivors, header, benchmark
         self.details = details
         self.progress, self.seconds = progress, seconds
-        self.total = len(survivors)
+        self.total = len(self.survivors)
         self.queue: asyncio.Queue[compute_pb2.ScoreResponse | None] = asyncio.Queue()
         self.fetched = 0
         self.scored = 0
@@ -746,11 +837,9 @@ class _Pipeline:
         self.fingerprint = (hashlib.sha256(f"{self.canonical}:{self.scan_id}".encode()).hexdigest()[:32]
                             if self.refresh else self.canonical)
         self.header.fingerprint = self.fingerprint
-        symbols, buckets, reasons = (column.tolist() for column in self.issues)
-        self.header.issues.extend(common_pb2.SymbolIssue(symbol=s, bucket=b, reason=r)
-                                  for s, b, r in zip(symbols, buckets, reasons, strict=True))
+        self.header.MergeFromString(self.prefiltered.issues_header())
         self.header.benchmark = await self.benchmark
-        self.header.info.CopyFrom(self.owner._aligned(await self.details, self.survivors))
+        self.header.MergeFromString(self.prefiltered.info_header(await self.details))
         self.header.stage_seconds.update(self.seconds)
         yield ranker_pb2.RankRequest(header=self.header)
         while item is not None:

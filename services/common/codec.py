@@ -73,7 +73,8 @@ def encode_block(
     })
     head_len = _PREFIX.size + len(header)
     pad = (-head_len) % _ALIGN
-    return b"".join((_PREFIX.pack(MAGIC, len(header) + pad), header, b" " * pad, arr.tobytes()))
+    # The array joins as a buffer: one copy of the body, not arr.tobytes() and then another.
+    return b"".join((_PREFIX.pack(MAGIC, len(header) + pad), header, b" " * pad, arr))
 
 
 def _labels(values: list[object]) -> tuple[str, ...]:

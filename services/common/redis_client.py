@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -202,6 +202,11 @@ class ResilientRedis:
         if ok and count:
             return True
         return self.fallback.get(key) is not None
+
+    async def count_existing(self, keys: Sequence[str]) -> int:
+        """How many of ``keys`` Redis holds (one EXISTS); 0 when Redis is unreachable (the fallback not counted)."""
+        ok, count = await self._try(lambda: self.client.exists(*keys))
+        return int(count or 0) if ok else 0
 
     async def close(self) -> None:
         if self._watcher is not None:

@@ -64,9 +64,10 @@ def rank_input(header: ranker_pb2.RankHeader) -> RankInput:
     def fill(values: list[str] | list[float], default: str | float) -> tuple:  # type: ignore[type-arg]
         return tuple(values) if values else (default,) * n
 
-    issues = Issues([i.symbol for i in header.issues], [BUCKET_NAMES.get(i.bucket, "unspecified")
-                                                         for i in header.issues],
-                    [i.reason for i in header.issues], [i.detail for i in header.issues])
+    # One pass over the messages (each attribute read wraps a message: four passes cost twice this).
+    rows = [(i.symbol, i.bucket, i.reason, i.detail) for i in header.issues]
+    issues = Issues([r[0] for r in rows], [BUCKET_NAMES.get(r[1], "unspecified") for r in rows],
+                    [r[2] for r in rows], [r[3] for r in rows])
     benchmark = np.empty(0)
     if header.benchmark:
         try:
@@ -99,9 +100,36 @@ def page_of(req: ranker_pb2.GetResultsRequest) -> PageSpec:
     return page_spec(req.sort_by, req.ascending, req.offset, req.limit)
 
 
-def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool,
-                include_issues: bool) -> scan_pb2.ScanResult:
-    """One page of ``scan`` as a ScanResult (issues only when asked for)."""
+def encoded_issues(issues: Issues) -> tuple[Issues, bytes]:
+    """``issues`` and a serialized ScanResult holding them, for :func:`scan_result` to merge.
+
+    A Rank call builds them from its header while the chunks still arrive: the thousands of
+    prefilter issues then cost one parse in C after the ranking instead of a message each.
+    """
+    result = scan_pb2.ScanResult()
+    _add_issues(result, issues, 0)
+    return issues, result.SerializeToString()
+
+
+def _add_issues(result: scan_pb2.ScanResult, iss: Issues, start: int) -> None:
+    add = result.issues.add
+    for symbol, bucket, reason, detail in zip(iss.symbols[start:], iss.buckets[start:], iss.reasons[start:],
+                                              iss.details[start:], strict=True):
+        add(symbol=symbol, bucket=BUCKET_ENUMS[bucket], reason=reason, detail=detail)
+
+
+def _starts_with(issues: Issues, head: Issues) -> bool:
+    n = len(head)
+    return len(issues) >= n and all(getattr(issues, name)[:n] == getattr(head, name)
+                                    for name in ("symbols", "buckets", "reasons", "details"))
+
+
+def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool, include_issues: bool,
+                known_issues: tuple[Issues, bytes] | None = None) -> scan_pb2.ScanResult:
+    """One page of ``scan`` as a ScanResult (issues only when asked for).
+
+    ``known_issues`` (from :func:`encoded_issues`) is used for the scan's issues that begin with it.
+    """
     idx = scan.page(page)
     style = style_for(scan.style)
     acc = scan.accounting
@@ -123,10 +151,11 @@ def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool,
         result.movers.add(symbol=m.symbol, change_pct=m.change_pct, note=m.note,
                           sparkline=scan.sparklines[m.row].tolist())
     if include_issues:
-        iss = scan.issues
-        add = result.issues.add
-        for symbol, bucket, reason, detail in zip(iss.symbols, iss.buckets, iss.reasons, iss.details, strict=True):
-            add(symbol=symbol, bucket=BUCKET_ENUMS[bucket], reason=reason, detail=detail)
+        start = 0
+        if known_issues is not None and _starts_with(scan.issues, known_issues[0]):
+            result.MergeFromString(known_issues[1])
+            start = len(known_issues[0])
+        _add_issues(result, scan.issues, start)
     return result
 
 

@@ -26,6 +26,7 @@ class RankerService(ranker_pb2_grpc.RankerServicer):
             if first is None or first.WhichOneof("item") != "header":
                 raise RankerInputError("the first message of Rank must be a RankHeader")
             inp = convert.rank_input(first.header)
+            known_issues = convert.encoded_issues(inp.issues)
 
             async def chunks() -> AsyncIterator[ScoredChunk]:
                 async for msg in request_iterator:
@@ -35,7 +36,7 @@ class RankerService(ranker_pb2_grpc.RankerServicer):
 
             scan, cached = await self.ranker.rank(inp, chunks())
             return convert.scan_result(scan, inp.spec.page, scan_id=inp.scan_id or scan.scan_id, cached=cached,
-                                       include_issues=True)
+                                       include_issues=True, known_issues=known_issues)
         except RankerInputError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # abort raises; this line only satisfies the type checker

@@ -237,3 +237,78 @@ async def test_the_market_split_table_is_read_back_from_redis_by_a_fresh_process
     stats = RequestStats()
     await fresh_builder().splits(window[0], window[-1], stats)
     assert len(asked) == 1 and stats.cache_hits == 1
+
+
+def offline_builder(redis_server: RedisServer) -> tuple[TradingCalendar, BarStore, PanelBuilder]:
+    """A builder whose source is unreachable and whose latest session is 2026-11-13."""
+    calendar = TradingCalendar()
+    store = BarStore(ResilientRedis(redis_server.url))
+    builder = PanelBuilder(PolygonClient("http://127.0.0.1:9", "key", max_retries=0), store, calendar)
+
+    async def served(day: np.datetime64) -> bool:
+        return bool(day <= as_day("2026-11-13"))
+
+    builder.latest = LatestSession(calendar, served, now=lambda: datetime(2026, 11, 14, 12, tzinfo=UTC))
+    return calendar, store, builder
+
+
+async def test_a_snapshot_is_built_again_only_when_a_session_of_its_window_changed(redis_server: RedisServer) -> None:
+    redis.Redis.from_url(redis_server.url).flushdb()
+    calendar, store, builder = offline_builder(redis_server)
+    symbols = ["AAA", "BBB", "CCC"]
+    window = calendar.window(as_day("2026-11-13"), 6)
+    for first in window[:2]:  # the windows of 5 and 4 sessions (snapshots read one more)
+        await store.put_splits("all", first, window[-1], SplitTable([], np.zeros(0, "datetime64[D]"),
+                                                                    np.zeros(0), np.zeros(0)))
+    for day in window:
+        await store.put_session(day, GroupedDay(tickers=symbols, values=np.ones((3, 6))), unfinished=False)
+
+    def closes(raw: bytes) -> list[float]:
+        return decode_block(raw).column("close").tolist()
+
+    first = await builder.snapshot("", 5, RequestStats())
+    again = await builder.snapshot("", 5, RequestStats())
+    assert again is first and closes(again.block) == [1.0, 1.0, 1.0]  # not built again
+    # The last session fetched again with other bars (a new SessionData): the snapshot follows it.
+    await store.put_session(window[-1], GroupedDay(tickers=symbols, values=np.full((3, 6), 2.0)), unfinished=False)
+    changed = await builder.snapshot("", 5, RequestStats())
+    assert closes(changed.block) == [2.0, 2.0, 2.0]
+    # Another window size is another snapshot.
+    longer = await builder.snapshot("", 4, RequestStats())
+    assert decode_block(longer.block).meta["window"] == 4
+    await builder.client.aclose()
+    await store.redis.close()
+
+
+async def test_an_identical_panel_request_reuses_its_chunks_while_redis_holds_them(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    calendar, store, builder = offline_builder(redis_server)
+    symbols = [f"S{i}" for i in range(10)]
+    window = calendar.window(as_day("2026-11-13"), 20)
+    await store.put_splits("all", window[0], window[-1], SplitTable([], np.zeros(0, "datetime64[D]"),
+                                                                    np.zeros(0), np.zeros(0)))
+    rng = np.random.default_rng(7)
+    for day in np.delete(window, 5):  # one session the source fails to serve, for now
+        await store.put_session(day, GroupedDay(tickers=symbols, values=rng.random((10, 6))), unfinished=False)
+
+    async def request() -> tuple[list[PanelChunk], PanelReport]:
+        report = PanelReport()
+        return [c async for c in builder.panels(symbols, "", 20, 4, report)], report
+
+    first, report = await request()
+    assert len(first) == 3 and "chunks_reused" not in report.stats.extra and len(report.failed_sessions) == 1
+    again, report = await request()
+    assert again == first and report.stats.extra["chunks_reused"] == 3 and "assemble" not in report.stats.seconds
+    # A chunk Redis no longer holds: the request is assembled again and the chunk written again.
+    client.delete(first[1].key)
+    rebuilt, report = await request()
+    assert rebuilt == first and report.stats.extra["chunks_reused"] == 2 and "assemble" in report.stats.seconds
+    assert client.exists(first[1].key)
+    # The missing session arrives: new chunks, holding its bars.
+    await store.put_session(window[5], GroupedDay(tickers=symbols, values=np.full((10, 6), 3.0)), unfinished=False)
+    moved, report = await request()
+    assert [c.key for c in moved] != [c.key for c in first] and not report.failed_sessions
+    assert all((decode_block(client.get(c.key)).array[:, 5, :] == 3.0).all() for c in moved)
+    await builder.client.aclose()
+    await store.redis.close()

@@ -42,8 +42,12 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
 
     def __init__(self) -> None:
         self.snapshot_requests: list[str] = []
+        self.details_requests: list[list[str]] = []
+        self.close = list(CLOSE)
 
     async def GetUniverse(self, request, context):
+        if request.with_details:
+            self.details_requests.append(list(request.symbols))
         wanted = list(request.symbols) or SYMBOLS
         idx = [SYMBOLS.index(s) for s in wanted if s in SYMBOLS]
         return fetcher_pb2.GetUniverseResponse(
@@ -55,7 +59,7 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
     async def GetSnapshot(self, request, context):
         self.snapshot_requests.append(request.as_of)
         array = np.zeros((len(SYMBOLS), len(SNAPSHOT_FIELDS)), dtype=np.float32)
-        array[:, 3], array[:, 6] = CLOSE, DOLLAR_VOLUME
+        array[:, 3], array[:, 6] = self.close, DOLLAR_VOLUME
         as_of = request.as_of if request.as_of and request.as_of <= "2026-11-13" else "2026-11-13"
         return fetcher_pb2.GetSnapshotResponse(block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
                                                as_of=as_of,
@@ -275,6 +279,42 @@ async def test_a_past_session_snapshot_is_fetched_once(backends, fetcher: Fetche
                                   refresh=True)
         assert result.as_of == min(as_of, "2026-11-13")
     assert fetcher.snapshot_requests == ["2026-11-12", "2026-11-11", "2026-11-14", "2026-11-11", "2026-11-14"]
+
+
+async def test_prefilter_and_details_are_reused_while_the_snapshot_is_the_same(backends, fetcher: Fetcher) -> None:
+    orchestrator, computes, ranker = backends
+    computes[0].broken = False
+
+    def header_parts() -> tuple[dict[str, str], list[str], list[str]]:
+        header = ranker.headers[-1]
+        return ({i.symbol: i.reason for i in header.issues}, list(header.info.symbols), list(header.info.sectors))
+
+    await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
+    first = header_parts()
+    assert first == ({"PEN": "prefilter_price", "ETFX": "prefilter_type"}, ["AAA", "BBB", "CCC", "DDD", "BAD"],
+                     ["Energy"] + ["Information Technology"] * 4)
+    assert fetcher.details_requests == [first[1]]
+    await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
+    assert header_parts() == first and len(fetcher.details_requests) == 1 and len(ranker.headers) == 2
+
+    # Another snapshot is prefiltered again; the known details still cover every survivor.
+    fetcher.close[3] = 2.0
+    _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
+    issues, survivors, sectors = header_parts()
+    assert issues == {"PEN": "prefilter_price", "ETFX": "prefilter_type", "DDD": "prefilter_price"}
+    assert survivors == ["AAA", "BBB", "CCC", "BAD"] and sectors == ["Energy"] + ["Information Technology"] * 3
+    assert dict(result.accounting.filtered) == {"prefilter_price": 2, "prefilter_type": 1}
+    assert len(fetcher.details_requests) == 1
+    # A survivor the known details lack: the fetcher is asked for it alone.
+    await collect(orchestrator, scan_pb2.ScanOptions(limit=10, include_etfs=True), refresh=True)
+    _, survivors, sectors = header_parts()
+    assert survivors == ["AAA", "BBB", "CCC", "BAD", "ETFX"] and sectors[0] == "Energy"
+    assert list(ranker.headers[-1].info.names) == [f"{s} Inc" for s in survivors]
+    assert fetcher.details_requests[1:] == [["ETFX"]]
+    # Known answers go stale with the universe: then every survivor is asked again.
+    orchestrator.settings.gateway_universe_ttl_seconds = 0.0
+    await collect(orchestrator, scan_pb2.ScanOptions(limit=10, include_etfs=True), refresh=True)
+    assert fetcher.details_requests[2:] == [survivors]
 
 
 async def test_the_last_top_rows_are_explained_while_the_scan_is_ranked(backends) -> None:

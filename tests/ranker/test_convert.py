@@ -9,7 +9,7 @@ import numpy as np
 from services.ranker import convert
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
-from services.ranker.result import NUMBER_COLUMNS, RankedScan
+from services.ranker.result import NUMBER_COLUMNS, Issues, RankedScan
 from services.ranker.styles import SUBSCORES
 from services.ranker.synthetic import synthetic_universe
 from technic.v1 import scan_pb2
@@ -58,3 +58,20 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     row3 = scan_pb2.ScanResult()
     row3.MergeFromString(convert.rows(scan, np.array([3])))
     assert math.isnan(row3.rows[0].plan.stop)
+
+
+def test_issues_encoded_ahead_give_the_same_result_as_issues_built_after_ranking() -> None:
+    u = synthetic_universe(200, chunk_size=50, unscored=0.2)
+    header = Issues(["P1", "P2", "P3"], ["filtered", "skipped", "filtered"], ["prefilter_price", "no_snapshot",
+                                                                                "prefilter_type"], ["", "", "etf"])
+    scan = rank_scan(make_input(u.info, issues=header), u.decoded(), RankConfig(CAL))
+    assert len(scan.issues) > len(header)  # the compute states add issues after the header's
+    plain = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True)
+    ahead = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True,
+                                known_issues=convert.encoded_issues(header))
+    assert ahead == plain and [i.symbol for i in ahead.issues][:3] == ["P1", "P2", "P3"]
+    # Issues encoded for another header (a scan ranked by another call) are not used.
+    other = Issues(["P9"], ["filtered"], ["prefilter_price"], [""])
+    stale = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True,
+                                known_issues=convert.encoded_issues(other))
+    assert stale == plain

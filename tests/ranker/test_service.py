@@ -96,7 +96,7 @@ async def test_rank_then_page(stub: ranker_pb2_grpc.RankerStub) -> None:
     values = [r.features["rsi_14"] for r in page.rows]
     assert len(values) == 5 and values == sorted(values) and page.offset == 10 and not page.issues
     full = await stub.GetResults(ranker_pb2.GetResultsRequest(fingerprint="fp-1", include_issues=True, limit=10))
-    assert len(full.issues) == len(result.issues) and full.rows[0] == result.rows[0]
+    assert list(full.issues) == list(result.issues) and full.rows[0] == result.rows[0]
 
 
 @pytest.mark.parametrize(("request_", "message"), [
