@@ -171,12 +171,9 @@ class LatestSession:
             # time, as the guess is then usually stored and one request settles it.
             following = asyncio.ensure_future(self.probe(cal.session_at(guess + 1)))
             following.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved if unused
-        found: bool | None = None
-        try:
-            found = await self.probe(cal.session_at(guess))
-        finally:
-            if following is not None and not found:
-                following.cancel()  # not needed (or the probe failed): the next session is not asked
+        # Left to finish when its answer turns out not to matter (the guess is not served): a request
+        # cut off mid-way would be counted here and never reach the source.
+        found = await self.probe(cal.session_at(guess))
         if found is None:
             return cal.session_at(guess), False
         if found:

@@ -149,3 +149,19 @@ async def test_a_fresh_discovery_asks_the_guess_and_the_next_session_at_once(cal
     most = 0
     assert day_str(await latest.get()) == "2026-11-13"
     assert most == 1 and calls == ["2026-11-13", "2026-11-16"]
+
+
+async def test_the_next_session_asked_ahead_is_left_to_finish_when_the_guess_is_not_served(
+        cal: TradingCalendar) -> None:
+    """Cut off, a probe's request would be counted by the client and never reach the source."""
+    finished: list[str] = []
+
+    async def probe(day: np.datetime64) -> bool | None:
+        await asyncio.sleep(0.02 if day_str(day) == "2026-11-16" else 0.0)
+        finished.append(day_str(day))
+        return bool(day <= as_day("2026-11-12"))
+
+    latest = LatestSession(cal, probe, ttl=60, now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    assert day_str(await latest.get()) == "2026-11-12"
+    await asyncio.sleep(0.05)
+    assert "2026-11-16" in finished
