@@ -23,6 +23,7 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 @njit(cache=True, inline="always")
 def _fnv1a(data: np.ndarray, start: int, length: int) -> np.uint64:
+    """FNV-1a of ``data[start:start + length]``; :func:`_lookup` writes the same loop out inline."""
     h = _FNV_OFFSET
     for k in range(start, start + length):
         h = (h ^ np.uint64(data[k])) * _FNV_PRIME
