@@ -318,7 +318,7 @@ class PanelBuilder:
 
     async def _fetch_session(self, day: np.datetime64) -> SessionData | None:
         """One session by grouped daily, stored; None when the source failed. One download per session at a
-        time: concurrent requests for it (a background window download and a snapshot, say) share it."""
+        time: concurrent requests for it (two cold scans, or a snapshot and a panel request) share it."""
         task = self._downloads.get(day)
         if task is None:
             task = asyncio.ensure_future(self._download_session(day))

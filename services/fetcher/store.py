@@ -224,7 +224,10 @@ class BarStore:
         return max((d for d, hit in zip(rest, found, strict=True) if hit), default=newest)
 
     async def put_session(self, day: np.datetime64, grouped: GroupedDay, *, unfinished: bool) -> SessionData:
-        """Store one session's bars (immutable unless ``unfinished``) and keep it decoded in memory."""
+        """Store one session's bars (immutable unless ``unfinished``) and keep it decoded in memory.
+
+        ``grouped.ids``, when set, must be ids of this store's ``index`` (the client decodes with it).
+        """
         n = len(grouped.values)
         padded = np.empty((n + 1, grouped.values.shape[1]), dtype=np.float32)
         padded[:-1] = grouped.values
