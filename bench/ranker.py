@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 
 from bench.timing import median_seconds
+from services.contract.styles import SUBSCORES, style_for
 from services.ranker import convert, rating
 from services.ranker.cache import ScanCache
 from services.ranker.core import Ranker
@@ -34,9 +35,8 @@ from services.ranker.rank import FilterSpec, PageSpec
 from services.ranker.result import Issues
 from services.ranker.scoring import WinProbCalibration
 from services.ranker.service import RankerService
-from services.ranker.styles import SUBSCORES, style_for
-from services.ranker.synthetic import FEATURES, Universe, benchmark_closes, synthetic_universe
 from technic.v1 import ranker_pb2, ranker_pb2_grpc
+from tests.ranker.synthetic import FEATURES, Universe, benchmark_closes, synthetic_universe
 
 N = 6000
 PAGE = 50

@@ -12,6 +12,7 @@ gateway). Progress and messages go to stderr, so ``--format json|csv`` output ca
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("down", "stop the local cluster"), ("status", "every process and its health")):
         commands.add_parser(name, help=text).set_defaults(func=cmd_cluster)
 
-    # Listed for --help; main() hands `train` and its options to services.compute.train unparsed.
+    # Listed for --help; main() runs `train` and its options as the compute package's training job.
     commands.add_parser("train", help="train the models on the simulated market (technic train --help)")
     return parser
 
@@ -195,9 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         # Everything after `train` is the trainer's own: argparse's REMAINDER would refuse a leading option.
-        from services.compute import train
-
-        return int(train.main(argv[1:]) or 0)
+        # The job runs as its own process: the gateway does not import another service's package.
+        return subprocess.call([sys.executable, "-m", "services.compute.train", *argv[1:]])
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

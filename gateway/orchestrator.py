@@ -46,6 +46,8 @@ from gateway.validation import FEATURE_NAMES, check_options, normalize_options
 from services.common.channels import make_channel
 from services.common.codec import Block, BlockError, decode_block, encode_block
 from services.common.grpc_server import DEPENDENCY_PREFIX
+from services.contract.features import LEVEL_FIELDS
+from services.contract.models import MODEL_NAMES
 from technic.v1 import (
     common_pb2,
     compute_pb2,
@@ -77,9 +79,8 @@ FETCH_RETRY_PAUSE = 0.5
 # Block layouts of a ScoreResponse (the contract), used for ERROR rows before any chunk was scored.
 DEFAULT_BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "features": FEATURE_NAMES,
-    "scores": ("alpha_5d", "alpha_10d"),
-    "levels": ("close", "prev_close", "open", "high", "low", "volume", "atr_14", "sma_20", "sma_50", "sma_200",
-               "high_52w", "low_52w", "avg_volume_20", "avg_dollar_volume_20", "sessions"),
+    "scores": MODEL_NAMES,
+    "levels": LEVEL_FIELDS,
     "sparklines": (),
 }
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.ranker.cache import ttl_until_next_close
+from services.contract.sessions import ttl_until_next_close
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from services.contract.buckets import GATEWAY_SKIPS as GATEWAY_SKIPS
+from services.contract.buckets import PREFILTER_PREFIX, SKIP_NO_SNAPSHOT, SKIP_UNKNOWN
 from technic.v1 import common_pb2
 
-PREFILTER_PREFIX = "prefilter_"
-SKIP_UNKNOWN = "unknown_symbol"
-SKIP_NO_SNAPSHOT = "no_snapshot"
-# Reasons decided before any bar is fetched: the symbols they cover were never sent to the fetcher.
-GATEWAY_SKIPS = frozenset({SKIP_UNKNOWN, SKIP_NO_SNAPSHOT})
 DEFAULT_TYPES = frozenset({"CS", "ADRC"})
 EXCLUDED_EXCHANGES = frozenset({"OTC"})
 

@@ -13,18 +13,15 @@ import re
 from collections.abc import Iterable
 
 from gateway.settings import GatewaySettings
-from services.compute.feature_list import FEATURES
-from services.fetcher.sic import SECTORS as SIC_SECTORS
-from services.fetcher.sic import UNKNOWN as UNKNOWN_SECTOR
-from services.ranker.rating import SIGNALS as RATING_SIGNALS
-from services.ranker.result import NUMBER_COLUMNS, TEXT_COLUMNS
-from services.ranker.styles import style_for
+from services.contract.columns import DEFAULT_SORT, MAX_LIMIT, RANGE_COLUMNS, SIGNALS, SORT_COLUMNS
+from services.contract.features import FEATURES
+from services.contract.sectors import SECTORS, UNKNOWN
+from services.contract.styles import style_for
 from technic.v1 import scan_pb2
 
 MAX_UNIVERSE = 20_000
 MAX_SYMBOLS = 20_000
 MAX_SECTORS = 200
-MAX_LIMIT = 10_000
 MIN_LOOKBACK = 60
 MAX_LOOKBACK = 2520
 MAX_DAYS = 2520
@@ -41,15 +38,10 @@ OPTIONS_MODES: dict[str, int] = {
     "stock_only": scan_pb2.OPTIONS_MODE_STOCK_ONLY,
     "stock_plus_options": scan_pb2.OPTIONS_MODE_STOCK_PLUS_OPTIONS,
 }
-SIGNALS = frozenset(RATING_SIGNALS)
 
 FEATURE_NAMES: tuple[str, ...] = FEATURES
-# Columns the ranker sorts and filters on (numeric row columns, then text columns).
-SORT_COLUMNS = frozenset((*NUMBER_COLUMNS, *FEATURE_NAMES, *TEXT_COLUMNS))
-RANGE_COLUMNS = frozenset((*NUMBER_COLUMNS, *FEATURE_NAMES))
-# Sector names of the project's SIC mapping, by lower-case spelling.
-SECTOR_NAMES: dict[str, str] = {name.lower(): name for name in (*SIC_SECTORS, UNKNOWN_SECTOR)}
-DEFAULT_SORT = "composite_score"
+# Sector names by lower-case spelling.
+SECTOR_NAMES: dict[str, str] = {name.lower(): name for name in (*SECTORS, UNKNOWN)}
 
 
 def _finite(value: float) -> bool:

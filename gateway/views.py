@@ -23,8 +23,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.prefilter import GATEWAY_SKIPS, PREFILTER_PREFIX
 from gateway.validation import FEATURE_NAMES, STYLE_NAMES
+from services.contract.buckets import GATEWAY_SKIPS, PREFILTER_PREFIX
 from technic.v1 import common_pb2, scan_pb2, scanner_pb2
 
 DISCLAIMER = ("Technic is a research tool, not investment advice. Ratings and probabilities are model "

@@ -25,17 +25,6 @@ from enum import IntEnum
 import numpy as np
 from numba import njit, prange
 
-from services.compute.feature_list import FEATURE_LABELS as FEATURE_LABELS  # re-exported
-from services.compute.feature_list import FEATURE_VERSION as FEATURE_VERSION  # re-exported
-from services.compute.feature_list import FEATURES as FEATURES  # re-exported
-from services.compute.feature_list import LEVEL_FIELDS as LEVEL_FIELDS  # re-exported
-from services.compute.feature_list import (
-    MIN_HISTORY,
-    N_FEATURES,
-    N_LEVELS,
-    PANEL_FIELDS,
-    SPARKLINE_LENGTH,
-)
 from services.compute.indicators import (
     _EPS,
     _atr_dense,
@@ -58,6 +47,17 @@ from services.compute.indicators import (
     _stochastic_dense,
     _true_range,
     _williams_r_dense,
+)
+from services.contract.features import FEATURE_LABELS as FEATURE_LABELS  # re-exported
+from services.contract.features import FEATURE_VERSION as FEATURE_VERSION  # re-exported
+from services.contract.features import FEATURES as FEATURES  # re-exported
+from services.contract.features import LEVEL_FIELDS as LEVEL_FIELDS  # re-exported
+from services.contract.features import (
+    MIN_HISTORY,
+    N_FEATURES,
+    N_LEVELS,
+    PANEL_FIELDS,
+    SPARKLINE_LENGTH,
 )
 
 

@@ -16,8 +16,7 @@ import orjson
 import xgboost as xgb
 
 from services.compute.features import FEATURE_LABELS, FEATURE_VERSION, FEATURES
-
-MODEL_NAMES: tuple[str, ...] = ("alpha_5d", "alpha_10d")
+from services.contract.models import MODEL_NAMES as MODEL_NAMES  # the order of a scores block
 
 
 class ModelMismatchError(RuntimeError):

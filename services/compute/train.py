@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -262,3 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, out = parse_args(argv)
     train_all(config, out)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,11 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-UNKNOWN = "Unknown"
-SECTORS = (
-    "Energy", "Materials", "Industrials", "Consumer Discretionary", "Consumer Staples", "Health Care",
-    "Financials", "Information Technology", "Communication Services", "Utilities", "Real Estate",
-)
+from services.contract.sectors import SECTORS as SECTORS  # re-exported for the mapping's tests
+from services.contract.sectors import UNKNOWN
 
 # Major group (two digits) -> (sector, industry).
 _MAJOR: dict[int, tuple[str, str]] = {

@@ -49,13 +49,13 @@ import structlog
 
 from services.common.codec import Block, BlockError, decode_block, encode_block
 from services.common.redis_client import ResilientRedis
+from services.contract.features import PANEL_FIELDS as PANEL_FIELDS  # the panels' field order
 from services.fetcher.calendar import DAY, day_str
 from services.fetcher.polygon import BAR_FIELDS, GroupedDay, SplitTable, TickerDetails, TickerRange
 from services.fetcher.tickers import TickerIndex
 
 log = structlog.get_logger(__name__)
 PREFIX = "technic:"
-PANEL_FIELDS = ("open", "high", "low", "close", "volume")
 DAY_TTL = 24 * 3600.0
 TICKER_TTL = 7 * 24 * 3600.0
 # Panel keys remembered as stored (a bound), and the time a chunk must still live to be handed out again.

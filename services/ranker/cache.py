@@ -17,36 +17,20 @@ answer does not wait for it (:meth:`ScanCache.drain` waits for the writes still 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 
-import exchange_calendars as xcals
-import pandas as pd
 import structlog
 
 from services.common.codec import BlockError
 from services.common.redis_client import ResilientRedis
+from services.contract.sessions import ttl_until_next_close
 from services.ranker.result import RankedScan
 
 log = structlog.get_logger(__name__)
 SCAN_KEY = "technic:ranker:scan:"
 ID_KEY = "technic:ranker:id:"
 MAX_IDS = 100_000
-
-
-@lru_cache(maxsize=1)
-def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar("XNYS")
-
-
-def ttl_until_next_close(now: dt.datetime | None = None, min_seconds: float = 60.0) -> float:
-    """Seconds from ``now`` (UTC) to the next XNYS session close, at least ``min_seconds``."""
-    moment = pd.Timestamp(now or dt.datetime.now(dt.UTC))
-    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    close = _calendar().next_close(moment.floor("min"))
-    return max(min_seconds, (close - moment).total_seconds())
 
 
 class FlightCancelledError(RuntimeError):

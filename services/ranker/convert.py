@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from services.common.codec import Block, BlockError, decode_block
+from services.contract.columns import NUMBER_COLUMNS, SUBSCORE_COLUMNS
+from services.contract.styles import SUBSCORES, UnknownStyleError, style_for
 from services.ranker.engine import RankInput, ScanSpec, ScoredChunk, SymbolInfo
 from services.ranker.errors import RankerInputError
 from services.ranker.plan import rationales
 from services.ranker.rank import FilterSpec, PageSpec, RangeSpec, page_spec
-from services.ranker.result import NUMBER_COLUMNS, SUBSCORE_COLUMNS, Issues, RankedScan
-from services.ranker.styles import SUBSCORES, UnknownStyleError, style_for
+from services.ranker.result import Issues, RankedScan
 from technic.v1 import common_pb2, compute_pb2, ranker_pb2, scan_pb2
 
 STATE_NAMES = {

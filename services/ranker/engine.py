@@ -21,17 +21,18 @@ import pandas as pd
 import structlog
 
 from services.common.codec import Block
+from services.contract.columns import NUMBER_COLUMNS, SIGNALS, SUBSCORE_COLUMNS, TEXT_COLUMNS
+from services.contract.models import MODEL_NAMES as MODELS
+from services.contract.styles import SUBSCORES, TradeStyleSpec
 from services.ranker import rating
 from services.ranker.errors import RankerInputError, allowed
 from services.ranker.plan import trade_plans
 from services.ranker.rank import FilterSpec, PageSpec, apply_filters, check_column, check_filters, percentile
-from services.ranker.result import NUMBER_COLUMNS, SUBSCORE_COLUMNS, TEXT_COLUMNS, Accounting, Issues, Mover, RankedScan
+from services.ranker.result import Accounting, Issues, Mover, RankedScan
 from services.ranker.scoring import UNKNOWN_REGIME, WinProbCalibration, alpha_score, composite, market_regime
-from services.ranker.styles import SUBSCORES, TradeStyleSpec
 
 log = structlog.get_logger(__name__)
 
-MODELS = ("alpha_5d", "alpha_10d")
 REQUIRED_LEVELS = ("close", "prev_close", "atr_14", "avg_dollar_volume_20")
 # Compute state -> (bucket, reason) for symbols that were not scored.
 STATE_BUCKETS: dict[str, tuple[str, str]] = {
@@ -117,7 +118,7 @@ def validate_input(inp: RankInput) -> None:
     if inp.requested != len(info.symbols) + len(inp.issues):
         raise RankerInputError(f"header.requested is {inp.requested} but info ({len(info.symbols)}) "
                                f"+ issues ({len(inp.issues)}) = {len(info.symbols) + len(inp.issues)}")
-    check_filters(inp.spec.filters, sorted(set(info.sectors)), rating.SIGNALS, None)
+    check_filters(inp.spec.filters, sorted(set(info.sectors)), SIGNALS, None)
 
 
 @lru_cache(maxsize=64)
@@ -272,7 +273,7 @@ def rank_scan(inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig,
         "symbol": m.symbols[ok], "name": np.asarray(inp.info.names, dtype=object)[info_rows], "sector": sectors,
         "industry": np.asarray(inp.info.industries, dtype=object)[info_rows], "signal": signal, "side": side,
     }
-    check_filters(filters, sorted(set(inp.info.sectors)), rating.SIGNALS, (*NUMBER_COLUMNS, *m.feature_names))
+    check_filters(filters, sorted(set(inp.info.sectors)), SIGNALS, (*NUMBER_COLUMNS, *m.feature_names))
     check_column(inp.spec.page.sort_by, (*NUMBER_COLUMNS, *m.feature_names, *TEXT_COLUMNS), "sort")
 
     reason = apply_filters(filters, {**fcols, **values, **text}, n)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.ranker.styles import SUBSCORES, TradeStyleSpec
+from services.contract.styles import SUBSCORES, TradeStyleSpec
 
 MIN_PRICE = 0.01
 

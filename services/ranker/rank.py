@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from services.contract.columns import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT
 from services.ranker.errors import RankerInputError, allowed
-
-DEFAULT_SORT = "composite_score"
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 10_000
 
 
 def _series(values: np.ndarray, mask: np.ndarray | None) -> tuple[pd.Series, np.ndarray]:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.ranker.styles import SUBSCORES, TradeStyleSpec
+from services.contract.columns import SIGNALS
+from services.contract.styles import SUBSCORES, TradeStyleSpec
 
 NEUTRAL = 50.0
 ATR_CALM = 3.0
@@ -127,7 +128,8 @@ SIGNAL_BANDS: tuple[Band, ...] = (
     Band("Strong Short", -np.inf, "short", True),
     Band("Avoid", -np.inf, "flat", False),
 )
-SIGNALS: tuple[str, ...] = tuple(b.label for b in SIGNAL_BANDS)
+if tuple(b.label for b in SIGNAL_BANDS) != SIGNALS:
+    raise ImportError("the signal bands and the contract's SIGNALS name different labels")
 
 
 def derived_inputs(f: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

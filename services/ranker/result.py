@@ -16,18 +16,10 @@ from typing import Any
 import numpy as np
 
 from services.common.codec import BlockError, decode_block, encode_block
+from services.contract.columns import NUMBER_COLUMNS, TEXT_COLUMNS
 from services.ranker.rank import PageSpec, check_column, order, window
 from services.ranker.scoring import Regime
-from services.ranker.styles import SUBSCORES
 
-SUBSCORE_COLUMNS: tuple[str, ...] = tuple(f"{s}_score" for s in SUBSCORES)
-NUMBER_COLUMNS: tuple[str, ...] = (
-    "rank", "tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile",
-    "rating_percentile", "alpha_percentile", "win_prob_10d", "alpha_5d", "alpha_10d", "last_close",
-    "change_pct", "atr_pct", "avg_dollar_volume", "market_cap", "entry", "stop", "target",
-    "reward_risk", "position_size", *SUBSCORE_COLUMNS,
-)
-TEXT_COLUMNS: tuple[str, ...] = ("symbol", "name", "sector", "industry", "signal", "side")
 _MAGIC = b"TRS1"
 _FRAME = struct.Struct("<4sQQQ")
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from services.contract.models import WIN_PROB_MODEL
+from services.contract.styles import TradeStyleSpec
 from services.ranker.rank import percentile, zscore
-from services.ranker.styles import TradeStyleSpec
 
-WIN_PROB_MODEL = "alpha_10d"
 SLOPE_SESSIONS = 10
 VOL_SESSIONS = 20
 # Annualised 20-session realised volatility of the benchmark, percent: below LOW is "low", above

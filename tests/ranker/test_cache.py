@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from services.common.redis_client import ResilientRedis
-from services.ranker.cache import ID_KEY, SCAN_KEY, ScanCache, ttl_until_next_close
+from services.contract.sessions import ttl_until_next_close
+from services.ranker.cache import ID_KEY, SCAN_KEY, ScanCache
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
 from services.ranker.result import RankedScan
-from services.ranker.synthetic import synthetic_universe
+from tests.ranker.synthetic import synthetic_universe
 from tests.ranker.test_engine import CAL, make_input
 from tests.support import RedisServer, free_port
 

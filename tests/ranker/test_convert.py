@@ -6,13 +6,14 @@ import math
 
 import numpy as np
 
+from services.contract.columns import NUMBER_COLUMNS
+from services.contract.styles import SUBSCORES
 from services.ranker import convert
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
-from services.ranker.result import NUMBER_COLUMNS, Issues, RankedScan
-from services.ranker.styles import SUBSCORES
-from services.ranker.synthetic import synthetic_universe
+from services.ranker.result import Issues, RankedScan
 from technic.v1 import scan_pb2
+from tests.ranker.synthetic import synthetic_universe
 from tests.ranker.test_engine import CAL, make_input
 
 

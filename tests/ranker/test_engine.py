@@ -10,14 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.codec import decode_block, encode_block
+from services.contract.columns import NUMBER_COLUMNS
+from services.contract.styles import style_for
 from services.ranker.engine import RankConfig, RankInput, ScanSpec, SymbolInfo, rank_scan
 from services.ranker.errors import RankerInputError
 from services.ranker.rank import FilterSpec, PageSpec, RangeSpec, percentile
-from services.ranker.result import NUMBER_COLUMNS, Issues, RankedScan
+from services.ranker.result import Issues, RankedScan
 from services.ranker.scoring import WinProbCalibration
-from services.ranker.styles import style_for
-from services.ranker.synthetic import FEATURES, SECTORS, benchmark_closes, synthetic_universe
 from tests.ranker.conftest import WIN_PROB
+from tests.ranker.synthetic import FEATURES, SECTORS, benchmark_closes, synthetic_universe
 
 CAL = WinProbCalibration.from_metadata({"win_prob": WIN_PROB, "version": "test-10d"}, "test")
 CONFIG = RankConfig(CAL)

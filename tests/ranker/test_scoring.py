@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.contract.styles import STYLE_NAMES, UnknownStyleError, style_for
 from services.ranker.plan import rationales, trade_plans
 from services.ranker.scoring import (
     CalibrationError,
@@ -17,7 +18,6 @@ from services.ranker.scoring import (
     load_calibration,
     market_regime,
 )
-from services.ranker.styles import STYLE_NAMES, UnknownStyleError, style_for
 from technic.v1 import scan_pb2
 from tests.ranker.conftest import write_metadata
 

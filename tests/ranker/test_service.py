@@ -18,8 +18,8 @@ from services.ranker.cache import ScanCache
 from services.ranker.core import Ranker
 from services.ranker.engine import RankConfig
 from services.ranker.service import RankerService
-from services.ranker.synthetic import EncodedChunk, Universe, benchmark_closes, synthetic_universe
 from technic.v1 import common_pb2, compute_pb2, ranker_pb2, ranker_pb2_grpc, scan_pb2
+from tests.ranker.synthetic import EncodedChunk, Universe, benchmark_closes, synthetic_universe
 from tests.ranker.test_engine import CAL
 from tests.support import RedisServer, free_port, running_service, service_env
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from technic.v1 import common_pb2 as technic_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18technic/v1/compute.proto\x12\ntechnic.v1\x1a\x17technic/v1/common.proto\"D\n\x0cScoreRequest\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12#\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x14.technic.v1.ChunkRef\"\xec\x02\n\rScoreResponse\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\'\n\x06states\x18\x03 \x03(\x0e\x32\x17.technic.v1.SymbolState\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x01(\x0c\x12\x0e\n\x06scores\x18\x05 \x01(\x0c\x12\x0e\n\x06levels\x18\x06 \x01(\x0c\x12\x12\n\nsparklines\x18\x07 \x01(\x0c\x12\x17\n\x0f\x66\x65\x61ture_version\x18\x08 \x01(\t\x12\x44\n\x0emodel_versions\x18\t \x03(\x0b\x32,.technic.v1.ScoreResponse.ModelVersionsEntry\x12 \n\x05stats\x18\n \x01(\x0b\x32\x11.technic.v1.Stats\x12\x0f\n\x07replica\x18\x0b \x01(\t\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0e\x45xplainRequest\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0c\x12\r\n\x05top_k\x18\x03 \x01(\x05\"Z\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x04 \x01(\x01\"\x81\x01\n\x10ModelExplanation\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nbase_value\x18\x02 \x01(\x01\x12\x12\n\nprediction\x18\x03 \x01(\x01\x12\x36\n\rcontributions\x18\x04 \x03(\x0b\x32\x1f.technic.v1.FeatureContribution\"Q\n\x11SymbolExplanation\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x06models\x18\x02 \x03(\x0b\x32\x1c.technic.v1.ModelExplanation\"c\n\x0f\x45xplainResponse\x12.\n\x07symbols\x18\x01 \x03(\x0b\x32\x1d.technic.v1.SymbolExplanation\x12 \n\x05stats\x18\x02 \x01(\x0b\x32\x11.technic.v1.Stats2\x8b\x01\n\x07\x43ompute\x12<\n\x05Score\x12\x18.technic.v1.ScoreRequest\x1a\x19.technic.v1.ScoreResponse\x12\x42\n\x07\x45xplain\x12\x1a.technic.v1.ExplainRequest\x1a\x1b.technic.v1.ExplainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18technic/v1/compute.proto\x12\ntechnic.v1\x1a\x17technic/v1/common.proto\"D\n\x0cScoreRequest\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12#\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x14.technic.v1.ChunkRef\"\xec\x02\n\rScoreResponse\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\x05\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\'\n\x06states\x18\x03 \x03(\x0e\x32\x17.technic.v1.SymbolState\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x01(\x0c\x12\x0e\n\x06scores\x18\x05 \x01(\x0c\x12\x0e\n\x06levels\x18\x06 \x01(\x0c\x12\x12\n\nsparklines\x18\x07 \x01(\x0c\x12\x17\n\x0f\x66\x65\x61ture_version\x18\x08 \x01(\t\x12\x44\n\x0emodel_versions\x18\t \x03(\x0b\x32,.technic.v1.ScoreResponse.ModelVersionsEntry\x12 \n\x05stats\x18\n \x01(\x0b\x32\x11.technic.v1.Stats\x12\x0f\n\x07replica\x18\x0b \x01(\t\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0e\x45xplainRequest\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0c\x12\r\n\x05top_k\x18\x03 \x01(\x05\"Z\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x04 \x01(\x01\"\x81\x01\n\x10ModelExplanation\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nbase_value\x18\x02 \x01(\x01\x12\x12\n\nprediction\x18\x03 \x01(\x01\x12\x36\n\rcontributions\x18\x04 \x03(\x0b\x32\x1f.technic.v1.FeatureContribution\"Q\n\x11SymbolExplanation\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x06models\x18\x02 \x03(\x0b\x32\x1c.technic.v1.ModelExplanation\"c\n\x0f\x45xplainResponse\x12.\n\x07symbols\x18\x01 \x03(\x0b\x32\x1d.technic.v1.SymbolExplanation\x12 \n\x05stats\x18\x02 \x01(\x0b\x32\x11.technic.v1.Stats\"\x11\n\x0f\x44\x65scribeRequest\"Q\n\x12WinProbCalibration\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05\x65\x64ges\x18\x03 \x03(\x01\x12\x0c\n\x04p_up\x18\x04 \x03(\x01\"\xa3\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ntrained_on\x18\x03 \x01(\t\x12\x33\n\x07metrics\x18\x04 \x03(\x0b\x32\".technic.v1.ModelInfo.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf2\x02\n\x10\x44\x65scribeResponse\x12\x17\n\x0f\x66\x65\x61ture_version\x18\x01 \x01(\t\x12G\n\x0emodel_versions\x18\x02 \x03(\x0b\x32/.technic.v1.DescribeResponse.ModelVersionsEntry\x12\x16\n\x0e\x66\x65\x61ture_fields\x18\x03 \x03(\t\x12\x14\n\x0cscore_fields\x18\x04 \x03(\t\x12\x14\n\x0clevel_fields\x18\x05 \x03(\t\x12\x18\n\x10sparkline_length\x18\x06 \x01(\x05\x12\x30\n\x08win_prob\x18\x07 \x01(\x0b\x32\x1e.technic.v1.WinProbCalibration\x12%\n\x06models\x18\x08 \x03(\x0b\x32\x15.technic.v1.ModelInfo\x12\x0f\n\x07replica\x18\t \x01(\t\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xd2\x01\n\x07\x43ompute\x12<\n\x05Score\x12\x18.technic.v1.ScoreRequest\x1a\x19.technic.v1.ScoreResponse\x12\x42\n\x07\x45xplain\x12\x1a.technic.v1.ExplainRequest\x1a\x1b.technic.v1.ExplainResponse\x12\x45\n\x08\x44\x65scribe\x12\x1b.technic.v1.DescribeRequest\x1a\x1c.technic.v1.DescribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SCORERESPONSE_MODELVERSIONSENTRY']._loaded_options = None
   _globals['_SCORERESPONSE_MODELVERSIONSENTRY']._serialized_options = b'8\001'
+  _globals['_MODELINFO_METRICSENTRY']._loaded_options = None
+  _globals['_MODELINFO_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_DESCRIBERESPONSE_MODELVERSIONSENTRY']._loaded_options = None
+  _globals['_DESCRIBERESPONSE_MODELVERSIONSENTRY']._serialized_options = b'8\001'
   _globals['_SCOREREQUEST']._serialized_start=65
   _globals['_SCOREREQUEST']._serialized_end=133
   _globals['_SCORERESPONSE']._serialized_start=136
@@ -50,6 +54,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYMBOLEXPLANATION']._serialized_end=875
   _globals['_EXPLAINRESPONSE']._serialized_start=877
   _globals['_EXPLAINRESPONSE']._serialized_end=976
-  _globals['_COMPUTE']._serialized_start=979
-  _globals['_COMPUTE']._serialized_end=1118
+  _globals['_DESCRIBEREQUEST']._serialized_start=978
+  _globals['_DESCRIBEREQUEST']._serialized_end=995
+  _globals['_WINPROBCALIBRATION']._serialized_start=997
+  _globals['_WINPROBCALIBRATION']._serialized_end=1078
+  _globals['_MODELINFO']._serialized_start=1081
+  _globals['_MODELINFO']._serialized_end=1244
+  _globals['_MODELINFO_METRICSENTRY']._serialized_start=1198
+  _globals['_MODELINFO_METRICSENTRY']._serialized_end=1244
+  _globals['_DESCRIBERESPONSE']._serialized_start=1247
+  _globals['_DESCRIBERESPONSE']._serialized_end=1617
+  _globals['_DESCRIBERESPONSE_MODELVERSIONSENTRY']._serialized_start=448
+  _globals['_DESCRIBERESPONSE_MODELVERSIONSENTRY']._serialized_end=500
+  _globals['_COMPUTE']._serialized_start=1620
+  _globals['_COMPUTE']._serialized_end=1830
 # @@protoc_insertion_point(module_scope)

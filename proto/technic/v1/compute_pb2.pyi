@@ -97,3 +97,67 @@ class ExplainResponse(_message.Message):
     symbols: _containers.RepeatedCompositeFieldContainer[SymbolExplanation]
     stats: _common_pb2.Stats
     def __init__(self, symbols: _Optional[_Iterable[_Union[SymbolExplanation, _Mapping]]] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ...) -> None: ...
+
+class DescribeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WinProbCalibration(_message.Message):
+    __slots__ = ("model", "version", "edges", "p_up")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    P_UP_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    edges: _containers.RepeatedScalarFieldContainer[float]
+    p_up: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., edges: _Optional[_Iterable[float]] = ..., p_up: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "version", "trained_on", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_ON_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    trained_on: str
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., trained_on: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class DescribeResponse(_message.Message):
+    __slots__ = ("feature_version", "model_versions", "feature_fields", "score_fields", "level_fields", "sparkline_length", "win_prob", "models", "replica")
+    class ModelVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FEATURE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    SPARKLINE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    WIN_PROB_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    feature_version: str
+    model_versions: _containers.ScalarMap[str, str]
+    feature_fields: _containers.RepeatedScalarFieldContainer[str]
+    score_fields: _containers.RepeatedScalarFieldContainer[str]
+    level_fields: _containers.RepeatedScalarFieldContainer[str]
+    sparkline_length: int
+    win_prob: WinProbCalibration
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    replica: str
+    def __init__(self, feature_version: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., feature_fields: _Optional[_Iterable[str]] = ..., score_fields: _Optional[_Iterable[str]] = ..., level_fields: _Optional[_Iterable[str]] = ..., sparkline_length: _Optional[int] = ..., win_prob: _Optional[_Union[WinProbCalibration, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., replica: _Optional[str] = ...) -> None: ...

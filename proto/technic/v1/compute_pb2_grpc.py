@@ -44,6 +44,11 @@ class ComputeStub:
                 request_serializer=technic_dot_v1_dot_compute__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=technic_dot_v1_dot_compute__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.Describe = channel.unary_unary(
+                '/technic.v1.Compute/Describe',
+                request_serializer=technic_dot_v1_dot_compute__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=technic_dot_v1_dot_compute__pb2.DescribeResponse.FromString,
+                _registered_method=True)
 
 
 class ComputeServicer:
@@ -63,6 +68,14 @@ class ComputeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Describe(self, request, context):
+        """What this replica scores with: feature list and version, models, block layouts, calibration.
+        A caller reads it before any work, so a scan's fingerprint is known up front.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComputeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_ComputeServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=technic_dot_v1_dot_compute__pb2.ExplainRequest.FromString,
                     response_serializer=technic_dot_v1_dot_compute__pb2.ExplainResponse.SerializeToString,
+            ),
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=technic_dot_v1_dot_compute__pb2.DescribeRequest.FromString,
+                    response_serializer=technic_dot_v1_dot_compute__pb2.DescribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class Compute:
             '/technic.v1.Compute/Explain',
             technic_dot_v1_dot_compute__pb2.ExplainRequest.SerializeToString,
             technic_dot_v1_dot_compute__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/technic.v1.Compute/Describe',
+            technic_dot_v1_dot_compute__pb2.DescribeRequest.SerializeToString,
+            technic_dot_v1_dot_compute__pb2.DescribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

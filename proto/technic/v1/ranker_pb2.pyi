@@ -32,7 +32,7 @@ class SymbolInfo(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., sectors: _Optional[_Iterable[str]] = ..., industries: _Optional[_Iterable[str]] = ..., market_caps: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class RankHeader(_message.Message):
-    __slots__ = ("scan_id", "fingerprint", "options", "as_of", "info", "issues", "requested", "benchmark", "stage_seconds")
+    __slots__ = ("scan_id", "fingerprint", "options", "as_of", "info", "issues", "requested", "benchmark", "stage_seconds", "win_prob")
     class StageSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class RankHeader(_message.Message):
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     BENCHMARK_FIELD_NUMBER: _ClassVar[int]
     STAGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WIN_PROB_FIELD_NUMBER: _ClassVar[int]
     scan_id: str
     fingerprint: str
     options: _scan_pb2.ScanOptions
@@ -58,7 +59,22 @@ class RankHeader(_message.Message):
     requested: int
     benchmark: bytes
     stage_seconds: _containers.ScalarMap[str, float]
-    def __init__(self, scan_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., options: _Optional[_Union[_scan_pb2.ScanOptions, _Mapping]] = ..., as_of: _Optional[str] = ..., info: _Optional[_Union[SymbolInfo, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[_common_pb2.SymbolIssue, _Mapping]]] = ..., requested: _Optional[int] = ..., benchmark: _Optional[bytes] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    win_prob: _compute_pb2.WinProbCalibration
+    def __init__(self, scan_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., options: _Optional[_Union[_scan_pb2.ScanOptions, _Mapping]] = ..., as_of: _Optional[str] = ..., info: _Optional[_Union[SymbolInfo, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[_common_pb2.SymbolIssue, _Mapping]]] = ..., requested: _Optional[int] = ..., benchmark: _Optional[bytes] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., win_prob: _Optional[_Union[_compute_pb2.WinProbCalibration, _Mapping]] = ...) -> None: ...
+
+class AttachExplanationsRequest(_message.Message):
+    __slots__ = ("fingerprint", "explanations")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    explanations: _containers.RepeatedCompositeFieldContainer[_compute_pb2.SymbolExplanation]
+    def __init__(self, fingerprint: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[_compute_pb2.SymbolExplanation, _Mapping]]] = ...) -> None: ...
+
+class AttachExplanationsResponse(_message.Message):
+    __slots__ = ("attached",)
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    attached: int
+    def __init__(self, attached: _Optional[int] = ...) -> None: ...
 
 class GetResultsRequest(_message.Message):
     __slots__ = ("scan_id", "fingerprint", "offset", "limit", "sort_by", "ascending", "include_issues")

@@ -45,6 +45,11 @@ class RankerStub:
                 request_serializer=technic_dot_v1_dot_ranker__pb2.GetResultsRequest.SerializeToString,
                 response_deserializer=technic_dot_v1_dot_scan__pb2.ScanResult.FromString,
                 _registered_method=True)
+        self.AttachExplanations = channel.unary_unary(
+                '/technic.v1.Ranker/AttachExplanations',
+                request_serializer=technic_dot_v1_dot_ranker__pb2.AttachExplanationsRequest.SerializeToString,
+                response_deserializer=technic_dot_v1_dot_ranker__pb2.AttachExplanationsResponse.FromString,
+                _registered_method=True)
 
 
 class RankerServicer:
@@ -64,6 +69,13 @@ class RankerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AttachExplanations(self, request, context):
+        """Store feature contributions of some rows with a ranked scan, so every later page carries them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +88,11 @@ def add_RankerServicer_to_server(servicer, server):
                     servicer.GetResults,
                     request_deserializer=technic_dot_v1_dot_ranker__pb2.GetResultsRequest.FromString,
                     response_serializer=technic_dot_v1_dot_scan__pb2.ScanResult.SerializeToString,
+            ),
+            'AttachExplanations': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachExplanations,
+                    request_deserializer=technic_dot_v1_dot_ranker__pb2.AttachExplanationsRequest.FromString,
+                    response_serializer=technic_dot_v1_dot_ranker__pb2.AttachExplanationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +149,33 @@ class Ranker:
             '/technic.v1.Ranker/GetResults',
             technic_dot_v1_dot_ranker__pb2.GetResultsRequest.SerializeToString,
             technic_dot_v1_dot_scan__pb2.ScanResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachExplanations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/technic.v1.Ranker/AttachExplanations',
+            technic_dot_v1_dot_ranker__pb2.AttachExplanationsRequest.SerializeToString,
+            technic_dot_v1_dot_ranker__pb2.AttachExplanationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

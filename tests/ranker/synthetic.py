@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.common.codec import decode_block, encode_block
-from services.compute.feature_list import FEATURES, LEVEL_FIELDS
+from services.contract.features import FEATURES, LEVEL_FIELDS
 from services.ranker.engine import ScoredChunk, SymbolInfo
 
 LEVELS: tuple[str, ...] = LEVEL_FIELDS

@@ -1,8 +1,8 @@
 """The four trade styles in one table: lookback, subscore weights, model blend, stop, target, shorts.
 
-Pure data (the gateway imports it for the default lookbacks). A style is looked up by the
-``TradeStyle`` enum value of scan.proto or by the display name the HTTP API uses
-("Short-term swing"); the unspecified enum value means the default style, Short-term swing.
+Pure data. A style is looked up by the ``TradeStyle`` enum value of scan.proto or by the display
+name the HTTP API uses ("Short-term swing"); the unspecified enum value means the default style,
+Short-term swing.
 """
 
 from __future__ import annotations
@@ -46,14 +46,39 @@ def _weights(*values: float) -> Mapping[str, float]:
 
 
 STYLES: tuple[TradeStyleSpec, ...] = (
-    TradeStyleSpec(scan_pb2.TRADE_STYLE_DAY, "Day", 130,
-                   _weights(0.10, 0.25, 0.25, 0.10, 0.20, 0.10), 0.80, 1.0, 1.5, True),
-    TradeStyleSpec(scan_pb2.TRADE_STYLE_SHORT_TERM_SWING, "Short-term swing", 260,
-                   _weights(0.20, 0.25, 0.15, 0.10, 0.15, 0.15), 0.65, 1.5, 2.0, True),
-    TradeStyleSpec(scan_pb2.TRADE_STYLE_MEDIUM_TERM_SWING, "Medium-term swing", 260,
-                   _weights(0.30, 0.25, 0.10, 0.10, 0.10, 0.15), 0.35, 2.0, 2.5, False),
-    TradeStyleSpec(scan_pb2.TRADE_STYLE_POSITION, "Position", 300,
-                   _weights(0.40, 0.25, 0.05, 0.15, 0.05, 0.10), 0.15, 3.0, 3.0, False),
+    TradeStyleSpec(
+        scan_pb2.TRADE_STYLE_DAY, "Day", 130, _weights(0.10, 0.25, 0.25, 0.10, 0.20, 0.10), 0.80, 1.0, 1.5, True
+    ),
+    TradeStyleSpec(
+        scan_pb2.TRADE_STYLE_SHORT_TERM_SWING,
+        "Short-term swing",
+        260,
+        _weights(0.20, 0.25, 0.15, 0.10, 0.15, 0.15),
+        0.65,
+        1.5,
+        2.0,
+        True,
+    ),
+    TradeStyleSpec(
+        scan_pb2.TRADE_STYLE_MEDIUM_TERM_SWING,
+        "Medium-term swing",
+        260,
+        _weights(0.30, 0.25, 0.10, 0.10, 0.10, 0.15),
+        0.35,
+        2.0,
+        2.5,
+        False,
+    ),
+    TradeStyleSpec(
+        scan_pb2.TRADE_STYLE_POSITION,
+        "Position",
+        300,
+        _weights(0.40, 0.25, 0.05, 0.15, 0.05, 0.10),
+        0.15,
+        3.0,
+        3.0,
+        False,
+    ),
 )
 DEFAULT_STYLE: TradeStyleSpec = STYLES[1]
 STYLE_NAMES: tuple[str, ...] = tuple(s.name for s in STYLES)

@@ -1,7 +1,7 @@
 """The feature list: names, plain labels, version, and the price-level and panel fields.
 
-Pure data, importable without Numba: compute computes these features, the ranker rates on them,
-the gateway validates sort and filter columns against them, and model metadata records them.
+Compute computes these features, the ranker rates on them, the gateway validates sort and filter
+columns against them, and model metadata records them; the fetcher's panels carry PANEL_FIELDS.
 Change a name or a definition here and bump FEATURE_VERSION; models trained on another version
 are refused.
 """
@@ -57,7 +57,20 @@ FEATURES: tuple[str, ...] = tuple(FEATURE_LABELS)
 N_FEATURES = len(FEATURES)
 
 LEVEL_FIELDS: tuple[str, ...] = (
-    "close", "prev_close", "open", "high", "low", "volume", "atr_14", "sma_20", "sma_50", "sma_200",
-    "high_52w", "low_52w", "avg_volume_20", "avg_dollar_volume_20", "sessions",
+    "close",
+    "prev_close",
+    "open",
+    "high",
+    "low",
+    "volume",
+    "atr_14",
+    "sma_20",
+    "sma_50",
+    "sma_200",
+    "high_52w",
+    "low_52w",
+    "avg_volume_20",
+    "avg_dollar_volume_20",
+    "sessions",
 )
 N_LEVELS = len(LEVEL_FIELDS)
