@@ -10,8 +10,8 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
 
+from gateway.caches import PageCache
 from gateway.orchestrator import InvalidRequest, NotFound, Orchestrator, Progress, ScanError, Unavailable
-from gateway.pages import PageCache
 from gateway.validation import MAX_DAYS, check_options, check_page, check_ticker
 from technic.v1 import scanner_pb2
 
@@ -64,7 +64,7 @@ class ScannerService:
     """Scan, GetScan, GetSymbol, GetUniverseStats over the orchestrator.
 
     Scan and GetScan receive the request bytes: a repeated request is answered from a
-    :class:`~gateway.pages.PageCache` of serialized answers keyed by those bytes, without parsing
+    :class:`~gateway.caches.PageCache` of serialized answers keyed by those bytes, without parsing
     the request or building a message (only requests that were valid ever reach the cache).
     Register it with :func:`add_to_server`.
     """

@@ -70,7 +70,7 @@ Ticker = Annotated[str, StringConstraints(strip_whitespace=True, pattern=TICKER_
 Sector = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 TradeStyleName = Literal["Day", "Short-term swing", "Medium-term swing", "Position"]
 SignalName = Literal["Strong Long", "Long", "Neutral", "Avoid", "Short", "Strong Short"]
-assert set(TradeStyleName.__args__) == set(TRADE_STYLES) and set(SignalName.__args__) == SIGNALS  # type: ignore[attr-defined]
+assert set(TradeStyleName.__args__) == set(TRADE_STYLES) and set(SignalName.__args__) == set(SIGNALS)  # type: ignore[attr-defined]
 
 
 class ScanOrchestrator(Protocol):

@@ -29,15 +29,16 @@ def is_balanced_target(target: str) -> bool:
     return (scheme in ("ipv4", "ipv6") and "," in target) or target.startswith("dns:")
 
 
-def service_config(target: str) -> str:
-    """The JSON service config for ``target``: retries always, round_robin for balanced targets."""
-    config: dict[str, object] = {"methodConfig": [{"name": [{}], "retryPolicy": RETRY_POLICY}]}
+def service_config(target: str, retries: bool = True) -> str:
+    """The JSON service config for ``target``: retries on UNAVAILABLE unless the caller retries itself
+    (one retry layer per hop), round_robin for balanced targets."""
+    config: dict[str, object] = {"methodConfig": [{"name": [{}], "retryPolicy": RETRY_POLICY}]} if retries else {}
     if is_balanced_target(target):
         config["loadBalancingConfig"] = [{"round_robin": {}}]
     return orjson.dumps(config).decode()
 
 
-def channel_options(target: str, max_message_mb: int = 256) -> list[tuple[str, object]]:
+def channel_options(target: str, max_message_mb: int = 256, retries: bool = True) -> list[tuple[str, object]]:
     limit = max_message_mb * 1024 * 1024
     return [
         ("grpc.max_send_message_length", limit),
@@ -46,8 +47,8 @@ def channel_options(target: str, max_message_mb: int = 256) -> list[tuple[str, o
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.enable_retries", 1),
-        ("grpc.service_config", service_config(target)),
+        ("grpc.enable_retries", int(retries)),
+        ("grpc.service_config", service_config(target, retries)),
         # Pick up replicas added or restarted behind a DNS name without waiting for a failure.
         ("grpc.dns_min_time_between_resolutions_ms", 1_000),
         ("grpc.initial_reconnect_backoff_ms", 100),
@@ -69,10 +70,11 @@ def client_credentials(settings: CommonSettings) -> grpc.ChannelCredentials | No
                                         private_key=key if cert else None, certificate_chain=cert if key else None)
 
 
-def make_channel(target: str, settings: CommonSettings | None = None) -> grpc.aio.Channel:
-    """An asyncio channel to ``target`` with the cluster's options (TLS when a CA is configured)."""
+def make_channel(target: str, settings: CommonSettings | None = None, retries: bool = True) -> grpc.aio.Channel:
+    """An asyncio channel to ``target`` with the cluster's options (TLS when a CA is configured);
+    ``retries=False`` for callers that retry on their own."""
     settings = settings or CommonSettings()
-    options = channel_options(target, settings.max_message_mb)
+    options = channel_options(target, settings.max_message_mb, retries)
     credentials = client_credentials(settings)
     if credentials is not None:
         return grpc.aio.secure_channel(target, credentials, options=options)

@@ -112,6 +112,15 @@ class Compute(compute_pb2_grpc.ComputeServicer):
             sparklines=encode_block(np.ones((n, 3), np.float32), rows=rows),
             feature_version="f1", model_versions={"alpha_5d": "m1", "alpha_10d": "m1"})
 
+    async def Describe(self, request, context):
+        if self.broken:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "replica down")
+        return compute_pb2.DescribeResponse(
+            feature_version="f1", model_versions={"alpha_5d": "m1", "alpha_10d": "m1"},
+            feature_fields=FEATURE_NAMES, score_fields=("alpha_5d", "alpha_10d"), level_fields=("close",),
+            sparkline_length=3, win_prob=compute_pb2.WinProbCalibration(model="alpha_10d", version="m1",
+                                                                        edges=[-1.0, 0.0, 1.0], p_up=[0.4, 0.6]))
+
     async def Explain(self, request, context):
         block = decode_block(request.features)
         self.explained.append(list(block.rows))
@@ -164,6 +173,18 @@ class Ranker(ranker_pb2_grpc.RankerServicer):
         if request.fingerprint not in self.stored:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such scan")
         return self.stored[request.fingerprint]
+
+    async def AttachExplanations(self, request, context):
+        if request.fingerprint not in self.stored:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such scan")
+        explained = {e.symbol: e for e in request.explanations}
+        attached = 0
+        for row in self.stored[request.fingerprint].rows:
+            if row.symbol in explained:
+                del row.explanation[:]
+                row.explanation.append(explained[row.symbol])
+                attached += 1
+        return ranker_pb2.AttachExplanationsResponse(attached=attached)
 
 
 async def serve(servicer, add) -> tuple[grpc.aio.Server, int]:
@@ -343,11 +364,11 @@ async def test_the_last_top_rows_are_explained_while_the_scan_is_ranked(backends
     # after the ranking, and an early explanation of a row outside the top is not attached.
     orchestrator.settings.gateway_explain_top = 2
     request = normalize_options(options, orchestrator.settings).SerializeToString(deterministic=True)
-    assert orchestrator._top_rows[request] == top
-    orchestrator._top_rows[request] = ["DDD", "AAA"]
+    assert orchestrator.results._top_rows[request] == top
+    orchestrator.results._top_rows[request] = ["DDD", "AAA"]
     for c in computes:
         c.explained.clear()
     _, third = await collect(orchestrator, options, refresh=True)
     assert explain_requests() == [["BBB"], ["DDD", "AAA"]]
     assert [r.symbol for r in third.rows if r.explanation] == ["AAA", "BBB"]
-    assert orchestrator._top_rows[request] == ["AAA", "BBB"]
+    assert orchestrator.results._top_rows[request] == ["AAA", "BBB"]

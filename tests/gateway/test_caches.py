@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.pages import PageCache
+from gateway.caches import PageCache
 
 
 class State:
