@@ -54,7 +54,7 @@ test: setup ## the test suite (unit + integration, fast fault subset)
 test-reliability: setup ## the full fault, load and security suite
 	$(PY) -m pytest -q tests/reliability
 
-bench: setup ## every performance budget of DESIGN section 9, with ratios to the baseline
+bench: setup ## every performance budget, each beside a reference measured in the same run
 	$(PY) -m bench
 
 proto: setup ## regenerate the committed protobuf modules

@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m bench`` (``make bench``) measures every budget of DESIGN section 9.
+"""The benchmark suite: ``python -m bench`` (``make bench``) measures every performance budget.
 
 It starts the cluster on the simulator (or, with ``--attach``, measures the one ``make up`` runs),
 then measures, each beside the old single-process design run in the same session (bench/baseline.py):

@@ -259,7 +259,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"simulator: latest session {today}, {args.latency_ms} ms per request; "
               f"{len(symbols)} symbols x {args.lookback} sessions")
         # The simulator builds each session's body on first request; build them all now so that it is
-        # not the bottleneck it simulates (DESIGN section 7).
+        # not the bottleneck it simulates.
         await warm_simulator(f"http://127.0.0.1:{sim_port}", today, args.lookback + 2)
         figures = await measure(f"127.0.0.1:{fetcher_port}", http, redis_url, symbols, args.lookback, 0.5)
 

@@ -1,4 +1,4 @@
-"""The suite's report: the budget table of DESIGN section 9, the text table, JSON and PNG charts.
+"""The suite's report: the performance budget table, the text table, JSON and PNG charts.
 
 Everything here is a pure function of the figures the suite measured (a plain dict), so the table
 and the charts can be rebuilt, and tested, without a cluster. Figures are seconds unless a name says
@@ -22,7 +22,7 @@ MANIFESTS = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "base"
 
 @dataclass(frozen=True)
 class Budget:
-    """One line of DESIGN section 9: where its figure lives in the measured dict, and its target."""
+    """One line of the performance budget: where its figure lives in the measured dict, and its target."""
 
     key: str
     label: str

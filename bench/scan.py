@@ -13,7 +13,7 @@ attaches to the one ``technic up`` runs, then measures full-universe scans throu
 Each scan figure is measured several times (median, min, max) with the scan's own per-stage
 seconds and the simulator's request count, while the resident memory of every cluster process is
 sampled. The reference is the old design (bench/baseline.py) on a ``--sample`` of the scanned symbols.
-The whole suite (``python -m bench``) adds the rest of DESIGN section 9 and writes the report.
+The whole suite (``python -m bench``) adds the other budget lines and writes the report.
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def flush_bars(redis_url: str) -> None:
 
 async def measure(cluster: Cluster, http: httpx.Client, runs: dict[str, int],
                   options: scan_pb2.ScanOptions | None = None) -> dict[str, Any]:
-    """Every scan figure of DESIGN section 9 except compute: a dict of summaries (see ``summarise``).
+    """Every scan figure of the budget except compute: a dict of summaries (see ``summarise``).
 
     ``runs`` gives how many times to measure cold, warm, repeated and incremental scans. The first
     start is measured once when the cluster has never scanned (Redis holds no universe yet).

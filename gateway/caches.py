@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -104,9 +103,13 @@ class PageCache:
         self._generation = generation
         self._fresh_as_of = fresh_as_of
         self.max_bytes = max_bytes
-        self.size = 0
         self._ttl = ttl
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: LRUCache[bytes, _Entry] = LRUCache(max_bytes, getsizeof=lambda entry: len(entry.data))
+
+    @property
+    def size(self) -> int:
+        """Bytes of the answers kept."""
+        return int(self._entries.currsize)
 
     def get(self, key: bytes) -> bytes | None:
         """The stored answer when it is still current, else None (and the entry is dropped)."""
@@ -115,9 +118,8 @@ class PageCache:
             return None
         if (entry.generation != self._generation() or time.monotonic() >= entry.expires
                 or (entry.latest_as_of and entry.latest_as_of != self._fresh_as_of())):
-            self._drop(key)
+            self._entries.pop(key, None)
             return None
-        self._entries.move_to_end(key)
         return entry.data
 
     def token(self) -> int:
@@ -128,17 +130,7 @@ class PageCache:
         """Keep ``data`` for ``key`` unless the generation moved since ``token`` was taken."""
         if token != self._generation() or len(data) > self.max_bytes:
             return
-        self._drop(key)
         self._entries[key] = _Entry(data, token, time.monotonic() + self._ttl(), latest_as_of)
-        self.size += len(data)
-        while self.size > self.max_bytes:
-            _, old = self._entries.popitem(last=False)
-            self.size -= len(old.data)
-
-    def _drop(self, key: bytes) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self.size -= len(entry.data)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,4 +1,4 @@
-"""A Redis client that keeps a service working when Redis is down (DESIGN section 5).
+"""A Redis client that keeps a service working when Redis is down.
 
 :class:`ResilientRedis` wraps ``redis.asyncio`` for the byte-valued operations the services use.
 When the server cannot be reached, operations fall back to a bounded in-process LRU, the client

@@ -135,3 +135,15 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_supervisord() -
     assert re.search(r'^ENTRYPOINT \["supervisord", "-n", "-c", "[^"]*deploy/supervisord.conf"\]', text, re.M)
     for module in re.findall(r"python -m ([\w.]+)", text):
         assert importlib.util.find_spec(module) is not None, f"the image runs {module}, which does not exist"
+
+
+def test_the_image_carries_no_tests_bench_or_fixtures() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line]
+    assert copied and not [c for c in copied if c.split("/")[0] in ("tests", "bench", ".")]
+    import tomllib
+
+    packages = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert not [p for p in packages if p.split(".")[0] in ("tests", "bench")]
+    runtime = [p for p in (PROJECT_ROOT / "services").rglob("*.py") if "synthetic" in p.name or "fixture" in p.name]
+    assert runtime == []

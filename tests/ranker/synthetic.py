@@ -1,6 +1,6 @@
 """A synthetic scored universe in the shape compute answers, for the ranker's tests and bench/.
 
-Each symbol has a latent strength; its features (contract 2 names), model scores and price levels
+Each symbol has a latent strength; its features (feature-list names), model scores and price levels
 are drawn around it so that ratings, alphas and returns agree in sign the way real data roughly
 does. Blocks are encoded with the codec exactly as compute sends them.
 """
