@@ -62,29 +62,37 @@ def load_model(model_dir: Path, name: str, threads: int = 1) -> AlphaModel:
     model_path, meta_path = model_paths(model_dir, name)
     for path in (model_path, meta_path):
         if not path.is_file():
-            raise ModelMismatchError(f"model file {path} not found: run `technic train` "
-                                     "or point TECHNIC_MODEL_DIR at a folder holding the models")
+            raise ModelMismatchError(
+                f"model file {path} not found: run `technic train` "
+                "or point TECHNIC_MODEL_DIR at a folder holding the models"
+            )
     try:
         meta = orjson.loads(meta_path.read_bytes())
     except orjson.JSONDecodeError as exc:
         raise ModelMismatchError(f"model metadata {meta_path} is not valid JSON: {exc}") from None
     if meta.get("feature_version") != FEATURE_VERSION:
-        raise ModelMismatchError(f"model {name} was trained on feature version {meta.get('feature_version')!r}, "
-                                 f"this code computes {FEATURE_VERSION!r}: retrain with `technic train`")
+        raise ModelMismatchError(
+            f"model {name} was trained on feature version {meta.get('feature_version')!r}, "
+            f"this code computes {FEATURE_VERSION!r}: retrain with `technic train`"
+        )
     if list(meta.get("features", [])) != list(FEATURES):
-        raise ModelMismatchError(f"model {name} expects features {meta.get('features')}, "
-                                 f"this code computes {list(FEATURES)}: retrain with `technic train`")
+        raise ModelMismatchError(
+            f"model {name} expects features {meta.get('features')}, "
+            f"this code computes {list(FEATURES)}: retrain with `technic train`"
+        )
     booster = xgb.Booster()
     try:
         booster.load_model(model_path)
     except xgb.core.XGBoostError as exc:
         raise ModelMismatchError(f"model {model_path} cannot be loaded: {exc}") from None
     if booster.feature_names is not None and list(booster.feature_names) != list(FEATURES):
-        raise ModelMismatchError(f"model {model_path} was fitted on features {booster.feature_names}, "
-                                 f"this code computes {list(FEATURES)}")
+        raise ModelMismatchError(
+            f"model {model_path} was fitted on features {booster.feature_names}, this code computes {list(FEATURES)}"
+        )
     if booster.num_features() != len(FEATURES):
-        raise ModelMismatchError(f"model {model_path} takes {booster.num_features()} features, "
-                                 f"this code computes {len(FEATURES)}")
+        raise ModelMismatchError(
+            f"model {model_path} takes {booster.num_features()} features, this code computes {len(FEATURES)}"
+        )
     booster.set_param({"nthread": threads})
     return AlphaModel(name=name, booster=booster, meta=meta)
 
@@ -127,12 +135,21 @@ class AlphaModels:
             for model, contribs in zip(self.models, per_model, strict=True):
                 phi = contribs[r, :-1]
                 order = np.argsort(-np.abs(phi), kind="stable")[:top_k]
-                row.append(Explanation(
-                    model=model.name,
-                    base_value=float(contribs[r, -1]),
-                    prediction=float(contribs[r].sum()),
-                    contributions=[Contribution(feature=FEATURES[i], label=FEATURE_LABELS[FEATURES[i]],
-                                                value=float(x[r, i]), contribution=float(phi[i])) for i in order],
-                ))
+                row.append(
+                    Explanation(
+                        model=model.name,
+                        base_value=float(contribs[r, -1]),
+                        prediction=float(contribs[r].sum()),
+                        contributions=[
+                            Contribution(
+                                feature=FEATURES[i],
+                                label=FEATURE_LABELS[FEATURES[i]],
+                                value=float(x[r, i]),
+                                contribution=float(phi[i]),
+                            )
+                            for i in order
+                        ],
+                    )
+                )
             result.append(row)
         return result

@@ -28,9 +28,12 @@ log = structlog.get_logger(__name__)
 def build_ranker(settings: RankerSettings, redis: ResilientRedis | None) -> Ranker:
     """The domain ranker from settings; CalibrationError when the model metadata is unusable."""
     config = RankConfig(
-        calibration=load_calibration(settings.model_dir), alpha_weight=settings.alpha_weight,
-        liquidity_floor=settings.ranker_liquidity_floor_usd, liquidity_damping=settings.ranker_liquidity_damping,
-        account_risk=settings.account_risk_usd, movers=settings.ranker_movers,
+        calibration=load_calibration(settings.model_dir),
+        alpha_weight=settings.alpha_weight,
+        liquidity_floor=settings.ranker_liquidity_floor_usd,
+        liquidity_damping=settings.ranker_liquidity_damping,
+        account_risk=settings.account_risk_usd,
+        movers=settings.ranker_movers,
     )
     cache = ScanCache(redis, max_scans=settings.ranker_cache_scans, min_ttl=settings.ranker_min_ttl_seconds)
     return Ranker(config, cache)
@@ -52,10 +55,12 @@ async def run(settings: RankerSettings) -> None:
         await h.set_dependency("redis", await redis.ping())
 
     try:
-        await serve(settings, settings.ranker_port,
-                    [GrpcService("technic.v1.Ranker", RankerService(ranker),
-                                 ranker_pb2_grpc.add_RankerServicer_to_server)],
-                    warmup=warmup)
+        await serve(
+            settings,
+            settings.ranker_port,
+            [GrpcService("technic.v1.Ranker", RankerService(ranker), ranker_pb2_grpc.add_RankerServicer_to_server)],
+            warmup=warmup,
+        )
     finally:
         await ranker.cache.drain()  # the last ranked scans reach Redis before the client closes
         await redis.close()

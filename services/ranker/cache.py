@@ -40,8 +40,13 @@ class FlightCancelledError(RuntimeError):
 class ScanCache:
     """Ranked scans by fingerprint (and scan id), with single-flight computation."""
 
-    def __init__(self, redis: ResilientRedis | None, max_scans: int = 16, min_ttl: float = 60.0,
-                 ttl: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        redis: ResilientRedis | None,
+        max_scans: int = 16,
+        min_ttl: float = 60.0,
+        ttl: Callable[[], float] | None = None,
+    ) -> None:
         self.redis = redis
         self.max_scans = max_scans
         self.ttl = ttl or (lambda: ttl_until_next_close(min_seconds=min_ttl))
@@ -120,8 +125,9 @@ class ScanCache:
             items[SCAN_KEY + fingerprint] = await asyncio.to_thread(scan.to_bytes)
         await redis.mset(items, ttl=self.ttl())
 
-    async def get_or_compute(self, fingerprint: str,
-                             compute: Callable[[], Awaitable[RankedScan]]) -> tuple[RankedScan, bool]:
+    async def get_or_compute(
+        self, fingerprint: str, compute: Callable[[], Awaitable[RankedScan]]
+    ) -> tuple[RankedScan, bool]:
         """(scan, cached): the cached scan, the result of a running identical computation, or a new one."""
         while True:
             flight = self._flights.get(fingerprint)

@@ -50,9 +50,13 @@ def scan_spec(options: scan_pb2.ScanOptions) -> ScanSpec:
     filters = FilterSpec(
         min_price=options.min_price if options.HasField("min_price") else None,
         min_dollar_volume=options.min_dollar_volume if options.HasField("min_dollar_volume") else None,
-        sectors=tuple(options.sectors), min_tech_rating=options.min_tech_rating, signals=tuple(options.signals),
-        ranges=tuple(RangeSpec(r.column, r.min if r.HasField("min") else None, r.max if r.HasField("max") else None)
-                     for r in options.ranges),
+        sectors=tuple(options.sectors),
+        min_tech_rating=options.min_tech_rating,
+        signals=tuple(options.signals),
+        ranges=tuple(
+            RangeSpec(r.column, r.min if r.HasField("min") else None, r.max if r.HasField("max") else None)
+            for r in options.ranges
+        ),
     )
     return ScanSpec(style, filters, page_spec(options.sort_by, options.ascending, options.offset, options.limit))
 
@@ -67,8 +71,12 @@ def rank_input(header: ranker_pb2.RankHeader) -> RankInput:
 
     # One pass over the messages (each attribute read wraps a message: four passes cost twice this).
     rows = [(i.symbol, i.bucket, i.reason, i.detail) for i in header.issues]
-    issues = Issues([r[0] for r in rows], [BUCKET_NAMES.get(r[1], "unspecified") for r in rows],
-                    [r[2] for r in rows], [r[3] for r in rows])
+    issues = Issues(
+        [r[0] for r in rows],
+        [BUCKET_NAMES.get(r[1], "unspecified") for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
     benchmark = np.empty(0)
     if header.benchmark:
         try:
@@ -77,10 +85,20 @@ def rank_input(header: ranker_pb2.RankHeader) -> RankInput:
             raise RankerInputError(f"header.benchmark block: {exc}") from None
         benchmark = block.column("close") if "close" in block.fields else block.array.ravel()
     return RankInput(
-        scan_id=header.scan_id, fingerprint=header.fingerprint, as_of=header.as_of, spec=scan_spec(header.options),
-        info=SymbolInfo(tuple(info.symbols), fill(list(info.names), ""), fill(list(info.sectors), ""),
-                        fill(list(info.industries), ""), fill(list(info.market_caps), float("nan"))),
-        issues=issues, requested=header.requested or n + len(issues), benchmark=benchmark,
+        scan_id=header.scan_id,
+        fingerprint=header.fingerprint,
+        as_of=header.as_of,
+        spec=scan_spec(header.options),
+        info=SymbolInfo(
+            tuple(info.symbols),
+            fill(list(info.names), ""),
+            fill(list(info.sectors), ""),
+            fill(list(info.industries), ""),
+            fill(list(info.market_caps), float("nan")),
+        ),
+        issues=issues,
+        requested=header.requested or n + len(issues),
+        benchmark=benchmark,
         stage_seconds=dict(header.stage_seconds),
     )
 
@@ -89,11 +107,15 @@ def scored_chunk(msg: compute_pb2.ScoreResponse) -> ScoredChunk:
     """Decode one compute answer; a malformed block is an input error naming the chunk."""
     i = msg.chunk_index
     return ScoredChunk(
-        chunk_index=i, symbols=tuple(msg.symbols), states=tuple(STATE_NAMES.get(s, "unspecified") for s in msg.states),
-        features=_block(msg.features, "features", i), scores=_block(msg.scores, "scores", i),
+        chunk_index=i,
+        symbols=tuple(msg.symbols),
+        states=tuple(STATE_NAMES.get(s, "unspecified") for s in msg.states),
+        features=_block(msg.features, "features", i),
+        scores=_block(msg.scores, "scores", i),
         levels=_block(msg.levels, "levels", i),
         sparklines=_block(msg.sparklines, "sparklines", i) if msg.sparklines else None,
-        feature_version=msg.feature_version, model_versions=dict(msg.model_versions),
+        feature_version=msg.feature_version,
+        model_versions=dict(msg.model_versions),
     )
 
 
@@ -114,19 +136,28 @@ def encoded_issues(issues: Issues) -> tuple[Issues, bytes]:
 
 def _add_issues(result: scan_pb2.ScanResult, iss: Issues, start: int) -> None:
     add = result.issues.add
-    for symbol, bucket, reason, detail in zip(iss.symbols[start:], iss.buckets[start:], iss.reasons[start:],
-                                              iss.details[start:], strict=True):
+    for symbol, bucket, reason, detail in zip(
+        iss.symbols[start:], iss.buckets[start:], iss.reasons[start:], iss.details[start:], strict=True
+    ):
         add(symbol=symbol, bucket=BUCKET_ENUMS[bucket], reason=reason, detail=detail)
 
 
 def _starts_with(issues: Issues, head: Issues) -> bool:
     n = len(head)
-    return len(issues) >= n and all(getattr(issues, name)[:n] == getattr(head, name)
-                                    for name in ("symbols", "buckets", "reasons", "details"))
+    return len(issues) >= n and all(
+        getattr(issues, name)[:n] == getattr(head, name) for name in ("symbols", "buckets", "reasons", "details")
+    )
 
 
-def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool, include_issues: bool,
-                known_issues: tuple[Issues, bytes] | None = None) -> scan_pb2.ScanResult:
+def scan_result(
+    scan: RankedScan,
+    page: PageSpec,
+    *,
+    scan_id: str,
+    cached: bool,
+    include_issues: bool,
+    known_issues: tuple[Issues, bytes] | None = None,
+) -> scan_pb2.ScanResult:
     """One page of ``scan`` as a ScanResult (issues only when asked for).
 
     ``known_issues`` (from :func:`encoded_issues`) is used for the scan's issues that begin with it.
@@ -136,21 +167,34 @@ def scan_result(scan: RankedScan, page: PageSpec, *, scan_id: str, cached: bool,
     acc = scan.accounting
     regime = scan.regime
     result = scan_pb2.ScanResult(
-        scan_id=scan_id, fingerprint=scan.fingerprint, as_of=scan.as_of, cached=cached,
-        accounting=common_pb2.Accounting(requested=acc.requested, ranked=acc.ranked, filtered=acc.filtered,
-                                         skipped=acc.skipped, errored=acc.errored),
-        regime=scan_pb2.MarketRegime(trend=regime.trend, volatility=regime.volatility, label=regime.label,
-                                     benchmark_close=regime.benchmark_close,
-                                     benchmark_sma_200=regime.benchmark_sma_200,
-                                     benchmark_volatility=regime.benchmark_volatility),
-        total_rows=len(scan), offset=page.offset, stage_seconds=scan.stage_seconds,
-        feature_version=scan.feature_version, model_versions=scan.model_versions,
-        created_unix=scan.created_unix, trade_style=style.enum_value,
+        scan_id=scan_id,
+        fingerprint=scan.fingerprint,
+        as_of=scan.as_of,
+        cached=cached,
+        accounting=common_pb2.Accounting(
+            requested=acc.requested, ranked=acc.ranked, filtered=acc.filtered, skipped=acc.skipped, errored=acc.errored
+        ),
+        regime=scan_pb2.MarketRegime(
+            trend=regime.trend,
+            volatility=regime.volatility,
+            label=regime.label,
+            benchmark_close=regime.benchmark_close,
+            benchmark_sma_200=regime.benchmark_sma_200,
+            benchmark_volatility=regime.benchmark_volatility,
+        ),
+        total_rows=len(scan),
+        offset=page.offset,
+        stage_seconds=scan.stage_seconds,
+        feature_version=scan.feature_version,
+        model_versions=scan.model_versions,
+        created_unix=scan.created_unix,
+        trade_style=style.enum_value,
     )
     result.MergeFromString(rows(scan, idx))
     for m in scan.movers:
-        result.movers.add(symbol=m.symbol, change_pct=m.change_pct, note=m.note,
-                          sparkline=scan.sparklines[m.row].tolist())
+        result.movers.add(
+            symbol=m.symbol, change_pct=m.change_pct, note=m.note, sparkline=scan.sparklines[m.row].tolist()
+        )
     if include_issues:
         start = 0
         if known_issues is not None and _starts_with(scan.issues, known_issues[0]):
@@ -194,9 +238,23 @@ def _tag(field: str, wire_type: int, descriptor: object = scan_pb2.ScanRow.DESCR
 _DOUBLE, _LEN = 1, 2
 _ROWS_TAG = _tag("rows", _LEN, scan_pb2.ScanResult.DESCRIPTOR)
 # ScanRow double fields and the NUMBER_COLUMNS column each one reads.
-_DOUBLE_FIELDS = ("tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile",
-                  "win_prob_10d", "alpha_5d", "alpha_10d", "last_close", "change_pct", "atr_pct",
-                  "avg_dollar_volume", "market_cap", "rating_percentile", "alpha_percentile")
+_DOUBLE_FIELDS = (
+    "tech_rating",
+    "alpha_score",
+    "composite_score",
+    "percentile",
+    "sector_percentile",
+    "win_prob_10d",
+    "alpha_5d",
+    "alpha_10d",
+    "last_close",
+    "change_pct",
+    "atr_pct",
+    "avg_dollar_volume",
+    "market_cap",
+    "rating_percentile",
+    "alpha_percentile",
+)
 _TEXT_FIELDS = ("symbol", "name", "sector", "industry", "signal")
 
 
@@ -246,20 +304,33 @@ class RowEncoder:
         plan_fixed = plan_arr.tobytes()
         plan_size = self.plan_dtype.itemsize
         text = {k: scan.text[k][idx].tolist() for k in (*_TEXT_FIELDS, "side")}
-        notes = rationales(text["signal"], numbers[:, _SUB], numbers[:, _COL["alpha_5d"]],
-                           numbers[:, _COL["alpha_10d"]], numbers[:, _COL["alpha_score"]])
+        notes = rationales(
+            text["signal"],
+            numbers[:, _SUB],
+            numbers[:, _COL["alpha_5d"]],
+            numbers[:, _COL["alpha_10d"]],
+            numbers[:, _COL["alpha_score"]],
+        )
         ranks = numbers[:, _COL["rank"]].astype(np.int64).tolist()
         style = _string(_tag("play_style", _LEN), scan.style)
         columns = [text[k] for k in _TEXT_FIELDS]
         out = []
         for j, rank in enumerate(ranks):
             side = _SIDES["short" if text["side"][j] == "short" else "long"]
-            row = b"".join((
-                _RANK_TAG, _varint(rank),
-                *(_string(tag, col[j]) for tag, col in zip(_TEXT_TAG_LIST, columns, strict=True)),
-                _PLAN_TAG, _varint(plan_size + len(side)), plan_fixed[j * plan_size:(j + 1) * plan_size], side,
-                _string(_RATIONALE_TAG, notes[j]), style, fixed[j * size:(j + 1) * size],
-            ))
+            row = b"".join(
+                (
+                    _RANK_TAG,
+                    _varint(rank),
+                    *(_string(tag, col[j]) for tag, col in zip(_TEXT_TAG_LIST, columns, strict=True)),
+                    _PLAN_TAG,
+                    _varint(plan_size + len(side)),
+                    plan_fixed[j * plan_size : (j + 1) * plan_size],
+                    side,
+                    _string(_RATIONALE_TAG, notes[j]),
+                    style,
+                    fixed[j * size : (j + 1) * size],
+                )
+            )
             out.append(_ROWS_TAG + _varint(len(row)) + row)
         return b"".join(out)
 
@@ -279,5 +350,10 @@ _SIDES = {side: _string(_tag("side", _LEN, scan_pb2.TradePlan.DESCRIPTOR), side)
 
 def _segments_dtype(segments: list[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
     """A packed structured dtype: for each segment its constant prefix bytes, then its value."""
-    return np.dtype([item for i, (prefix, kind, shape) in enumerate(segments)
-                     for item in ((f"p{i}", f"S{len(prefix)}"), (f"v{i}", kind, shape))])
+    return np.dtype(
+        [
+            item
+            for i, (prefix, kind, shape) in enumerate(segments)
+            for item in ((f"p{i}", f"S{len(prefix)}"), (f"v{i}", kind, shape))
+        ]
+    )

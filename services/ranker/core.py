@@ -30,9 +30,15 @@ class Ranker:
             received = [chunk async for chunk in chunks]
             # numpy and pandas release the GIL for most of it: the event loop keeps serving meanwhile.
             scan = await asyncio.to_thread(rank_scan, inp, received, self.config)
-            log.info("ranked", scan_id=inp.scan_id, fingerprint=inp.fingerprint, chunks=len(received),
-                     ranked=scan.accounting.ranked, requested=inp.requested,
-                     seconds=round(scan.stage_seconds["rank"], 4))
+            log.info(
+                "ranked",
+                scan_id=inp.scan_id,
+                fingerprint=inp.fingerprint,
+                chunks=len(received),
+                ranked=scan.accounting.ranked,
+                requested=inp.requested,
+                seconds=round(scan.stage_seconds["rank"], 4),
+            )
             return scan
 
         scan, cached = await self.cache.get_or_compute(inp.fingerprint, compute)

@@ -35,8 +35,7 @@ class Accounting:
     errored: dict[str, int]
 
     def total(self) -> int:
-        return (self.ranked + sum(self.filtered.values()) + sum(self.skipped.values())
-                + sum(self.errored.values()))
+        return self.ranked + sum(self.filtered.values()) + sum(self.skipped.values()) + sum(self.errored.values())
 
 
 @dataclass
@@ -115,10 +114,17 @@ class RankedScan:
     def to_bytes(self) -> bytes:
         # vars(), not asdict(), for the issue lists: asdict deep-copies every string (~40 ms per scan).
         meta = {
-            "scan_id": self.scan_id, "fingerprint": self.fingerprint, "as_of": self.as_of, "style": self.style,
-            "feature_version": self.feature_version, "model_versions": self.model_versions,
-            "created_unix": self.created_unix, "stage_seconds": self.stage_seconds,
-            "regime": asdict(self.regime), "accounting": asdict(self.accounting), "issues": vars(self.issues),
+            "scan_id": self.scan_id,
+            "fingerprint": self.fingerprint,
+            "as_of": self.as_of,
+            "style": self.style,
+            "feature_version": self.feature_version,
+            "model_versions": self.model_versions,
+            "created_unix": self.created_unix,
+            "stage_seconds": self.stage_seconds,
+            "regime": asdict(self.regime),
+            "accounting": asdict(self.accounting),
+            "issues": vars(self.issues),
             "movers": [[m.row, m.symbol, m.change_pct, m.note] for m in self.movers],
             "text": {k: v.tolist() for k, v in self.text.items() if k != "symbol"},
         }
@@ -136,8 +142,8 @@ class RankedScan:
         magic, n1, n2, n3 = _FRAME.unpack_from(data, 0)
         if magic != _MAGIC or _FRAME.size + n1 + n2 + n3 != len(data):
             raise BlockError("not a ranked scan (bad frame)")
-        view = memoryview(data)[_FRAME.size:]
-        table, feats, sparks = decode_block(view[:n1]), decode_block(view[n1:n1 + n2]), decode_block(view[n1 + n2:])
+        view = memoryview(data)[_FRAME.size :]
+        table, feats, sparks = decode_block(view[:n1]), decode_block(view[n1 : n1 + n2]), decode_block(view[n1 + n2 :])
         m: dict[str, Any] = dict(table.meta)
         if table.fields != NUMBER_COLUMNS:
             raise BlockError("ranked scan written with other columns")
@@ -145,12 +151,23 @@ class RankedScan:
         text["symbol"] = np.asarray(table.rows, dtype=object)
         regime = Regime(**{k: (float("nan") if v is None else v) for k, v in m["regime"].items()})
         return cls(
-            scan_id=m["scan_id"], fingerprint=m["fingerprint"], as_of=m["as_of"], style=m["style"],
-            feature_version=m["feature_version"], model_versions=m["model_versions"],
-            created_unix=m["created_unix"], stage_seconds=m["stage_seconds"], regime=regime,
-            accounting=Accounting(**m["accounting"]), issues=Issues(**m["issues"]),
-            movers=[Mover(int(r), s, float(c), n) for r, s, c, n in m["movers"]], text=text,
-            numbers=table.array, feature_names=feats.fields, features=feats.array, sparklines=sparks.array,
+            scan_id=m["scan_id"],
+            fingerprint=m["fingerprint"],
+            as_of=m["as_of"],
+            style=m["style"],
+            feature_version=m["feature_version"],
+            model_versions=m["model_versions"],
+            created_unix=m["created_unix"],
+            stage_seconds=m["stage_seconds"],
+            regime=regime,
+            accounting=Accounting(**m["accounting"]),
+            issues=Issues(**m["issues"]),
+            movers=[Mover(int(r), s, float(c), n) for r, s, c, n in m["movers"]],
+            text=text,
+            numbers=table.array,
+            feature_names=feats.fields,
+            features=feats.array,
+            sparklines=sparks.array,
         )
 
 

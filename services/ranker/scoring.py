@@ -40,8 +40,7 @@ class CalibrationError(RuntimeError):
     """The model metadata is missing or has no usable win_prob table; the message says which."""
 
 
-def alpha_score(alpha_5d: np.ndarray, alpha_10d: np.ndarray, mask: np.ndarray,
-                style: TradeStyleSpec) -> np.ndarray:
+def alpha_score(alpha_5d: np.ndarray, alpha_10d: np.ndarray, mask: np.ndarray, style: TradeStyleSpec) -> np.ndarray:
     """Style blend of the two models' cross-sectional z-scores over the rows in ``mask``."""
     z5, z10 = zscore(alpha_5d, mask), zscore(alpha_10d, mask)
     blend = style.blend_5d * z5 + (1.0 - style.blend_5d) * z10
@@ -63,8 +62,15 @@ class Composite:
     score: np.ndarray
 
 
-def composite(rating: np.ndarray, alpha: np.ndarray, dollar_volume: np.ndarray, mask: np.ndarray,
-              weight: float, floor: float, damping: float) -> Composite:
+def composite(
+    rating: np.ndarray,
+    alpha: np.ndarray,
+    dollar_volume: np.ndarray,
+    mask: np.ndarray,
+    weight: float,
+    floor: float,
+    damping: float,
+) -> Composite:
     """The composite score (0-100) of every row in ``mask`` from its rating and alpha percentiles."""
     rp = percentile(rating, mask)
     ap = percentile(alpha, mask)
@@ -98,8 +104,10 @@ class WinProbCalibration:
         except (TypeError, ValueError) as exc:
             raise CalibrationError(f"{source}: win_prob is not numeric: {exc}") from None
         if edges.ndim != 1 or p_up.ndim != 1 or len(p_up) < 1 or len(edges) != len(p_up) + 1:
-            raise CalibrationError(f"{source}: win_prob needs len(edges) == len(p_up) + 1, "
-                                   f"got {len(edges)} edges and {len(p_up)} probabilities")
+            raise CalibrationError(
+                f"{source}: win_prob needs len(edges) == len(p_up) + 1, "
+                f"got {len(edges)} edges and {len(p_up)} probabilities"
+            )
         if np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(p_up)) or np.any((p_up < 0) | (p_up > 1)):
             raise CalibrationError(f"{source}: win_prob edges must increase and p_up lie in [0, 1]")
         lo, hi = edges[:-1], edges[1:]
@@ -109,16 +117,22 @@ class WinProbCalibration:
         centers = np.where(closed, (lo + hi) / 2.0, np.where(np.isfinite(lo), lo + half, hi - half))
         if not np.all(np.isfinite(centers)) or np.any(np.diff(centers) <= 0):
             raise CalibrationError(f"{source}: win_prob bins must have finite, increasing centres")
-        return cls(model=str(meta.get("name", WIN_PROB_MODEL)), version=str(meta.get("version", "")),
-                   centers=centers, p_up=p_up)
+        return cls(
+            model=str(meta.get("name", WIN_PROB_MODEL)),
+            version=str(meta.get("version", "")),
+            centers=centers,
+            p_up=p_up,
+        )
 
 
 def load_calibration(model_dir: Path, model: str = WIN_PROB_MODEL) -> WinProbCalibration:
     """Read ``<model_dir>/<model>.json``; CalibrationError with the path when absent or unusable."""
     path = Path(model_dir) / f"{model}.json"
     if not path.is_file():
-        raise CalibrationError(f"model metadata {path} not found: train the models (`technic train`) "
-                               "or point TECHNIC_MODEL_DIR at a folder holding it")
+        raise CalibrationError(
+            f"model metadata {path} not found: train the models (`technic train`) "
+            "or point TECHNIC_MODEL_DIR at a folder holding it"
+        )
     try:
         meta = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
@@ -159,13 +173,13 @@ def market_regime(closes: np.ndarray) -> Regime:
         return UNKNOWN_REGIME
     close = float(c[-1])
     sma200 = float(c[-200:].mean())
-    slope = float(c[-50:].mean() - c[-50 - SLOPE_SESSIONS:-SLOPE_SESSIONS].mean())
+    slope = float(c[-50:].mean() - c[-50 - SLOPE_SESSIONS : -SLOPE_SESSIONS].mean())
     if close > sma200 and slope > 0:
         trend = "uptrend"
     elif close < sma200 and slope < 0:
         trend = "downtrend"
     else:
         trend = "sideways"
-    vol = float(np.std(np.diff(np.log(c[-VOL_SESSIONS - 1:])), ddof=1) * np.sqrt(252) * 100.0)
+    vol = float(np.std(np.diff(np.log(c[-VOL_SESSIONS - 1 :])), ddof=1) * np.sqrt(252) * 100.0)
     level = "low" if vol < VOL_LOW else "high" if vol > VOL_HIGH else "normal"
     return Regime(trend, level, close, sma200, vol)

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def replica(redis_server: RedisServer, trained: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[ServiceProcess, compute_pb2_grpc.ComputeStub]]:
+def replica(
+    redis_server: RedisServer, trained: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServiceProcess, compute_pb2_grpc.ComputeStub]]:
     port = free_port()
     env = {"TECHNIC_COMPUTE_PORT": str(port), "REDIS_URL": redis_server.url, "TECHNIC_MODEL_DIR": str(trained[0])}
     with running_service("services.compute", port, tmp_path_factory.mktemp("logs"), env, timeout=240) as proc:
@@ -38,8 +39,9 @@ def put(redis_server: RedisServer, key: str, value: bytes) -> None:
     client.close()
 
 
-def test_score_and_explain_a_chunk(replica: tuple[ServiceProcess, Any], redis_server: RedisServer,
-                                   small_market: Market) -> None:
+def test_score_and_explain_a_chunk(
+    replica: tuple[ServiceProcess, Any], redis_server: RedisServer, small_market: Market
+) -> None:
     proc, stub = replica
     tickers = np.arange(40)
     panel = panel_of(small_market, tickers)
@@ -47,10 +49,20 @@ def test_score_and_explain_a_chunk(replica: tuple[ServiceProcess, Any], redis_se
     panel[1, :-20] = np.nan  # too little history
     symbols = [str(s) for s in small_market.tickers[tickers]]
     key = "technic:test:panel:0"
-    put(redis_server, key, encode_block(panel, rows=symbols, fields=PANEL_FIELDS,
-                                        meta={"as_of": "2026-11-13", "lookback": 260, "chunk_index": 0}))
-    reply = stub.Score(compute_pb2.ScoreRequest(scan_id="t", chunk=common_pb2.ChunkRef(
-        key=key, chunk_index=0, symbols=symbols, n_sessions=260, fields=PANEL_FIELDS)), timeout=60)
+    put(
+        redis_server,
+        key,
+        encode_block(
+            panel, rows=symbols, fields=PANEL_FIELDS, meta={"as_of": "2026-11-13", "lookback": 260, "chunk_index": 0}
+        ),
+    )
+    reply = stub.Score(
+        compute_pb2.ScoreRequest(
+            scan_id="t",
+            chunk=common_pb2.ChunkRef(key=key, chunk_index=0, symbols=symbols, n_sessions=260, fields=PANEL_FIELDS),
+        ),
+        timeout=60,
+    )
     assert list(reply.symbols) == symbols
     states = list(reply.states)
     assert states[0] == common_pb2.SYMBOL_STATE_NO_DATA
@@ -80,8 +92,9 @@ def test_inline_block_is_scored_without_redis(replica: tuple[ServiceProcess, Any
     _, stub = replica
     panel = panel_of(small_market, np.arange(3))
     block = encode_block(panel, rows=["A", "B", "C"], fields=PANEL_FIELDS)
-    reply = stub.Score(compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef(inline_block=block, chunk_index=7)),
-                       timeout=60)
+    reply = stub.Score(
+        compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef(inline_block=block, chunk_index=7)), timeout=60
+    )
     assert reply.chunk_index == 7 and list(reply.symbols) == ["A", "B", "C"]
 
 
@@ -100,14 +113,19 @@ def test_bad_chunks_get_clear_status_codes(replica: tuple[ServiceProcess, Any], 
             stub.Score(compute_pb2.ScoreRequest(chunk=chunk), timeout=30)
         assert err.value.code() == code and text in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        stub.Explain(compute_pb2.ExplainRequest(features=encode_block(np.zeros((1, 2), np.float32), rows=["A"],
-                                                                      fields=["x", "y"])), timeout=30)
+        stub.Explain(
+            compute_pb2.ExplainRequest(
+                features=encode_block(np.zeros((1, 2), np.float32), rows=["A"], fields=["x", "y"])
+            ),
+            timeout=30,
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lacks" in err.value.details()
     assert proc.process.poll() is None
 
 
-def test_a_chunk_with_a_content_digest_is_scored_once(replica: tuple[ServiceProcess, Any], redis_server: RedisServer,
-                                                      small_market: Market) -> None:
+def test_a_chunk_with_a_content_digest_is_scored_once(
+    replica: tuple[ServiceProcess, Any], redis_server: RedisServer, small_market: Market
+) -> None:
     _, stub = replica
     panel = panel_of(small_market, np.arange(20))
     symbols = [str(s) for s in small_market.tickers[:20]]
