@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 
 from services.common.grpc_server import Health
 from services.common.redis_client import ResilientRedis
-from services.compute.features import FEATURE_VERSION, warm_up
+from services.compute.features import FEATURE_VERSION, FEATURES, LEVEL_FIELDS, SPARKLINE_LENGTH, warm_up
 from services.compute.models import AlphaModels
 from services.compute.scored_cache import scored_key
 from services.compute.scoring import ChunkError, explain_rows, parse_features, parse_panel, score_chunk
@@ -24,13 +24,37 @@ log = structlog.get_logger(__name__)
 MAX_EXPLAIN_ROWS = 500
 
 
+def describe(models: AlphaModels, replica: str) -> compute_pb2.DescribeResponse:
+    """What a replica with ``models`` scores with: the contract's block layouts and the models' metadata."""
+    reply = compute_pb2.DescribeResponse(
+        feature_version=FEATURE_VERSION,
+        model_versions=models.versions,
+        feature_fields=FEATURES,
+        score_fields=models.names,
+        level_fields=LEVEL_FIELDS,
+        sparkline_length=SPARKLINE_LENGTH,
+        models=[
+            compute_pb2.ModelInfo(name=m.name, version=m.version, trained_on=m.trained_on, metrics=m.metrics)
+            for m in models.models
+        ],
+        replica=replica,
+    )
+    table = models.win_prob
+    if table is not None:
+        reply.win_prob.CopyFrom(
+            compute_pb2.WinProbCalibration(model=table.model, version=table.version, edges=table.edges, p_up=table.p_up)
+        )
+    return reply
+
+
 class ComputeService(compute_pb2_grpc.ComputeServicer):
-    """Score and Explain; numeric work runs on one worker thread so health checks stay responsive."""
+    """Score, Explain and Describe; numeric work runs on one worker thread so health checks stay responsive."""
 
     def __init__(self, settings: ComputeSettings, redis: ResilientRedis | None = None) -> None:
         self.settings = settings
         self.redis = redis or ResilientRedis(settings.redis_url)
         self.models: AlphaModels | None = None
+        self._description: compute_pb2.DescribeResponse | None = None
         self.replica = f"{socket.gethostname()}/{settings.grpc_host}:{settings.listen_port}"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
 
@@ -38,8 +62,10 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         """Load the models and compile the kernels before the replica reports SERVING."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        self.models = await loop.run_in_executor(
-            self._pool, AlphaModels.load, self.settings.model_dir, self.settings.xgboost_threads
+        self.use_models(
+            await loop.run_in_executor(
+                self._pool, AlphaModels.load, self.settings.model_dir, self.settings.xgboost_threads
+            )
         )
         await loop.run_in_executor(self._pool, warm_up)
         await health.set_dependency("redis", await self.redis.ping())
@@ -49,6 +75,11 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
             feature_version=FEATURE_VERSION,
             seconds=round(time.perf_counter() - started, 2),
         )
+
+    def use_models(self, models: AlphaModels) -> None:
+        """Serve ``models`` from now on (Describe's answer is built once here: it cannot change)."""
+        self.models = models
+        self._description = describe(models, self.replica)
 
     async def close(self) -> None:
         await self.redis.close()
@@ -172,3 +203,10 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
                 )
             )
         return out
+
+    async def Describe(
+        self, request: compute_pb2.DescribeRequest, context: grpc.aio.ServicerContext
+    ) -> compute_pb2.DescribeResponse:
+        if self._description is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+        return self._description

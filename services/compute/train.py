@@ -31,7 +31,7 @@ import xgboost as xgb
 
 from services.common.settings import PROJECT_ROOT
 from services.compute.features import FEATURE_VERSION, FEATURES, MIN_HISTORY, training_features
-from services.compute.models import MODEL_NAMES, model_paths
+from services.compute.models import MODEL_NAMES, market_label, model_paths
 from services.marketsim.market import Market, MarketConfig, load_market
 
 log = structlog.get_logger(__name__)
@@ -228,6 +228,16 @@ def train_all(config: TrainConfig, out_dir: Path) -> dict[str, dict[str, Any]]:
         model_path, meta_path = model_paths(out_dir, name)
         booster.save_model(model_path)
         first, last = int(data.session.min()), int(data.session.max())
+        training_window = {
+            "start": market.session_date(first).isoformat(),
+            "end": market.session_date(last).isoformat(),
+            "dates": int(np.unique(data.session).size),
+            "rows": int(data.session.size),
+        }
+        data_source = {
+            "kind": "marketsim",
+            "config": {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(market.config).items()},
+        }
         meta = {
             "name": name,
             "version": f"{name}-{FEATURE_VERSION}-s{config.seed}-{market.today.isoformat()}",
@@ -235,24 +245,16 @@ def train_all(config: TrainConfig, out_dir: Path) -> dict[str, dict[str, Any]]:
             "features": list(FEATURES),
             "horizon": horizon,
             "target": "forward return over horizon sessions, winsorised 1%/99% and z-scored per date",
-            "training_window": {
-                "start": market.session_date(first).isoformat(),
-                "end": market.session_date(last).isoformat(),
-                "dates": int(np.unique(data.session).size),
-                "rows": int(data.session.size),
-            },
+            "training_window": training_window,
             "test_window": {
                 "start": market.session_date(int(test_sessions[0])).isoformat(),
                 "end": market.session_date(int(test_sessions[-1])).isoformat(),
                 "folds": config.folds,
                 "gap_sessions": horizon,
             },
-            "data_source": {
-                "kind": "marketsim",
-                "config": {
-                    k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(market.config).items()
-                },
-            },
+            "data_source": data_source,
+            # What Compute.Describe reports as the market the model was trained on.
+            "market": market_label(data_source, training_window),
             "metrics": metrics,
             "win_prob": win_prob_table(pred[mask], fwd[mask]),
             "params": {**_params(config), "n_estimators": config.n_estimators},

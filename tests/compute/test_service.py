@@ -1,4 +1,4 @@
-"""A compute replica as a real process with a real redis-server: Score, Explain and the error codes."""
+"""A compute replica as a real process with a real redis-server: Score, Explain, Describe, error codes."""
 
 from __future__ import annotations
 
@@ -96,6 +96,22 @@ def test_inline_block_is_scored_without_redis(replica: tuple[ServiceProcess, Any
         compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef(inline_block=block, chunk_index=7)), timeout=60
     )
     assert reply.chunk_index == 7 and list(reply.symbols) == ["A", "B", "C"]
+
+
+def test_describe_reports_the_models_the_replica_loaded(
+    replica: tuple[ServiceProcess, Any], trained: tuple[Path, dict[str, dict[str, Any]]]
+) -> None:
+    proc, stub = replica
+    reply = stub.Describe(compute_pb2.DescribeRequest(), timeout=30)
+    metas = trained[1]
+    assert dict(reply.model_versions) == {name: meta["version"] for name, meta in metas.items()}
+    assert tuple(reply.feature_fields) == FEATURES and tuple(reply.level_fields) == LEVEL_FIELDS
+    assert reply.sparkline_length == SPARKLINE_LENGTH and reply.replica.endswith(f":{proc.port}")
+    window = metas["alpha_10d"]["training_window"]
+    assert {m.trained_on for m in reply.models} == {f"simulator seed 7, {window['start']}..{window['end']}"}
+    assert reply.models[1].metrics["rank_ic"] == pytest.approx(metas["alpha_10d"]["metrics"]["rank_ic"])
+    assert list(reply.win_prob.edges) == pytest.approx(metas["alpha_10d"]["win_prob"]["edges"])
+    assert reply.win_prob.model == "alpha_10d" and reply.win_prob.version == metas["alpha_10d"]["version"]
 
 
 def test_bad_chunks_get_clear_status_codes(replica: tuple[ServiceProcess, Any], redis_server: RedisServer) -> None:
