@@ -40,8 +40,8 @@ from tests.ranker.synthetic import FEATURES, Universe, benchmark_closes, synthet
 
 N = 6000
 PAGE = 50
-CALIBRATION = WinProbCalibration.from_metadata(
-    {"win_prob": {"edges": [-9.0, -1.0, -0.25, 0.25, 1.0, 9.0], "p_up": [0.40, 0.47, 0.51, 0.55, 0.62]}}, "bench"
+CALIBRATION = WinProbCalibration.from_table(
+    "alpha_10d", "bench", [-9.0, -1.0, -0.25, 0.25, 1.0, 9.0], [0.40, 0.47, 0.51, 0.55, 0.62]
 )
 
 
@@ -151,8 +151,9 @@ async def figures() -> dict[str, Any]:
         N,
         benchmark_closes(),
         {},
+        CALIBRATION,
     )
-    config = RankConfig(CALIBRATION)
+    config = RankConfig()
     scratch(u, inp, config)  # warm imports and caches
     t_scratch = median_seconds(lambda: scratch(u, inp, config), 7)
     t_naive = median_seconds(lambda: naive_rank(u, style), 3)

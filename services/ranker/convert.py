@@ -12,6 +12,7 @@ from services.ranker.errors import RankerInputError
 from services.ranker.plan import rationales
 from services.ranker.rank import FilterSpec, PageSpec, RangeSpec, page_spec
 from services.ranker.result import Issues, RankedScan
+from services.ranker.scoring import CalibrationError, WinProbCalibration
 from technic.v1 import common_pb2, compute_pb2, ranker_pb2, scan_pb2
 
 STATE_NAMES = {
@@ -62,7 +63,7 @@ def scan_spec(options: scan_pb2.ScanOptions) -> ScanSpec:
 
 
 def rank_input(header: ranker_pb2.RankHeader) -> RankInput:
-    """The domain form of a RankHeader; ``requested`` 0 means info + issues."""
+    """The domain form of a RankHeader; ``requested`` 0 means info + issues; RankerInputError when invalid."""
     info = header.info
     n = len(info.symbols)
 
@@ -100,7 +101,19 @@ def rank_input(header: ranker_pb2.RankHeader) -> RankInput:
         requested=header.requested or n + len(issues),
         benchmark=benchmark,
         stage_seconds=dict(header.stage_seconds),
+        calibration=calibration(header),
     )
+
+
+def calibration(header: ranker_pb2.RankHeader) -> WinProbCalibration:
+    """The header's win-probability table, checked; CalibrationError (an input error) when absent or unusable."""
+    if not header.HasField("win_prob"):
+        raise CalibrationError(
+            "header.win_prob is required: the win-probability calibration of the scoring models, "
+            "as Compute.Describe returns it"
+        )
+    table = header.win_prob
+    return WinProbCalibration.from_table(table.model, table.version, table.edges, table.p_up, "header.win_prob")
 
 
 def scored_chunk(msg: compute_pb2.ScoreResponse) -> ScoredChunk:

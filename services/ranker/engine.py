@@ -89,11 +89,12 @@ class RankInput:
     requested: int
     benchmark: np.ndarray
     stage_seconds: dict[str, float]
+    # The win-probability calibration of the models that scored the chunks (from the header).
+    calibration: WinProbCalibration
 
 
 @dataclass(frozen=True)
 class RankConfig:
-    calibration: WinProbCalibration
     alpha_weight: float = 0.35
     liquidity_floor: float = 20_000_000.0
     liquidity_damping: float = 0.3
@@ -293,7 +294,7 @@ def rank_scan(
         "sector_percentile": percentile(comp.score, groups=sectors),
         "rating_percentile": comp.rating_percentile,
         "alpha_percentile": comp.alpha_percentile,
-        "win_prob_10d": config.calibration(a10),
+        "win_prob_10d": inp.calibration(a10),
         "alpha_5d": a5,
         "alpha_10d": a10,
         "last_close": lv["close"],
@@ -342,7 +343,7 @@ def rank_scan(
     if accounting.total() != inp.requested:
         raise RankerInputError(f"accounting covers {accounting.total()} symbols, request had {inp.requested}")
     versions = m.model_versions
-    cal = config.calibration
+    cal = inp.calibration
     if versions.get(cal.model) and cal.version and versions[cal.model] != cal.version:
         log.warning(
             "win_prob calibration is for another model version",

@@ -2,11 +2,14 @@
 
 Each symbol has a latent strength; its features (contract 2 names), model scores and price levels
 are drawn around it so that ratings, alphas and returns agree in sign the way real data roughly
-does. Blocks are encoded with the codec exactly as compute sends them.
+does. Blocks are encoded with the codec exactly as compute sends them. The Rank messages (header
+with its win-probability calibration, then ScoreResponse chunks) are built the way the gateway
+sends them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +17,8 @@ import numpy as np
 from services.common.codec import decode_block, encode_block
 from services.contract.features import FEATURES, LEVEL_FIELDS
 from services.ranker.engine import ScoredChunk, SymbolInfo
+from services.ranker.scoring import WinProbCalibration
+from technic.v1 import common_pb2, compute_pb2, ranker_pb2, scan_pb2
 
 LEVELS: tuple[str, ...] = LEVEL_FIELDS
 SECTORS: tuple[str, ...] = (
@@ -32,6 +37,18 @@ SECTORS: tuple[str, ...] = (
 SPARK = 30
 FEATURE_VERSION = "synthetic-1"
 MODEL_VERSIONS = {"alpha_5d": "test-5d", "alpha_10d": "test-10d"}
+# A win-probability table of alpha_10d as Compute.Describe reports it: bin edges of the prediction,
+# P(return > 0) per bin.
+WIN_PROB_EDGES = (-1e9, -1.0, -0.25, 0.25, 1.0, 1e9)
+WIN_PROB_P_UP = (0.40, 0.47, 0.51, 0.55, 0.62)
+CALIBRATION = WinProbCalibration.from_table("alpha_10d", MODEL_VERSIONS["alpha_10d"], WIN_PROB_EDGES, WIN_PROB_P_UP)
+STATES = {
+    "ok": common_pb2.SYMBOL_STATE_OK,
+    "insufficient_history": common_pb2.SYMBOL_STATE_INSUFFICIENT_HISTORY,
+    "no_data": common_pb2.SYMBOL_STATE_NO_DATA,
+    "stale": common_pb2.SYMBOL_STATE_STALE,
+    "error": common_pb2.SYMBOL_STATE_ERROR,
+}
 
 
 @dataclass(frozen=True)
@@ -184,3 +201,60 @@ def benchmark_closes(n: int = 260, drift: float = 0.0005, vol: float = 0.01, see
     """Closes of a benchmark index, oldest first (a geometric random walk)."""
     rng = np.random.default_rng(seed)
     return 400.0 * np.exp(np.cumsum(drift + vol * rng.normal(size=n)))
+
+
+def win_prob() -> compute_pb2.WinProbCalibration:
+    """The calibration message of :data:`CALIBRATION` (what the gateway copies from Compute.Describe)."""
+    return compute_pb2.WinProbCalibration(
+        model="alpha_10d", version=MODEL_VERSIONS["alpha_10d"], edges=WIN_PROB_EDGES, p_up=WIN_PROB_P_UP
+    )
+
+
+def score_response(c: EncodedChunk) -> compute_pb2.ScoreResponse:
+    return compute_pb2.ScoreResponse(
+        chunk_index=c.chunk_index,
+        symbols=c.symbols,
+        states=[STATES[s] for s in c.states],
+        features=c.features,
+        scores=c.scores,
+        levels=c.levels,
+        sparklines=c.sparklines,
+        feature_version=c.feature_version,
+        model_versions=c.model_versions,
+        replica="test",
+    )
+
+
+def header(
+    u: Universe, fingerprint: str, scan_id: str = "scan-1", prefiltered: int = 3, **options: object
+) -> ranker_pb2.RankHeader:
+    """The RankHeader of ``u``, with ``prefiltered`` symbols the prefilter removed and the calibration."""
+    info = u.info
+    return ranker_pb2.RankHeader(
+        scan_id=scan_id,
+        fingerprint=fingerprint,
+        options=scan_pb2.ScanOptions(**options),
+        as_of="2026-11-13",
+        info=ranker_pb2.SymbolInfo(
+            symbols=info.symbols,
+            names=info.names,
+            sectors=info.sectors,
+            industries=info.industries,
+            market_caps=info.market_caps,
+        ),
+        issues=[
+            common_pb2.SymbolIssue(symbol=f"PENNY{i}", bucket=common_pb2.BUCKET_FILTERED, reason="prefilter_price")
+            for i in range(prefiltered)
+        ],
+        requested=len(info.symbols) + prefiltered,
+        benchmark=encode_block(benchmark_closes().astype(np.float32)[:, None], fields=["close"]),
+        stage_seconds={"fetch": 0.2, "compute": 0.1},
+        win_prob=win_prob(),
+    )
+
+
+def stream(head: ranker_pb2.RankHeader, u: Universe) -> Iterator[ranker_pb2.RankRequest]:
+    """A Rank call's messages: the header, then every chunk of ``u``."""
+    yield ranker_pb2.RankRequest(header=head)
+    for c in u.chunks:
+        yield ranker_pb2.RankRequest(chunk=score_response(c))

@@ -16,7 +16,7 @@ from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
 from services.ranker.result import RankedScan
 from tests.ranker.synthetic import synthetic_universe
-from tests.ranker.test_engine import CAL, make_input
+from tests.ranker.test_engine import make_input
 from tests.support import RedisServer, free_port
 
 UNIVERSE = synthetic_universe(300, chunk_size=100)
@@ -27,7 +27,7 @@ def scan_for(fingerprint: str, scan_id: str = "scan-1") -> RankedScan:
     return rank_scan(
         inp.__class__(**{**inp.__dict__, "fingerprint": fingerprint, "scan_id": scan_id}),
         UNIVERSE.decoded(),
-        RankConfig(CAL),
+        RankConfig(),
     )
 
 

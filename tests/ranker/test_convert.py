@@ -14,7 +14,7 @@ from services.ranker.rank import PageSpec
 from services.ranker.result import Issues, RankedScan
 from technic.v1 import scan_pb2
 from tests.ranker.synthetic import synthetic_universe
-from tests.ranker.test_engine import CAL, make_input
+from tests.ranker.test_engine import make_input
 
 
 def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
@@ -78,7 +78,7 @@ def same(a: scan_pb2.ScanRow, b: scan_pb2.ScanRow) -> bool:
 
 def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     u = synthetic_universe(300, chunk_size=100, unscored=0.1)
-    scan = rank_scan(make_input(u.info, style="Day"), u.decoded(), RankConfig(CAL))
+    scan = rank_scan(make_input(u.info, style="Day"), u.decoded(), RankConfig())
     scan.numbers[3, NUMBER_COLUMNS.index("stop")] = np.nan  # NaN survives the encoding
     idx = scan.page(PageSpec("change_pct", True, 7, 60))
     result = scan_pb2.ScanResult()
@@ -100,7 +100,7 @@ def test_issues_encoded_ahead_give_the_same_result_as_issues_built_after_ranking
         ["prefilter_price", "no_snapshot", "prefilter_type"],
         ["", "", "etf"],
     )
-    scan = rank_scan(make_input(u.info, issues=header), u.decoded(), RankConfig(CAL))
+    scan = rank_scan(make_input(u.info, issues=header), u.decoded(), RankConfig())
     assert len(scan.issues) > len(header)  # the compute states add issues after the header's
     plain = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True)
     ahead = convert.scan_result(

@@ -16,12 +16,9 @@ from services.ranker.engine import RankConfig, RankInput, ScanSpec, SymbolInfo, 
 from services.ranker.errors import RankerInputError
 from services.ranker.rank import FilterSpec, PageSpec, RangeSpec, percentile
 from services.ranker.result import Issues, RankedScan
-from services.ranker.scoring import WinProbCalibration
-from tests.ranker.conftest import WIN_PROB
-from tests.ranker.synthetic import FEATURES, SECTORS, benchmark_closes, synthetic_universe
+from tests.ranker.synthetic import CALIBRATION, FEATURES, SECTORS, benchmark_closes, synthetic_universe
 
-CAL = WinProbCalibration.from_metadata({"win_prob": WIN_PROB, "version": "test-10d"}, "test")
-CONFIG = RankConfig(CAL)
+CONFIG = RankConfig()
 
 
 def make_input(
@@ -42,6 +39,7 @@ def make_input(
         len(info.symbols) + len(issues),
         benchmark_closes(),
         {"fetch": 0.5},
+        CALIBRATION,
     )
 
 

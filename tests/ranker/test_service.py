@@ -3,81 +3,27 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 
-from services.common.codec import encode_block
 from services.common.redis_client import ResilientRedis
 from services.ranker.cache import ScanCache
 from services.ranker.core import Ranker
 from services.ranker.engine import RankConfig
 from services.ranker.service import RankerService
-from technic.v1 import common_pb2, compute_pb2, ranker_pb2, ranker_pb2_grpc, scan_pb2
-from tests.ranker.synthetic import EncodedChunk, Universe, benchmark_closes, synthetic_universe
-from tests.ranker.test_engine import CAL
-from tests.support import RedisServer, free_port, running_service, service_env
+from technic.v1 import compute_pb2, ranker_pb2, ranker_pb2_grpc
+from tests.ranker import synthetic
+from tests.ranker.synthetic import Universe, header, score_response, synthetic_universe
+from tests.support import RedisServer, free_port, running_service
 
-STATES = {
-    "ok": common_pb2.SYMBOL_STATE_OK,
-    "insufficient_history": common_pb2.SYMBOL_STATE_INSUFFICIENT_HISTORY,
-    "no_data": common_pb2.SYMBOL_STATE_NO_DATA,
-    "stale": common_pb2.SYMBOL_STATE_STALE,
-    "error": common_pb2.SYMBOL_STATE_ERROR,
-}
 UNIVERSE = synthetic_universe(800, chunk_size=200, seed=11)
 
 
-def score_response(c: EncodedChunk) -> compute_pb2.ScoreResponse:
-    return compute_pb2.ScoreResponse(
-        chunk_index=c.chunk_index,
-        symbols=c.symbols,
-        states=[STATES[s] for s in c.states],
-        features=c.features,
-        scores=c.scores,
-        levels=c.levels,
-        sparklines=c.sparklines,
-        feature_version=c.feature_version,
-        model_versions=c.model_versions,
-        replica="test",
-    )
-
-
-def header(
-    u: Universe, fingerprint: str, scan_id: str = "scan-1", prefiltered: int = 3, **options: object
-) -> ranker_pb2.RankHeader:
-    info = u.info
-    return ranker_pb2.RankHeader(
-        scan_id=scan_id,
-        fingerprint=fingerprint,
-        options=scan_pb2.ScanOptions(**options),
-        as_of="2026-11-13",
-        info=ranker_pb2.SymbolInfo(
-            symbols=info.symbols,
-            names=info.names,
-            sectors=info.sectors,
-            industries=info.industries,
-            market_caps=info.market_caps,
-        ),
-        issues=[
-            common_pb2.SymbolIssue(symbol=f"PENNY{i}", bucket=common_pb2.BUCKET_FILTERED, reason="prefilter_price")
-            for i in range(prefiltered)
-        ],
-        requested=len(info.symbols) + prefiltered,
-        benchmark=encode_block(benchmark_closes().astype(np.float32)[:, None], fields=["close"]),
-        stage_seconds={"fetch": 0.2, "compute": 0.1},
-    )
-
-
 def stream(head: ranker_pb2.RankHeader, u: Universe = UNIVERSE) -> Iterator[ranker_pb2.RankRequest]:
-    yield ranker_pb2.RankRequest(header=head)
-    for c in u.chunks:
-        yield ranker_pb2.RankRequest(chunk=score_response(c))
+    return synthetic.stream(head, u)
 
 
 @pytest.fixture
@@ -85,7 +31,7 @@ async def stub(redis_server: RedisServer) -> AsyncIterator[ranker_pb2_grpc.Ranke
     redis = ResilientRedis(redis_server.url)
     await redis.client.flushdb()
     server = grpc.aio.server()
-    ranker_pb2_grpc.add_RankerServicer_to_server(RankerService(Ranker(RankConfig(CAL), ScanCache(redis))), server)
+    ranker_pb2_grpc.add_RankerServicer_to_server(RankerService(Ranker(RankConfig(), ScanCache(redis))), server)
     port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -142,6 +88,17 @@ async def test_get_results_bad_options(
     assert err.value.details() and re.search(message, err.value.details())
 
 
+def without_calibration(head: ranker_pb2.RankHeader) -> ranker_pb2.RankHeader:
+    head.ClearField("win_prob")
+    return head
+
+
+def bad_calibration(head: ranker_pb2.RankHeader) -> ranker_pb2.RankHeader:
+    del head.win_prob.p_up[-1:]
+    head.win_prob.p_up.extend([0.5, 0.5])
+    return head
+
+
 async def test_rank_bad_options_and_input(stub: ranker_pb2_grpc.RankerStub) -> None:
     cases = [
         (stream(header(UNIVERSE, "fp-x", sectors=["Crypto"])), "unknown sector\\(s\\) Crypto; allowed: .*Energy"),
@@ -150,6 +107,8 @@ async def test_rank_bad_options_and_input(stub: ranker_pb2_grpc.RankerStub) -> N
         (stream(header(UNIVERSE, "fp-x", signals=["Moon"])), "allowed: Strong Long, Long, Neutral"),
         (stream(header(UNIVERSE, "fp-x", trade_style=9)), "allowed: Day, Short-term swing"),
         (stream(header(UNIVERSE, "")), "fingerprint is required"),
+        (stream(without_calibration(header(UNIVERSE, "fp-x"))), "header.win_prob is required: .*Compute.Describe"),
+        (stream(bad_calibration(header(UNIVERSE, "fp-x"))), r"header.win_prob needs len\(edges\) == len\(p_up\) \+ 1"),
         (iter([ranker_pb2.RankRequest(chunk=score_response(UNIVERSE.chunks[0]))]), "first message .* RankHeader"),
         (
             iter(
@@ -175,23 +134,9 @@ async def test_unknown_scan_is_not_found(stub: ranker_pb2_grpc.RankerStub) -> No
 
 
 @pytest.mark.integration
-def test_process_refuses_to_start_without_model_metadata(tmp_path: Path) -> None:
-    env = service_env({"TECHNIC_MODEL_DIR": str(tmp_path / "empty"), "TECHNIC_RANKER_PORT": str(free_port())})
-    proc = subprocess.run(
-        [sys.executable, "-m", "services.ranker"],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert proc.returncode == 2
-    assert b"alpha_10d.json not found" in proc.stderr + proc.stdout
-
-
-@pytest.mark.integration
-def test_process_serves_rank(redis_server: RedisServer, model_dir: Path, logdir: Path) -> None:
+def test_process_serves_rank(redis_server: RedisServer, logdir: Path) -> None:
     port = free_port()
-    env = {"TECHNIC_MODEL_DIR": str(model_dir), "TECHNIC_RANKER_PORT": str(port), "REDIS_URL": redis_server.url}
+    env = {"TECHNIC_RANKER_PORT": str(port), "REDIS_URL": redis_server.url}
     small = synthetic_universe(120, chunk_size=50, seed=5)
     with running_service("services.ranker", port, logdir, env), grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = ranker_pb2_grpc.RankerStub(ch)
