@@ -7,6 +7,7 @@ import numpy as np
 from services.common.codec import Block, BlockError, decode_block
 from services.contract.columns import NUMBER_COLUMNS, SUBSCORE_COLUMNS
 from services.contract.styles import SUBSCORES, UnknownStyleError, style_for
+from services.ranker.derived import ICS_TIERS, MERIT_BANDS, MERIT_FLAGS, RISK_LABELS, flag_names
 from services.ranker.engine import RankInput, ScanSpec, ScoredChunk, SymbolInfo
 from services.ranker.errors import RankerInputError
 from services.ranker.plan import rationales
@@ -268,6 +269,8 @@ _DOUBLE_FIELDS = (
     "rating_percentile",
     "alpha_percentile",
 )
+# ScanRow double fields read from the scan's derived scores (same attribute names).
+_DERIVED_DOUBLES = ("ics", "merit_score")
 _TEXT_FIELDS = ("symbol", "name", "sector", "industry", "signal")
 
 
@@ -277,13 +280,14 @@ class RowEncoder:
     Every double field, the subscores and features maps (string key, double value entries) and the
     packed sparkline have a fixed size once the feature names and the sparkline length are known,
     so a page is one numpy structured array: a constant tag prefix before each value. The variable
-    part (rank, text, plan, rationale) is appended per row. The protobuf runtime parses the result
-    (in C); the test suite checks the bytes against messages built field by field.
+    part (rank, text, plan, rationale, the derived labels and merit summary) is appended per row;
+    a label is one of a few strings, encoded once. The protobuf runtime parses the result (in C);
+    the test suite checks the bytes against messages built field by field.
     """
 
     def __init__(self, feature_names: tuple[str, ...], spark_len: int) -> None:
         self.segments: list[tuple[bytes, str, tuple[int, ...]]] = []
-        for name in _DOUBLE_FIELDS:
+        for name in (*_DOUBLE_FIELDS, *_DERIVED_DOUBLES):
             self.segments.append((_tag(name, _DOUBLE), "<f8", ()))
         for field, keys in (("subscores", SUBSCORES), ("features", feature_names)):
             tag = _tag(field, _LEN)
@@ -301,7 +305,9 @@ class RowEncoder:
 
     def encode(self, scan: RankedScan, idx: np.ndarray) -> bytes:
         numbers = scan.numbers[idx]
+        derived = scan.derived
         values = [numbers[:, _COL[name]] for name in _DOUBLE_FIELDS]
+        values += [getattr(derived, name)[idx] for name in _DERIVED_DOUBLES]
         values += [numbers[:, c] for c in _SUB]
         values += list(scan.features[idx].astype(np.float64).T)
         arr = np.empty(len(idx), dtype=self.dtype)
@@ -327,8 +333,16 @@ class RowEncoder:
         ranks = numbers[:, _COL["rank"]].astype(np.int64).tolist()
         style = _string(_tag("play_style", _LEN), scan.style)
         columns = [text[k] for k in _TEXT_FIELDS]
+        labels = zip(
+            (derived.ics_tier[idx] + 1).tolist(),
+            (derived.merit_band[idx] + 1).tolist(),
+            derived.merit_flags[idx].tolist(),
+            (derived.risk_label[idx] + 1).tolist(),
+            derived.summaries(idx, scan.number("percentile")),
+            strict=True,
+        )
         out = []
-        for j, rank in enumerate(ranks):
+        for j, (rank, (tier, band, flags, risk, summary)) in enumerate(zip(ranks, labels, strict=True)):
             side = _SIDES["short" if text["side"][j] == "short" else "long"]
             row = b"".join(
                 (
@@ -342,6 +356,11 @@ class RowEncoder:
                     _string(_RATIONALE_TAG, notes[j]),
                     style,
                     fixed[j * size : (j + 1) * size],
+                    _TIERS[tier],
+                    _BANDS[band],
+                    _FLAGS[flags],
+                    _RISKS[risk],
+                    _string(_SUMMARY_TAG, summary),
                 )
             )
             out.append(_ROWS_TAG + _varint(len(row)) + row)
@@ -359,6 +378,15 @@ _RATIONALE_TAG = _tag("rationale", _LEN)
 _TEXT_TAG_LIST = [_tag(k, _LEN) for k in _TEXT_FIELDS]
 _PLAN_FIELDS = ("entry", "stop", "target", "reward_risk", "position_size")
 _SIDES = {side: _string(_tag("side", _LEN, scan_pb2.TradePlan.DESCRIPTOR), side) for side in ("long", "short")}
+_SUMMARY_TAG = _tag("merit_summary", _LEN)
+# The encoded label of each code + 1 (code -1, no label, encodes to nothing), and of each flag set.
+_TIERS = [b"", *(_string(_tag("ics_tier", _LEN), name) for name in ICS_TIERS)]
+_BANDS = [b"", *(_string(_tag("merit_band", _LEN), name) for name in MERIT_BANDS)]
+_RISKS = [b"", *(_string(_tag("risk_label", _LEN), name) for name in RISK_LABELS)]
+_FLAGS = [
+    b"".join(_string(_tag("merit_flags", _LEN), name) for name in flag_names(bits))
+    for bits in range(1 << len(MERIT_FLAGS))
+]
 
 
 def _segments_dtype(segments: list[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:

@@ -5,7 +5,8 @@ come as they are; compute states map to skipped or errored (STATE_BUCKETS); symb
 the header that no chunk carried are errored ("not_scored"); the filters remove rows by name; the
 rest is ranked. Percentiles (overall and within sector) are taken over every scored row before the
 filters, so filtering a scan does not change a name's percentile; ``rank`` is 1..n over the rows
-that remain, by composite score.
+that remain, by composite score. The derived scores (ICS, merit, risk label: derived.py) are
+computed for the ranked rows and stored with them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from services.contract.columns import NUMBER_COLUMNS, SIGNALS, SUBSCORE_COLUMNS,
 from services.contract.models import MODEL_NAMES as MODELS
 from services.contract.styles import SUBSCORES, TradeStyleSpec
 from services.ranker import rating
+from services.ranker.derived import derive
 from services.ranker.errors import RankerInputError, allowed
 from services.ranker.plan import trade_plans
 from services.ranker.rank import FilterSpec, PageSpec, apply_filters, check_column, check_filters, percentile
@@ -332,6 +334,12 @@ def rank_scan(
     text = {k: v[best_first] for k, v in text.items()}
     features = feats[best_first]
     sparklines = m.sparklines[ok][best_first]
+    scores = derive(
+        numbers[:, NUMBER_COLUMNS.index("percentile")],
+        numbers[:, NUMBER_COLUMNS.index("avg_dollar_volume")],
+        numbers[:, NUMBER_COLUMNS.index("atr_pct")],
+        fcols["rsi_14"][best_first],
+    )
     rel_volume = fcols["rel_volume_20"][best_first] if "rel_volume_20" in fcols else np.full(len(best_first), np.nan)
 
     counts = Counter(zip(issues.buckets, issues.reasons, strict=True))
@@ -373,6 +381,7 @@ def rank_scan(
         feature_names=m.feature_names,
         features=features,
         sparklines=sparklines,
+        derived=scores,
     )
 
 

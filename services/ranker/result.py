@@ -1,9 +1,10 @@
 """The ranked scan as columns, its compact byte form for the cache, and its pages.
 
 Rows are stored in rank order (best composite first). Numbers are one float64 matrix, features
-one float32 matrix under their feature-list names, sparklines one float32 matrix; the text columns
-and the scan's metadata (accounting, issues, regime, movers) travel in the first block's JSON
-meta. The byte form is ``b"TRS1"``, three u64 lengths, then the three codec blocks: no pickles.
+one float32 matrix under their feature-list names, sparklines one float32 matrix, the derived
+scores (services/ranker/derived.py) one float64 matrix; the text columns and the scan's metadata
+(accounting, issues, regime, movers) travel in the first block's JSON meta. The byte form is
+``b"TRS2"``, four u64 lengths, then the four codec blocks: no pickles.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import numpy as np
 
 from services.common.codec import BlockError, decode_block, encode_block
 from services.contract.columns import NUMBER_COLUMNS, TEXT_COLUMNS
+from services.ranker.derived import FIELDS as DERIVED_FIELDS
+from services.ranker.derived import Derived
 from services.ranker.rank import PageSpec, check_column, order, window
 from services.ranker.scoring import Regime
 
-_MAGIC = b"TRS1"
-_FRAME = struct.Struct("<4sQQQ")
+_MAGIC = b"TRS2"
+_FRAME = struct.Struct("<4sQQQQ")
 
 
 @dataclass
@@ -84,6 +87,7 @@ class RankedScan:
     feature_names: tuple[str, ...]
     features: np.ndarray
     sparklines: np.ndarray
+    derived: Derived
     _orders: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Presentations of the rows built once per scan by the servicer (its row encoder), dropped with the scan.
     views: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -132,20 +136,22 @@ class RankedScan:
         table = encode_block(self.numbers, rows=symbols, fields=NUMBER_COLUMNS, meta=meta)
         feats = encode_block(self.features, fields=self.feature_names)
         sparks = encode_block(self.sparklines)
-        return _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks)) + table + feats + sparks
+        scores = encode_block(self.derived.matrix(), fields=DERIVED_FIELDS)
+        return _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks), len(scores)) + table + feats + sparks + scores
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RankedScan:
         """Decode :meth:`to_bytes`; BlockError when the bytes are not a ranked scan."""
         if len(data) < _FRAME.size:
             raise BlockError("ranked scan too short")
-        magic, n1, n2, n3 = _FRAME.unpack_from(data, 0)
-        if magic != _MAGIC or _FRAME.size + n1 + n2 + n3 != len(data):
+        magic, n1, n2, n3, n4 = _FRAME.unpack_from(data, 0)
+        if magic != _MAGIC or _FRAME.size + n1 + n2 + n3 + n4 != len(data):
             raise BlockError("not a ranked scan (bad frame)")
         view = memoryview(data)[_FRAME.size :]
-        table, feats, sparks = decode_block(view[:n1]), decode_block(view[n1 : n1 + n2]), decode_block(view[n1 + n2 :])
+        table, feats = decode_block(view[:n1]), decode_block(view[n1 : n1 + n2])
+        sparks, scores = decode_block(view[n1 + n2 : n1 + n2 + n3]), decode_block(view[n1 + n2 + n3 :])
         m: dict[str, Any] = dict(table.meta)
-        if table.fields != NUMBER_COLUMNS:
+        if table.fields != NUMBER_COLUMNS or scores.fields != DERIVED_FIELDS:
             raise BlockError("ranked scan written with other columns")
         text = {k: np.asarray(v, dtype=object) for k, v in m["text"].items()}
         text["symbol"] = np.asarray(table.rows, dtype=object)
@@ -168,6 +174,7 @@ class RankedScan:
             feature_names=feats.fields,
             features=feats.array,
             sparklines=sparks.array,
+            derived=Derived.from_matrix(scores.array),
         )
 
 

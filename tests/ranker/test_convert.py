@@ -9,11 +9,13 @@ import numpy as np
 from services.contract.columns import NUMBER_COLUMNS
 from services.contract.styles import SUBSCORES
 from services.ranker import convert
+from services.ranker.derived import derive
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
 from services.ranker.result import Issues, RankedScan
 from technic.v1 import scan_pb2
 from tests.ranker.synthetic import synthetic_universe
+from tests.ranker.test_derived import row_of
 from tests.ranker.test_engine import make_input
 
 
@@ -64,6 +66,7 @@ def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
         sparkline=scan.sparklines[i].tolist(),
         rationale=note,
         play_style=scan.style,
+        **row_of(scan.derived, scan.number("percentile"), i),
     )
 
 
@@ -81,12 +84,24 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     scan = rank_scan(make_input(u.info, style="Day"), u.decoded(), RankConfig())
     scan.numbers[3, NUMBER_COLUMNS.index("stop")] = np.nan  # NaN survives the encoding
     idx = scan.page(PageSpec("change_pct", True, 7, 60))
+    # A row without a dollar volume has no ICS or merit (NaN, empty labels) but its risk label.
+    scan.numbers[idx[0], NUMBER_COLUMNS.index("avg_dollar_volume")] = np.nan
+    scan.derived = derive(
+        *(scan.number(c) for c in ("percentile", "avg_dollar_volume", "atr_pct")),
+        scan.features[:, scan.feature_names.index("rsi_14")],
+    )
     result = scan_pb2.ScanResult()
     result.MergeFromString(convert.rows(scan, idx))
     assert len(result.rows) == 60
     for row, i in zip(result.rows, idx.tolist(), strict=True):
         assert same(row, oracle_row(scan, i)), row.symbol
     assert any(r.plan.side == "short" for r in result.rows) or not any(scan.text["side"] == "short")
+    first = result.rows[0]
+    assert math.isnan(first.ics) and not (first.ics_tier or first.merit_band or first.merit_summary)
+    assert first.risk_label and not first.merit_flags
+    assert {r.ics_tier for r in result.rows[1:]} <= {"CORE", "SATELLITE", "SPECULATIVE"} and result.rows[
+        1
+    ].merit_summary
     row3 = scan_pb2.ScanResult()
     row3.MergeFromString(convert.rows(scan, np.array([3])))
     assert math.isnan(row3.rows[0].plan.stop)
