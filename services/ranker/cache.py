@@ -17,10 +17,10 @@ answer does not wait for it (:meth:`ScanCache.drain` waits for the writes still 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import structlog
+from cachetools import LRUCache
 
 from services.common.codec import BlockError
 from services.common.redis_client import ResilientRedis
@@ -48,31 +48,16 @@ class ScanCache:
         ttl: Callable[[], float] | None = None,
     ) -> None:
         self.redis = redis
-        self.max_scans = max_scans
         self.ttl = ttl or (lambda: ttl_until_next_close(min_seconds=min_ttl))
-        self._scans: OrderedDict[str, RankedScan] = OrderedDict()
-        self._ids: OrderedDict[str, str] = OrderedDict()
+        # Decoded scans, least recently read out first (at least one: the scan just computed).
+        self._scans: LRUCache[str, RankedScan] = LRUCache(maxsize=max(max_scans, 1))
+        self._ids: LRUCache[str, str] = LRUCache(maxsize=MAX_IDS)
         self._flights: dict[str, asyncio.Future[RankedScan]] = {}
         self._writes: set[asyncio.Task[None]] = set()
 
-    def _remember(self, scan: RankedScan) -> None:
-        self._scans[scan.fingerprint] = scan
-        self._scans.move_to_end(scan.fingerprint)
-        while len(self._scans) > self.max_scans:
-            self._scans.popitem(last=False)
-
-    def _remember_id(self, scan_id: str, fingerprint: str) -> None:
-        self._ids[scan_id] = fingerprint
-        self._ids.move_to_end(scan_id)
-        while len(self._ids) > MAX_IDS:
-            self._ids.popitem(last=False)
-
     def cached(self, fingerprint: str) -> RankedScan | None:
         """The decoded scan when it is in process memory (no I/O)."""
-        scan = self._scans.get(fingerprint)
-        if scan is not None:
-            self._scans.move_to_end(fingerprint)
-        return scan
+        return self._scans.get(fingerprint)
 
     async def get(self, fingerprint: str) -> RankedScan | None:
         """The scan under ``fingerprint``: process memory, else Redis; None when absent or unreadable."""
@@ -87,7 +72,7 @@ class ScanCache:
         except (BlockError, KeyError, TypeError, ValueError) as exc:
             log.warning("unreadable ranked scan in redis, ignoring it", fingerprint=fingerprint, error=str(exc))
             return None
-        self._remember(scan)
+        self._scans[scan.fingerprint] = scan
         return scan
 
     async def fingerprint_of(self, scan_id: str) -> str | None:
@@ -102,12 +87,12 @@ class ScanCache:
 
         The Redis write runs in the background; the scan is served from memory meanwhile.
         """
-        self._remember(scan)
+        self._scans[scan.fingerprint] = scan
         self.index(scan.scan_id, scan.fingerprint, scan)
 
     def index(self, scan_id: str, fingerprint: str, scan: RankedScan | None = None) -> None:
         """Make ``scan_id`` name the scan under ``fingerprint`` (Redis written in the background)."""
-        self._remember_id(scan_id, fingerprint)
+        self._ids[scan_id] = fingerprint
         if self.redis is not None:
             task = asyncio.create_task(self._write(self.redis, scan_id, fingerprint, scan))
             self._writes.add(task)

@@ -130,6 +130,16 @@ async def test_a_failed_flight_fails_its_waiters_and_a_cancelled_one_hands_over(
     assert scan.fingerprint == "fp-c" and cached is False
 
 
+async def test_process_memory_keeps_the_scans_read_last() -> None:
+    cache = ScanCache(None, max_scans=2)
+    for fingerprint in ("fp-1", "fp-2"):
+        cache.put(scan_for(fingerprint))
+    assert cache.cached("fp-1") is not None  # read: now the most recent
+    cache.put(scan_for("fp-3"))
+    assert [f for f in ("fp-1", "fp-2", "fp-3") if cache.cached(f) is not None] == ["fp-1", "fp-3"]
+    assert await cache.get("fp-2") is None  # no Redis behind this cache
+
+
 async def test_redis_down_still_works() -> None:
     dead = ResilientRedis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
     try:
