@@ -4,20 +4,25 @@ Keys (prefix ``technic:ranker:``):
 
 - ``scan:<fingerprint>``: the ranked scan (:meth:`RankedScan.to_bytes`: codec blocks, no pickles).
 - ``id:<scan_id>``: the fingerprint of the scan with that id.
+- ``explain:<fingerprint>``: the explanations attached to the scan's rows
+  (:func:`explanations_to_bytes`), kept apart so that attaching them never rewrites the scan.
 
-Both expire at the close of the next XNYS session (exchange_calendars): that is when a newer
+All expire at the close of the next XNYS session (exchange_calendars): that is when a newer
 as-of session exists and the same request would rank different data. A page read is served from
 the in-process LRU of decoded scans (no decoding, the sort orders kept with the scan), else from
-Redis (decoded once, then kept). Identical concurrent Rank calls compute once: later callers await
-the first caller's result (single flight). A scan just computed is served from process memory at
-once; its Redis copy is encoded (in a worker thread) and written in the background, so the Rank
-answer does not wait for it (:meth:`ScanCache.drain` waits for the writes still running).
+Redis (decoded once with its explanations, then kept). Identical concurrent Rank calls compute
+once: later callers await the first caller's result (single flight). A scan just computed is
+served from process memory at once; its Redis copy is encoded (in a worker thread) and written in
+the background, so the Rank answer does not wait for it (:meth:`ScanCache.drain` waits for the
+writes still running). It takes up the explanations stored under its fingerprint, since an equal
+fingerprint means the same rows. Attached explanations are written to Redis before the attach
+returns, one write at a time, each with every explanation of the scan.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from cachetools import LRUCache
@@ -25,11 +30,12 @@ from cachetools import LRUCache
 from services.common.codec import BlockError
 from services.common.redis_client import ResilientRedis
 from services.contract.sessions import ttl_until_next_close
-from services.ranker.result import RankedScan
+from services.ranker.result import RankedScan, explanations_from_bytes, explanations_to_bytes
 
 log = structlog.get_logger(__name__)
 SCAN_KEY = "technic:ranker:scan:"
 ID_KEY = "technic:ranker:id:"
+EXPLAIN_KEY = "technic:ranker:explain:"
 MAX_IDS = 100_000
 
 
@@ -54,6 +60,7 @@ class ScanCache:
         self._ids: LRUCache[str, str] = LRUCache(maxsize=MAX_IDS)
         self._flights: dict[str, asyncio.Future[RankedScan]] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        self._explain_writes = asyncio.Lock()
 
     def cached(self, fingerprint: str) -> RankedScan | None:
         """The decoded scan when it is in process memory (no I/O)."""
@@ -64,7 +71,7 @@ class ScanCache:
         scan = self.cached(fingerprint)
         if scan is not None or self.redis is None:
             return scan
-        data = await self.redis.get(SCAN_KEY + fingerprint)
+        data, explained = await self.redis.mget([SCAN_KEY + fingerprint, EXPLAIN_KEY + fingerprint])
         if data is None:
             return None
         try:
@@ -72,8 +79,28 @@ class ScanCache:
         except (BlockError, KeyError, TypeError, ValueError) as exc:
             log.warning("unreadable ranked scan in redis, ignoring it", fingerprint=fingerprint, error=str(exc))
             return None
-        self._scans[scan.fingerprint] = scan
+        known = self.cached(fingerprint)
+        if known is not None:
+            return known  # another call read it meanwhile: every caller shares one scan (and its explanations)
+        scan.attach(_explanations(fingerprint, explained))
+        self._scans[fingerprint] = scan
         return scan
+
+    async def attach(self, fingerprint: str, explanations: Mapping[str, bytes]) -> int | None:
+        """Attach ``explanations`` (symbol -> encoded) to the rows of the scan under ``fingerprint``.
+
+        How many of them name a row of the scan; None when no such scan is cached. Stored in Redis
+        before this returns, so they outlive this process.
+        """
+        scan = await self.get(fingerprint)
+        if scan is None:
+            return None
+        attached = scan.attach(explanations)
+        if attached and self.redis is not None:
+            async with self._explain_writes:  # the last write holds every explanation attached so far
+                data = explanations_to_bytes(scan.explanations)
+                await self.redis.set(EXPLAIN_KEY + fingerprint, data, ttl=self.ttl())
+        return attached
 
     async def fingerprint_of(self, scan_id: str) -> str | None:
         fingerprint = self._ids.get(scan_id)
@@ -135,6 +162,8 @@ class ScanCache:
         self._flights[fingerprint] = flight
         try:
             scan = await compute()
+            if self.redis is not None:
+                scan.attach(_explanations(fingerprint, await self.redis.get(EXPLAIN_KEY + fingerprint)))
             self.put(scan)
         except asyncio.CancelledError:
             flight.set_exception(FlightCancelledError(f"computation of {fingerprint} was cancelled"))
@@ -147,3 +176,14 @@ class ScanCache:
             return scan, False
         finally:
             self._flights.pop(fingerprint, None)
+
+
+def _explanations(fingerprint: str, data: bytes | None) -> dict[str, bytes]:
+    """The stored explanations of a scan; none when absent or unreadable."""
+    if data is None:
+        return {}
+    try:
+        return explanations_from_bytes(data)
+    except BlockError as exc:
+        log.warning("unreadable explanations in redis, ignoring them", fingerprint=fingerprint, error=str(exc))
+        return {}

@@ -133,6 +133,11 @@ def scored_chunk(msg: compute_pb2.ScoreResponse) -> ScoredChunk:
     )
 
 
+def explanations(req: ranker_pb2.AttachExplanationsRequest) -> dict[str, bytes]:
+    """Symbol -> its encoded SymbolExplanation (the ranker stores and sends the bytes as they are)."""
+    return {e.symbol: e.SerializeToString() for e in req.explanations}
+
+
 def page_of(req: ranker_pb2.GetResultsRequest) -> PageSpec:
     return page_spec(req.sort_by, req.ascending, req.offset, req.limit)
 
@@ -280,9 +285,10 @@ class RowEncoder:
     Every double field, the subscores and features maps (string key, double value entries) and the
     packed sparkline have a fixed size once the feature names and the sparkline length are known,
     so a page is one numpy structured array: a constant tag prefix before each value. The variable
-    part (rank, text, plan, rationale, the derived labels and merit summary) is appended per row;
-    a label is one of a few strings, encoded once. The protobuf runtime parses the result (in C);
-    the test suite checks the bytes against messages built field by field.
+    part (rank, text, plan, rationale, the derived labels and merit summary, an attached
+    explanation) is appended per row; a label is one of a few strings, encoded once. The protobuf
+    runtime parses the result (in C); the test suite checks the bytes against messages built field
+    by field.
     """
 
     def __init__(self, feature_names: tuple[str, ...], spark_len: int) -> None:
@@ -341,9 +347,11 @@ class RowEncoder:
             derived.summaries(idx, scan.number("percentile")),
             strict=True,
         )
+        explained = scan.explanations
         out = []
         for j, (rank, (tier, band, flags, risk, summary)) in enumerate(zip(ranks, labels, strict=True)):
             side = _SIDES["short" if text["side"][j] == "short" else "long"]
+            explanation = explained.get(text["symbol"][j]) if explained else None
             row = b"".join(
                 (
                     _RANK_TAG,
@@ -361,6 +369,7 @@ class RowEncoder:
                     _FLAGS[flags],
                     _RISKS[risk],
                     _string(_SUMMARY_TAG, summary),
+                    _EXPLANATION_TAG + _varint(len(explanation)) + explanation if explanation else b"",
                 )
             )
             out.append(_ROWS_TAG + _varint(len(row)) + row)
@@ -379,6 +388,7 @@ _TEXT_TAG_LIST = [_tag(k, _LEN) for k in _TEXT_FIELDS]
 _PLAN_FIELDS = ("entry", "stop", "target", "reward_risk", "position_size")
 _SIDES = {side: _string(_tag("side", _LEN, scan_pb2.TradePlan.DESCRIPTOR), side) for side in ("long", "short")}
 _SUMMARY_TAG = _tag("merit_summary", _LEN)
+_EXPLANATION_TAG = _tag("explanation", _LEN)
 # The encoded label of each code + 1 (code -1, no label, encodes to nothing), and of each flag set.
 _TIERS = [b"", *(_string(_tag("ics_tier", _LEN), name) for name in ICS_TIERS)]
 _BANDS = [b"", *(_string(_tag("merit_band", _LEN), name) for name in MERIT_BANDS)]

@@ -1,9 +1,10 @@
-"""The ranker's operations, independent of gRPC: rank a scan once per fingerprint, look scans up."""
+"""The ranker's operations, independent of gRPC: rank a scan once per fingerprint, look scans up,
+attach explanations to a scan's rows."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import structlog
 
@@ -58,3 +59,14 @@ class Ranker:
         if scan is None:
             raise ScanNotFoundError(f"no ranked scan with fingerprint {fingerprint!r} (expired or never ranked)")
         return scan
+
+    async def attach_explanations(self, fingerprint: str, explanations: Mapping[str, bytes]) -> int:
+        """Keep ``explanations`` (symbol -> encoded) with the cached scan, for every later page; how many
+        name a row of it (the others are ignored). ScanNotFoundError when no such scan is cached."""
+        if not fingerprint:
+            raise RankerInputError("give the fingerprint of the ranked scan")
+        attached = await self.cache.attach(fingerprint, explanations)
+        if attached is None:
+            raise ScanNotFoundError(f"no ranked scan with fingerprint {fingerprint!r} (expired or never ranked)")
+        log.info("explanations attached", fingerprint=fingerprint, given=len(explanations), attached=attached)
+        return attached

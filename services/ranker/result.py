@@ -5,6 +5,10 @@ one float32 matrix under their feature-list names, sparklines one float32 matrix
 scores (services/ranker/derived.py) one float64 matrix; the text columns and the scan's metadata
 (accounting, issues, regime, movers) travel in the first block's JSON meta. The byte form is
 ``b"TRS2"``, four u64 lengths, then the four codec blocks: no pickles.
+
+Explanations (feature contributions of some rows, attached after ranking) are kept with the scan
+as one opaque encoded message per symbol; their byte form is separate (:func:`explanations_to_bytes`),
+so they are stored beside the scan without rewriting it.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class RankedScan:
     features: np.ndarray
     sparklines: np.ndarray
     derived: Derived
+    # Symbol -> its encoded explanation (a SymbolExplanation message), for the rows explained so far.
+    explanations: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     _orders: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Presentations of the rows built once per scan by the servicer (its row encoder), dropped with the scan.
     views: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -114,6 +120,13 @@ class RankedScan:
             idx = order(self.columns[spec.sort_by], spec.ascending)
             self._orders[key] = idx
         return window(idx, spec.offset, spec.limit)
+
+    def attach(self, explanations: Mapping[str, bytes]) -> int:
+        """Keep the explanations of symbols that are rows of this scan (replacing earlier ones); how many."""
+        rows = set(self.text["symbol"].tolist())
+        kept = {symbol: data for symbol, data in explanations.items() if symbol in rows}
+        self.explanations.update(kept)
+        return len(kept)
 
     def to_bytes(self) -> bytes:
         # vars(), not asdict(), for the issue lists: asdict deep-copies every string (~40 ms per scan).
@@ -176,6 +189,29 @@ class RankedScan:
             sparklines=sparks.array,
             derived=Derived.from_matrix(scores.array),
         )
+
+
+def explanations_to_bytes(explanations: Mapping[str, bytes]) -> bytes:
+    """A codec block: the encoded explanations end to end as uint8, their symbols and sizes in its meta."""
+    symbols = list(explanations)
+    body = np.frombuffer(b"".join(explanations[s] for s in symbols), dtype=np.uint8)
+    return encode_block(body, meta={"symbols": symbols, "sizes": [len(explanations[s]) for s in symbols]})
+
+
+def explanations_from_bytes(data: bytes) -> dict[str, bytes]:
+    """Decode :func:`explanations_to_bytes`; BlockError when the bytes are not explanations."""
+    block = decode_block(data)
+    meta = block.meta if isinstance(block.meta, Mapping) else {}
+    symbols, sizes = meta.get("symbols"), meta.get("sizes")
+    if not isinstance(symbols, list) or not isinstance(sizes, list) or len(symbols) != len(sizes):
+        raise BlockError("not a block of explanations (symbols and sizes)")
+    if not all(isinstance(n, int) and n >= 0 for n in sizes):
+        raise BlockError("explanation sizes must be whole numbers >= 0")
+    if block.array.ndim != 1 or sum(sizes) != block.array.size:
+        raise BlockError("explanation sizes do not add up to the block")
+    body = block.array.tobytes()
+    ends = np.cumsum([0, *sizes]).tolist()
+    return {str(s): body[a:b] for s, a, b in zip(symbols, ends[:-1], ends[1:], strict=True)}
 
 
 class ColumnView(Mapping[str, np.ndarray]):

@@ -14,7 +14,7 @@ from technic.v1 import ranker_pb2, ranker_pb2_grpc, scan_pb2
 
 
 class RankerService(ranker_pb2_grpc.RankerServicer):
-    """Rank (header, then scored chunks) and GetResults (pages of cached scans)."""
+    """Rank (header, then scored chunks), GetResults (pages of cached scans), AttachExplanations."""
 
     def __init__(self, ranker: Ranker) -> None:
         self.ranker = ranker
@@ -57,6 +57,19 @@ class RankerService(ranker_pb2_grpc.RankerServicer):
             return convert.scan_result(
                 scan, page, scan_id=request.scan_id or scan.scan_id, cached=True, include_issues=request.include_issues
             )
+        except RankerInputError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        except ScanNotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            raise
+
+    async def AttachExplanations(
+        self, request: ranker_pb2.AttachExplanationsRequest, context: grpc.aio.ServicerContext
+    ) -> ranker_pb2.AttachExplanationsResponse:
+        try:
+            attached = await self.ranker.attach_explanations(request.fingerprint, convert.explanations(request))
+            return ranker_pb2.AttachExplanationsResponse(attached=attached)
         except RankerInputError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise

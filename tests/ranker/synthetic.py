@@ -258,3 +258,21 @@ def stream(head: ranker_pb2.RankHeader, u: Universe) -> Iterator[ranker_pb2.Rank
     yield ranker_pb2.RankRequest(header=head)
     for c in u.chunks:
         yield ranker_pb2.RankRequest(chunk=score_response(c))
+
+
+def explanation(symbol: str, weight: float = 0.05) -> compute_pb2.SymbolExplanation:
+    """A made-up explanation of ``symbol`` in the shape Compute.Explain returns."""
+    return compute_pb2.SymbolExplanation(
+        symbol=symbol,
+        models=[
+            compute_pb2.ModelExplanation(
+                model=model,
+                base_value=0.01,
+                prediction=0.2,
+                contributions=[
+                    compute_pb2.FeatureContribution(feature="rsi_14", label="RSI (14)", value=61.0, contribution=weight)
+                ],
+            )
+            for model in ("alpha_5d", "alpha_10d")
+        ],
+    )

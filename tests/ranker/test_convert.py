@@ -13,8 +13,8 @@ from services.ranker.derived import derive
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
 from services.ranker.result import Issues, RankedScan
-from technic.v1 import scan_pb2
-from tests.ranker.synthetic import synthetic_universe
+from technic.v1 import compute_pb2, scan_pb2
+from tests.ranker.synthetic import explanation, synthetic_universe
 from tests.ranker.test_derived import row_of
 from tests.ranker.test_engine import make_input
 
@@ -66,6 +66,9 @@ def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
         sparkline=scan.sparklines[i].tolist(),
         rationale=note,
         play_style=scan.style,
+        explanation=[compute_pb2.SymbolExplanation.FromString(scan.explanations[text["symbol"]])]
+        if text["symbol"] in scan.explanations
+        else [],
         **row_of(scan.derived, scan.number("percentile"), i),
     )
 
@@ -90,6 +93,9 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
         *(scan.number(c) for c in ("percentile", "avg_dollar_volume", "atr_pct")),
         scan.features[:, scan.feature_names.index("rsi_14")],
     )
+    explained = [str(s) for s in scan.text["symbol"][idx[[1, 5, 9]]]]
+    attached = scan.attach({s: explanation(s).SerializeToString() for s in [*explained, "NOT-RANKED"]})
+    assert attached == 3 and set(scan.explanations) == set(explained)
     result = scan_pb2.ScanResult()
     result.MergeFromString(convert.rows(scan, idx))
     assert len(result.rows) == 60
@@ -98,10 +104,10 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     assert any(r.plan.side == "short" for r in result.rows) or not any(scan.text["side"] == "short")
     first = result.rows[0]
     assert math.isnan(first.ics) and not (first.ics_tier or first.merit_band or first.merit_summary)
-    assert first.risk_label and not first.merit_flags
-    assert {r.ics_tier for r in result.rows[1:]} <= {"CORE", "SATELLITE", "SPECULATIVE"} and result.rows[
-        1
-    ].merit_summary
+    assert first.risk_label and not first.merit_flags and not first.explanation
+    assert [r.explanation[0].symbol for r in result.rows if r.explanation] == explained
+    assert {r.ics_tier for r in result.rows[1:]} <= {"CORE", "SATELLITE", "SPECULATIVE"}
+    assert all(r.merit_summary.startswith(f"Merit {r.merit_band} (") for r in result.rows[1:])
     row3 = scan_pb2.ScanResult()
     row3.MergeFromString(convert.rows(scan, np.array([3])))
     assert math.isnan(row3.rows[0].plan.stop)
