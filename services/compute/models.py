@@ -59,7 +59,7 @@ def market_label(data_source: Any, training_window: Any) -> str:
     source = data_source if isinstance(data_source, dict) else {}
     window = training_window if isinstance(training_window, dict) else {}
     kind = str(source.get("kind", ""))
-    config = source.get("config") if isinstance(source.get("config"), dict) else {}
+    config = source["config"] if isinstance(source.get("config"), dict) else {}
     if kind == "marketsim":
         seed = config.get("seed")
         label = f"simulator seed {seed}" if seed is not None else "simulator"

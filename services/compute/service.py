@@ -62,16 +62,15 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         """Load the models and compile the kernels before the replica reports SERVING."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        self.use_models(
-            await loop.run_in_executor(
-                self._pool, AlphaModels.load, self.settings.model_dir, self.settings.xgboost_threads
-            )
+        models = await loop.run_in_executor(
+            self._pool, AlphaModels.load, self.settings.model_dir, self.settings.xgboost_threads
         )
+        self.use_models(models)
         await loop.run_in_executor(self._pool, warm_up)
         await health.set_dependency("redis", await self.redis.ping())
         log.info(
             "compute ready",
-            models=self.models.versions,
+            models=models.versions,
             feature_version=FEATURE_VERSION,
             seconds=round(time.perf_counter() - started, 2),
         )
