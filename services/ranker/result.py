@@ -150,7 +150,8 @@ class RankedScan:
         feats = encode_block(self.features, fields=self.feature_names)
         sparks = encode_block(self.sparklines)
         scores = encode_block(self.derived.matrix(), fields=DERIVED_FIELDS)
-        return _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks), len(scores)) + table + feats + sparks + scores
+        frame = _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks), len(scores))
+        return b"".join((frame, table, feats, sparks, scores))  # one copy of the megabytes, not one per +
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RankedScan:
