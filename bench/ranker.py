@@ -40,9 +40,9 @@ from tests.ranker.synthetic import FEATURES, Universe, benchmark_closes, synthet
 
 N = 6000
 PAGE = 50
-CALIBRATION = WinProbCalibration.from_metadata(
-    {"win_prob": {"edges": [-9.0, -1.0, -0.25, 0.25, 1.0, 9.0], "p_up": [0.40, 0.47, 0.51, 0.55, 0.62]}},
-    "bench")
+CALIBRATION = WinProbCalibration.from_table(
+    "alpha_10d", "bench", [-9.0, -1.0, -0.25, 0.25, 1.0, 9.0], [0.40, 0.47, 0.51, 0.55, 0.62]
+)
 
 
 def scratch(u: Universe, inp: RankInput, config: RankConfig) -> object:
@@ -78,8 +78,14 @@ def naive_rank(u: Universe, style_name: str) -> list[tuple[str, float]]:
             atr = f["atr_14_pct"]
             damp = 1 - 0.5 * min(max((atr - 3) / 7, 0), 1)
             scores_row = chunk.scores.array[r]
-            rows.append({"symbol": symbol, "rating": 50 + (raw - 50) * damp,
-                         "a5": float(scores_row[0]), "a10": float(scores_row[1])})
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "rating": 50 + (raw - 50) * damp,
+                    "a5": float(scores_row[0]),
+                    "a10": float(scores_row[1]),
+                }
+            )
     m5, s5 = statistics.fmean(x["a5"] for x in rows), statistics.pstdev(x["a5"] for x in rows)
     m10, s10 = statistics.fmean(x["a10"] for x in rows), statistics.pstdev(x["a10"] for x in rows)
     for x in rows:
@@ -100,8 +106,9 @@ async def page_reads(ranker: Ranker, fingerprint: str, offsets: list[int]) -> li
     for offset in offsets:
         start = time.perf_counter()
         scan = await ranker.lookup(fingerprint=fingerprint)
-        convert.scan_result(scan, PageSpec(offset=offset, limit=PAGE), scan_id="bench", cached=True,
-                            include_issues=False)
+        convert.scan_result(
+            scan, PageSpec(offset=offset, limit=PAGE), scan_id="bench", cached=True, include_issues=False
+        )
         times.append(time.perf_counter() - start)
     return times
 
@@ -134,9 +141,19 @@ async def figures() -> dict[str, Any]:
     """Every figure of this benchmark (seconds), with its references."""
     u = synthetic_universe(N, chunk_size=500)
     style = "Short-term swing"
-    inp = RankInput("bench", "bench-fp", "2026-11-13", ScanSpec(style_for(style), FilterSpec(), PageSpec()),
-                    u.info, Issues(), N, benchmark_closes(), {})
-    config = RankConfig(CALIBRATION)
+    inp = RankInput(
+        "bench",
+        "bench-fp",
+        "2026-11-13",
+        ScanSpec(style_for(style), FilterSpec(), PageSpec()),
+        u.info,
+        Issues(),
+        N,
+        benchmark_closes(),
+        {},
+        CALIBRATION,
+    )
+    config = RankConfig()
     scratch(u, inp, config)  # warm imports and caches
     t_scratch = median_seconds(lambda: scratch(u, inp, config), 7)
     t_naive = median_seconds(lambda: naive_rank(u, style), 3)
@@ -155,12 +172,21 @@ async def figures() -> dict[str, Any]:
     over_grpc = await grpc_reads(ranker, "bench-fp", 300)
     return {
         "rank": {"seconds": t_scratch, "reference": t_naive, "reference_name": "naive per-row ranking"},
-        "page_read": {"seconds": statistics.median(again), "reference": t_scratch,
-                      "reference_name": "rank from scratch"},
-        "page_first_read": {"seconds": statistics.median(first), "reference": t_scratch,
-                            "reference_name": "rank from scratch"},
-        "page_grpc": {"seconds": statistics.median(over_grpc), "reference": t_scratch,
-                      "reference_name": "rank from scratch"},
+        "page_read": {
+            "seconds": statistics.median(again),
+            "reference": t_scratch,
+            "reference_name": "rank from scratch",
+        },
+        "page_first_read": {
+            "seconds": statistics.median(first),
+            "reference": t_scratch,
+            "reference_name": "rank from scratch",
+        },
+        "page_grpc": {
+            "seconds": statistics.median(over_grpc),
+            "reference": t_scratch,
+            "reference_name": "rank from scratch",
+        },
     }
 
 
@@ -170,17 +196,28 @@ async def main() -> None:
         sys.stdout.write(orjson.dumps(f).decode() + "\n")
         return
     t_scratch, t_naive = f["rank"]["seconds"], f["rank"]["reference"]
-    p50_again, p50_first, p50_grpc = (f["page_read"]["seconds"], f["page_first_read"]["seconds"],
-                                      f["page_grpc"]["seconds"])
+    p50_again, p50_first, p50_grpc = (
+        f["page_read"]["seconds"],
+        f["page_first_read"]["seconds"],
+        f["page_grpc"]["seconds"],
+    )
     print(f"ranker bench: {N} symbols in 12 chunks, pages of {PAGE}")
-    print(f"  rank from scratch (vectorised)       {ms(t_scratch)}   naive per-row Python {ms(t_naive)}"
-          f"   ratio {t_naive / t_scratch:7.1f}x faster")
-    print(f"  cached page read p50, page read again {ms(p50_again)}   rank from scratch   {ms(t_scratch)}"
-          f"   ratio {t_scratch / p50_again:7.1f}x faster   (target <= 3 ms)")
-    print(f"  cached page read p50, first read      {ms(p50_first)}   rank from scratch   {ms(t_scratch)}"
-          f"   ratio {t_scratch / p50_first:7.1f}x faster")
-    print(f"  GetResults over gRPC loopback p50     {ms(p50_grpc)}   rank from scratch   {ms(t_scratch)}"
-          f"   ratio {t_scratch / p50_grpc:7.1f}x faster")
+    print(
+        f"  rank from scratch (vectorised)       {ms(t_scratch)}   naive per-row Python {ms(t_naive)}"
+        f"   ratio {t_naive / t_scratch:7.1f}x faster"
+    )
+    print(
+        f"  cached page read p50, page read again {ms(p50_again)}   rank from scratch   {ms(t_scratch)}"
+        f"   ratio {t_scratch / p50_again:7.1f}x faster   (target <= 3 ms)"
+    )
+    print(
+        f"  cached page read p50, first read      {ms(p50_first)}   rank from scratch   {ms(t_scratch)}"
+        f"   ratio {t_scratch / p50_first:7.1f}x faster"
+    )
+    print(
+        f"  GetResults over gRPC loopback p50     {ms(p50_grpc)}   rank from scratch   {ms(t_scratch)}"
+        f"   ratio {t_scratch / p50_grpc:7.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

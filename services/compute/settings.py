@@ -18,7 +18,7 @@ class ComputeSettings(CommonSettings):
     # Seconds a scored chunk stays cached under its (content-addressed) panel chunk key; 0 turns the
     # cache off. Scores never go stale for a key, so this only bounds Redis memory.
     scored_ttl_seconds: int = 86_400
-    # Folder of the alpha models (<name>.ubj + <name>.json); the ranker reads the same setting.
+    # Folder of the alpha models (<name>.ubj + <name>.json).
     model_dir: Path = PROJECT_ROOT / "services" / "compute" / "artifacts"
 
     @property

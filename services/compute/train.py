@@ -31,7 +31,7 @@ import xgboost as xgb
 
 from services.common.settings import PROJECT_ROOT
 from services.compute.features import FEATURE_VERSION, FEATURES, MIN_HISTORY, training_features
-from services.compute.models import MODEL_NAMES, model_paths
+from services.compute.models import MODEL_NAMES, market_label, model_paths
 from services.marketsim.market import Market, MarketConfig, load_market
 
 log = structlog.get_logger(__name__)
@@ -80,8 +80,9 @@ def build_dataset(market: Market, config: TrainConfig) -> Dataset:
     adj = market.adjusted(today)
     panel = np.stack([adj[f] for f in ("open", "high", "low", "close", "volume")], axis=2)
     panel = np.ascontiguousarray(panel.transpose(1, 0, 2), dtype=np.float32)  # (tickers, sessions, 5)
-    feats = np.concatenate([training_features(panel[i:i + 2000], dates)
-                            for i in range(0, panel.shape[0], 2000)])  # (tickers, dates, F)
+    feats = np.concatenate(
+        [training_features(panel[i : i + 2000], dates) for i in range(0, panel.shape[0], 2000)]
+    )  # (tickers, dates, F)
     close = adj["close"]
     rng = np.random.default_rng(config.seed)
     rows_f, rows_s, rows_t = [], [], []
@@ -99,8 +100,12 @@ def build_dataset(market: Market, config: TrainConfig) -> Dataset:
         rows_t.append(tickers)
         for h in HORIZONS.values():
             fwd[h].append(close[t + h, tickers] / close[t, tickers] - 1.0)
-    return Dataset(features=np.concatenate(rows_f), forward={h: np.concatenate(v) for h, v in fwd.items()},
-                   session=np.concatenate(rows_s), ticker=np.concatenate(rows_t))
+    return Dataset(
+        features=np.concatenate(rows_f),
+        forward={h: np.concatenate(v) for h, v in fwd.items()},
+        session=np.concatenate(rows_s),
+        ticker=np.concatenate(rows_t),
+    )
 
 
 def zscore_by_date(values: np.ndarray, session: np.ndarray) -> np.ndarray:
@@ -158,9 +163,16 @@ def win_prob_table(pred: np.ndarray, forward: np.ndarray, bins: int = 10) -> dic
 
 def _params(config: TrainConfig) -> dict[str, Any]:
     return {
-        "objective": "reg:squarederror", "tree_method": "hist", "max_depth": config.max_depth,
-        "eta": config.learning_rate, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 50,
-        "lambda": 5.0, "seed": config.seed, "nthread": config.threads,
+        "objective": "reg:squarederror",
+        "tree_method": "hist",
+        "max_depth": config.max_depth,
+        "eta": config.learning_rate,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 50,
+        "lambda": 5.0,
+        "seed": config.seed,
+        "nthread": config.threads,
     }
 
 
@@ -172,7 +184,7 @@ def _fit(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> xgb.Booster:
 def walk_forward(data: Dataset, horizon: int, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-sample predictions over the test folds: (row mask of test rows, predictions)."""
     dates = np.unique(data.session)
-    test_dates = dates[int(len(dates) * (1 - config.test_fraction)):]
+    test_dates = dates[int(len(dates) * (1 - config.test_fraction)) :]
     blocks = np.array_split(test_dates, config.folds)
     target = zscore_by_date(data.forward[horizon], data.session)
     mask = np.zeros(data.session.size, dtype=bool)
@@ -193,8 +205,12 @@ def train_all(config: TrainConfig, out_dir: Path) -> dict[str, dict[str, Any]]:
     started = time.perf_counter()
     market = load_market(config.market)
     data = build_dataset(market, config)
-    log.info("dataset ready", rows=int(data.session.size), dates=int(np.unique(data.session).size),
-             seconds=round(time.perf_counter() - started, 1))
+    log.info(
+        "dataset ready",
+        rows=int(data.session.size),
+        dates=int(np.unique(data.session).size),
+        seconds=round(time.perf_counter() - started, 1),
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     metas: dict[str, dict[str, Any]] = {}
     for name in MODEL_NAMES:
@@ -205,12 +221,23 @@ def train_all(config: TrainConfig, out_dir: Path) -> dict[str, dict[str, Any]]:
         test_sessions = np.unique(data.session[mask])
         universe = np.zeros(len(market.tickers), dtype=bool)
         universe[data.ticker[mask]] = True
-        metrics["oracle_ic"] = market.oracle_ic(market.session_date(int(test_sessions[0])),
-                                                market.session_date(int(test_sessions[-1])), horizon, universe)
+        metrics["oracle_ic"] = market.oracle_ic(
+            market.session_date(int(test_sessions[0])), market.session_date(int(test_sessions[-1])), horizon, universe
+        )
         booster = _fit(data.features, zscore_by_date(fwd, data.session), config)
         model_path, meta_path = model_paths(out_dir, name)
         booster.save_model(model_path)
         first, last = int(data.session.min()), int(data.session.max())
+        training_window = {
+            "start": market.session_date(first).isoformat(),
+            "end": market.session_date(last).isoformat(),
+            "dates": int(np.unique(data.session).size),
+            "rows": int(data.session.size),
+        }
+        data_source = {
+            "kind": "marketsim",
+            "config": {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in asdict(market.config).items()},
+        }
         meta = {
             "name": name,
             "version": f"{name}-{FEATURE_VERSION}-s{config.seed}-{market.today.isoformat()}",
@@ -218,14 +245,16 @@ def train_all(config: TrainConfig, out_dir: Path) -> dict[str, dict[str, Any]]:
             "features": list(FEATURES),
             "horizon": horizon,
             "target": "forward return over horizon sessions, winsorised 1%/99% and z-scored per date",
-            "training_window": {"start": market.session_date(first).isoformat(),
-                                "end": market.session_date(last).isoformat(),
-                                "dates": int(np.unique(data.session).size), "rows": int(data.session.size)},
-            "test_window": {"start": market.session_date(int(test_sessions[0])).isoformat(),
-                            "end": market.session_date(int(test_sessions[-1])).isoformat(),
-                            "folds": config.folds, "gap_sessions": horizon},
-            "data_source": {"kind": "marketsim", "config": {k: (v.isoformat() if isinstance(v, dt.date) else v)
-                                                            for k, v in asdict(market.config).items()}},
+            "training_window": training_window,
+            "test_window": {
+                "start": market.session_date(int(test_sessions[0])).isoformat(),
+                "end": market.session_date(int(test_sessions[-1])).isoformat(),
+                "folds": config.folds,
+                "gap_sessions": horizon,
+            },
+            "data_source": data_source,
+            # What Compute.Describe reports as the market the model was trained on.
+            "market": market_label(data_source, training_window),
             "metrics": metrics,
             "win_prob": win_prob_table(pred[mask], fwd[mask]),
             "params": {**_params(config), "n_estimators": config.n_estimators},
@@ -244,17 +273,23 @@ def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, Path]:
     parser.add_argument("--out", type=Path, default=DEFAULT_ARTIFACTS, help="artifact folder")
     parser.add_argument("--tickers", type=int, default=defaults.market.n_tickers)
     parser.add_argument("--history", type=int, default=defaults.market.history_sessions)
-    parser.add_argument("--today", type=dt.date.fromisoformat, default=DEFAULT_TODAY,
-                        help="last session of the simulated market (fixed so that retraining reproduces)")
+    parser.add_argument(
+        "--today",
+        type=dt.date.fromisoformat,
+        default=DEFAULT_TODAY,
+        help="last session of the simulated market (fixed so that retraining reproduces)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--date-step", type=int, default=defaults.date_step)
     parser.add_argument("--trees", type=int, default=defaults.n_estimators)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     args = parser.parse_args(list(argv) if argv is not None else None)
-    market = MarketConfig(seed=defaults.market.seed, n_tickers=args.tickers, history_sessions=args.history,
-                          today=args.today)
-    config = TrainConfig(market=market, date_step=args.date_step, n_estimators=args.trees, seed=args.seed,
-                         threads=args.threads)
+    market = MarketConfig(
+        seed=defaults.market.seed, n_tickers=args.tickers, history_sessions=args.history, today=args.today
+    )
+    config = TrainConfig(
+        market=market, date_step=args.date_step, n_estimators=args.trees, seed=args.seed, threads=args.threads
+    )
     return config, args.out
 
 

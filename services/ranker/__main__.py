@@ -1,15 +1,11 @@
 """Start the ranker: ``python -m services.ranker``.
 
-The win-probability calibration (model metadata) is loaded before the port opens: without it the
-process exits with a message naming the missing file.
+It reads no model files: the win-probability calibration arrives with each scan's header.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-
-import structlog
 
 from services.common.grpc_server import GrpcService, Health, serve
 from services.common.logs import configure_logging
@@ -17,20 +13,19 @@ from services.common.redis_client import ResilientRedis
 from services.ranker.cache import ScanCache
 from services.ranker.core import Ranker
 from services.ranker.engine import RankConfig
-from services.ranker.scoring import CalibrationError, load_calibration
 from services.ranker.service import RankerService
 from services.ranker.settings import RankerSettings
 from technic.v1 import ranker_pb2_grpc
 
-log = structlog.get_logger(__name__)
-
 
 def build_ranker(settings: RankerSettings, redis: ResilientRedis | None) -> Ranker:
-    """The domain ranker from settings; CalibrationError when the model metadata is unusable."""
+    """The domain ranker from settings."""
     config = RankConfig(
-        calibration=load_calibration(settings.model_dir), alpha_weight=settings.alpha_weight,
-        liquidity_floor=settings.ranker_liquidity_floor_usd, liquidity_damping=settings.ranker_liquidity_damping,
-        account_risk=settings.account_risk_usd, movers=settings.ranker_movers,
+        alpha_weight=settings.alpha_weight,
+        liquidity_floor=settings.ranker_liquidity_floor_usd,
+        liquidity_damping=settings.ranker_liquidity_damping,
+        account_risk=settings.account_risk_usd,
+        movers=settings.ranker_movers,
     )
     cache = ScanCache(redis, max_scans=settings.ranker_cache_scans, min_ttl=settings.ranker_min_ttl_seconds)
     return Ranker(config, cache)
@@ -52,10 +47,12 @@ async def run(settings: RankerSettings) -> None:
         await h.set_dependency("redis", await redis.ping())
 
     try:
-        await serve(settings, settings.ranker_port,
-                    [GrpcService("technic.v1.Ranker", RankerService(ranker),
-                                 ranker_pb2_grpc.add_RankerServicer_to_server)],
-                    warmup=warmup)
+        await serve(
+            settings,
+            settings.ranker_port,
+            [GrpcService("technic.v1.Ranker", RankerService(ranker), ranker_pb2_grpc.add_RankerServicer_to_server)],
+            warmup=warmup,
+        )
     finally:
         await ranker.cache.drain()  # the last ranked scans reach Redis before the client closes
         await redis.close()
@@ -64,11 +61,7 @@ async def run(settings: RankerSettings) -> None:
 def main() -> None:
     settings = RankerSettings()
     configure_logging("ranker", settings.log_level, settings.log_format)
-    try:
-        asyncio.run(run(settings))
-    except CalibrationError as exc:
-        log.error("cannot start the ranker", error=str(exc))
-        sys.exit(2)
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

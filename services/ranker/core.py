@@ -1,9 +1,10 @@
-"""The ranker's operations, independent of gRPC: rank a scan once per fingerprint, look scans up."""
+"""The ranker's operations, independent of gRPC: rank a scan once per fingerprint, look scans up,
+attach explanations to a scan's rows."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import structlog
 
@@ -30,9 +31,15 @@ class Ranker:
             received = [chunk async for chunk in chunks]
             # numpy and pandas release the GIL for most of it: the event loop keeps serving meanwhile.
             scan = await asyncio.to_thread(rank_scan, inp, received, self.config)
-            log.info("ranked", scan_id=inp.scan_id, fingerprint=inp.fingerprint, chunks=len(received),
-                     ranked=scan.accounting.ranked, requested=inp.requested,
-                     seconds=round(scan.stage_seconds["rank"], 4))
+            log.info(
+                "ranked",
+                scan_id=inp.scan_id,
+                fingerprint=inp.fingerprint,
+                chunks=len(received),
+                ranked=scan.accounting.ranked,
+                requested=inp.requested,
+                seconds=round(scan.stage_seconds["rank"], 4),
+            )
             return scan
 
         scan, cached = await self.cache.get_or_compute(inp.fingerprint, compute)
@@ -52,3 +59,14 @@ class Ranker:
         if scan is None:
             raise ScanNotFoundError(f"no ranked scan with fingerprint {fingerprint!r} (expired or never ranked)")
         return scan
+
+    async def attach_explanations(self, fingerprint: str, explanations: Mapping[str, bytes]) -> int:
+        """Keep ``explanations`` (symbol -> encoded) with the cached scan, for every later page; how many
+        name a row of it (the others are ignored). ScanNotFoundError when no such scan is cached."""
+        if not fingerprint:
+            raise RankerInputError("give the fingerprint of the ranked scan")
+        attached = await self.cache.attach(fingerprint, explanations)
+        if attached is None:
+            raise ScanNotFoundError(f"no ranked scan with fingerprint {fingerprint!r} (expired or never ranked)")
+        log.info("explanations attached", fingerprint=fingerprint, given=len(explanations), attached=attached)
+        return attached

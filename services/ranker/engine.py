@@ -5,7 +5,8 @@ come as they are; compute states map to skipped or errored (STATE_BUCKETS); symb
 the header that no chunk carried are errored ("not_scored"); the filters remove rows by name; the
 rest is ranked. Percentiles (overall and within sector) are taken over every scored row before the
 filters, so filtering a scan does not change a name's percentile; ``rank`` is 1..n over the rows
-that remain, by composite score.
+that remain, by composite score. The derived scores (ICS, merit, risk label: derived.py) are
+computed for the ranked rows and stored with them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from services.contract.columns import NUMBER_COLUMNS, SIGNALS, SUBSCORE_COLUMNS,
 from services.contract.models import MODEL_NAMES as MODELS
 from services.contract.styles import SUBSCORES, TradeStyleSpec
 from services.ranker import rating
+from services.ranker.derived import derive
 from services.ranker.errors import RankerInputError, allowed
 from services.ranker.plan import trade_plans
 from services.ranker.rank import FilterSpec, PageSpec, apply_filters, check_column, check_filters, percentile
@@ -89,11 +91,12 @@ class RankInput:
     requested: int
     benchmark: np.ndarray
     stage_seconds: dict[str, float]
+    # The win-probability calibration of the models that scored the chunks (from the header).
+    calibration: WinProbCalibration
 
 
 @dataclass(frozen=True)
 class RankConfig:
-    calibration: WinProbCalibration
     alpha_weight: float = 0.35
     liquidity_floor: float = 20_000_000.0
     liquidity_damping: float = 0.3
@@ -108,16 +111,19 @@ def validate_input(inp: RankInput) -> None:
     info = inp.info
     lengths = {len(info.symbols), len(info.names), len(info.sectors), len(info.industries), len(info.market_caps)}
     if len(lengths) != 1:
-        raise RankerInputError("header.info columns (symbols, names, sectors, industries, market_caps) "
-                               "must have equal lengths")
+        raise RankerInputError(
+            "header.info columns (symbols, names, sectors, industries, market_caps) must have equal lengths"
+        )
     if pd.Index(info.symbols).has_duplicates:
         raise RankerInputError("header.info.symbols has duplicates")
     bad = sorted(set(inp.issues.buckets) - set(ISSUE_BUCKETS))
     if bad:
         raise RankerInputError(f"header issue bucket(s) {', '.join(bad)}; allowed: {allowed(ISSUE_BUCKETS)}")
     if inp.requested != len(info.symbols) + len(inp.issues):
-        raise RankerInputError(f"header.requested is {inp.requested} but info ({len(info.symbols)}) "
-                               f"+ issues ({len(inp.issues)}) = {len(info.symbols) + len(inp.issues)}")
+        raise RankerInputError(
+            f"header.requested is {inp.requested} but info ({len(info.symbols)}) "
+            f"+ issues ({len(inp.issues)}) = {len(info.symbols) + len(inp.issues)}"
+        )
     check_filters(inp.spec.filters, sorted(set(info.sectors)), SIGNALS, None)
 
 
@@ -165,10 +171,14 @@ def merge(chunks: Sequence[ScoredChunk]) -> Merged:
         raise RankerInputError(f"features block lacks {', '.join(missing)} (the rating needs them)")
     # Required level fields, then the optional ones every chunk carries.
     shared = set.intersection(*(set(c.levels.fields) for c in chunks)) if chunks else set()
-    level_names = (*REQUIRED_LEVELS, *(f for f in (first.levels.fields if first else ())
-                                       if f in shared and f not in REQUIRED_LEVELS))
-    width = max((c.sparklines.array.shape[-1] for c in chunks if c.sparklines is not None
-                 and c.sparklines.array.ndim == 2), default=0)
+    level_names = (
+        *REQUIRED_LEVELS,
+        *(f for f in (first.levels.fields if first else ()) if f in shared and f not in REQUIRED_LEVELS),
+    )
+    width = max(
+        (c.sparklines.array.shape[-1] for c in chunks if c.sparklines is not None and c.sparklines.array.ndim == 2),
+        default=0,
+    )
     feature_version = first.feature_version if first else ""
     feats, scores, levels, sparks = [], [], [], []
     for c in chunks:
@@ -177,18 +187,20 @@ def merge(chunks: Sequence[ScoredChunk]) -> Merged:
             raise RankerInputError(f"chunk {c.chunk_index}: {len(c.states)} states for {n} symbols")
         for what, block in (("features", c.features), ("scores", c.scores), ("levels", c.levels)):
             if block.array.ndim != 2 or block.array.shape[0] != n:
-                raise RankerInputError(f"chunk {c.chunk_index}: {what} block has shape {block.array.shape}, "
-                                       f"expected ({n}, fields)")
+                raise RankerInputError(
+                    f"chunk {c.chunk_index}: {what} block has shape {block.array.shape}, expected ({n}, fields)"
+                )
         if c.feature_version != feature_version:
-            raise RankerInputError(f"chunk {c.chunk_index}: feature version {c.feature_version!r} differs from "
-                                   f"{feature_version!r}")
+            raise RankerInputError(
+                f"chunk {c.chunk_index}: feature version {c.feature_version!r} differs from {feature_version!r}"
+            )
         feats.append(_columns(c.features, names, "features", c.chunk_index).astype(np.float32))
         scores.append(_columns(c.scores, MODELS, "scores", c.chunk_index))
         levels.append(_columns(c.levels, level_names, "levels", c.chunk_index))
         spark = np.full((n, width), np.nan, dtype=np.float32)
         if c.sparklines is not None and c.sparklines.array.ndim == 2 and c.sparklines.array.shape[0] == n:
             w = c.sparklines.array.shape[1]
-            spark[:, width - w:] = c.sparklines.array
+            spark[:, width - w :] = c.sparklines.array
         sparks.append(spark)
     symbols = np.asarray([s for c in chunks for s in c.symbols], dtype=object)
     if pd.Index(symbols).has_duplicates:
@@ -208,15 +220,17 @@ def merge(chunks: Sequence[ScoredChunk]) -> Merged:
     )
 
 
-def rank_scan(inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig,
-              now: float | None = None) -> RankedScan:
+def rank_scan(
+    inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig, now: float | None = None
+) -> RankedScan:
     """The ranked scan of ``inp`` from its scored ``chunks``; RankerInputError on bad input."""
     started = time.perf_counter()
     validate_input(inp)
     m = merge(chunks)
     style, filters = inp.spec.style, inp.spec.filters
-    issues = Issues(list(inp.issues.symbols), list(inp.issues.buckets), list(inp.issues.reasons),
-                    list(inp.issues.details))
+    issues = Issues(
+        list(inp.issues.symbols), list(inp.issues.buckets), list(inp.issues.reasons), list(inp.issues.details)
+    )
 
     info_index = pd.Index(inp.info.symbols)
     where = info_index.get_indexer(m.symbols)
@@ -225,8 +239,12 @@ def rank_scan(inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig,
         raise RankerInputError(f"chunk symbols not announced in header.info: {', '.join(map(str, stray))}")
     unseen = np.ones(len(info_index), dtype=bool)
     unseen[where] = False
-    issues.extend([inp.info.symbols[i] for i in np.flatnonzero(unseen)], "errored",
-                  ["not_scored"] * int(unseen.sum()), "no scored chunk carried this symbol")
+    issues.extend(
+        [inp.info.symbols[i] for i in np.flatnonzero(unseen)],
+        "errored",
+        ["not_scored"] * int(unseen.sum()),
+        "no scored chunk carried this symbol",
+    )
 
     close = m.levels["close"]
     ok_state = m.states == "ok"
@@ -236,8 +254,12 @@ def rank_scan(inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig,
         issues.extend(m.symbols[sel].tolist(), bucket, [reason] * int(sel.sum()))
     known_states = np.isin(m.states, ["ok", *STATE_BUCKETS])
     issues.extend(m.symbols[~known_states].tolist(), "errored", ["unknown_state"] * int((~known_states).sum()))
-    issues.extend(m.symbols[bad_levels].tolist(), "errored", ["invalid_levels"] * int(bad_levels.sum()),
-                  "state OK but no positive close")
+    issues.extend(
+        m.symbols[bad_levels].tolist(),
+        "errored",
+        ["invalid_levels"] * int(bad_levels.sum()),
+        "state OK but no positive close",
+    )
 
     ok = ok_state & ~bad_levels
     info_rows = where[ok]
@@ -253,25 +275,49 @@ def rank_scan(inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig,
     signal, side = rating.signals(tech, style)
     everyone = np.ones(n, dtype=bool)
     alpha = alpha_score(a5, a10, everyone, style)
-    comp = composite(tech, alpha, lv["avg_dollar_volume_20"], everyone, config.alpha_weight,
-                     config.liquidity_floor, config.liquidity_damping)
+    comp = composite(
+        tech,
+        alpha,
+        lv["avg_dollar_volume_20"],
+        everyone,
+        config.alpha_weight,
+        config.liquidity_floor,
+        config.liquidity_damping,
+    )
     plans = trade_plans(close[ok], lv["atr_14"], side == "short", style, config.account_risk)
     with np.errstate(invalid="ignore", divide="ignore"):
         change_pct = (lv["close"] / lv["prev_close"] - 1.0) * 100.0
     values: dict[str, np.ndarray] = {
-        "rank": np.full(n, np.nan), "tech_rating": tech, "alpha_score": alpha, "composite_score": comp.score,
-        "percentile": percentile(comp.score), "sector_percentile": percentile(comp.score, groups=sectors),
-        "rating_percentile": comp.rating_percentile, "alpha_percentile": comp.alpha_percentile,
-        "win_prob_10d": config.calibration(a10), "alpha_5d": a5, "alpha_10d": a10, "last_close": lv["close"],
-        "change_pct": change_pct, "atr_pct": fcols["atr_14_pct"], "avg_dollar_volume": lv["avg_dollar_volume_20"],
+        "rank": np.full(n, np.nan),
+        "tech_rating": tech,
+        "alpha_score": alpha,
+        "composite_score": comp.score,
+        "percentile": percentile(comp.score),
+        "sector_percentile": percentile(comp.score, groups=sectors),
+        "rating_percentile": comp.rating_percentile,
+        "alpha_percentile": comp.alpha_percentile,
+        "win_prob_10d": inp.calibration(a10),
+        "alpha_5d": a5,
+        "alpha_10d": a10,
+        "last_close": lv["close"],
+        "change_pct": change_pct,
+        "atr_pct": fcols["atr_14_pct"],
+        "avg_dollar_volume": lv["avg_dollar_volume_20"],
         "market_cap": np.asarray(inp.info.market_caps, dtype=np.float64)[info_rows],
-        "entry": plans.entry, "stop": plans.stop, "target": plans.target, "reward_risk": plans.reward_risk,
+        "entry": plans.entry,
+        "stop": plans.stop,
+        "target": plans.target,
+        "reward_risk": plans.reward_risk,
         "position_size": plans.position_size,
         **{col: subs[name] for col, name in zip(SUBSCORE_COLUMNS, SUBSCORES, strict=True)},
     }
     text = {
-        "symbol": m.symbols[ok], "name": np.asarray(inp.info.names, dtype=object)[info_rows], "sector": sectors,
-        "industry": np.asarray(inp.info.industries, dtype=object)[info_rows], "signal": signal, "side": side,
+        "symbol": m.symbols[ok],
+        "name": np.asarray(inp.info.names, dtype=object)[info_rows],
+        "sector": sectors,
+        "industry": np.asarray(inp.info.industries, dtype=object)[info_rows],
+        "signal": signal,
+        "side": side,
     }
     check_filters(filters, sorted(set(inp.info.sectors)), SIGNALS, (*NUMBER_COLUMNS, *m.feature_names))
     check_column(inp.spec.page.sort_by, (*NUMBER_COLUMNS, *m.feature_names, *TEXT_COLUMNS), "sort")
@@ -288,36 +334,60 @@ def rank_scan(inp: RankInput, chunks: Sequence[ScoredChunk], config: RankConfig,
     text = {k: v[best_first] for k, v in text.items()}
     features = feats[best_first]
     sparklines = m.sparklines[ok][best_first]
+    scores = derive(
+        numbers[:, NUMBER_COLUMNS.index("percentile")],
+        numbers[:, NUMBER_COLUMNS.index("avg_dollar_volume")],
+        numbers[:, NUMBER_COLUMNS.index("atr_pct")],
+        fcols["rsi_14"][best_first],
+    )
     rel_volume = fcols["rel_volume_20"][best_first] if "rel_volume_20" in fcols else np.full(len(best_first), np.nan)
 
     counts = Counter(zip(issues.buckets, issues.reasons, strict=True))
     accounting = Accounting(
-        requested=inp.requested, ranked=len(best_first),
+        requested=inp.requested,
+        ranked=len(best_first),
         **{b: {r: c for (bb, r), c in sorted(counts.items()) if bb == b} for b in ISSUE_BUCKETS},  # type: ignore[arg-type]
     )
     if accounting.total() != inp.requested:
         raise RankerInputError(f"accounting covers {accounting.total()} symbols, request had {inp.requested}")
     versions = m.model_versions
-    cal = config.calibration
+    cal = inp.calibration
     if versions.get(cal.model) and cal.version and versions[cal.model] != cal.version:
-        log.warning("win_prob calibration is for another model version", model=cal.model,
-                    calibration_version=cal.version, scoring_version=versions[cal.model])
+        log.warning(
+            "win_prob calibration is for another model version",
+            model=cal.model,
+            calibration_version=cal.version,
+            scoring_version=versions[cal.model],
+        )
     stage = dict(inp.stage_seconds)
     stage["rank"] = time.perf_counter() - started
     return RankedScan(
-        scan_id=inp.scan_id, fingerprint=inp.fingerprint, as_of=inp.as_of, style=style.name,
-        feature_version=m.feature_version, model_versions=versions,
-        created_unix=time.time() if now is None else now, stage_seconds=stage,
+        scan_id=inp.scan_id,
+        fingerprint=inp.fingerprint,
+        as_of=inp.as_of,
+        style=style.name,
+        feature_version=m.feature_version,
+        model_versions=versions,
+        created_unix=time.time() if now is None else now,
+        stage_seconds=stage,
         regime=market_regime(inp.benchmark) if len(inp.benchmark) else UNKNOWN_REGIME,
-        accounting=accounting, issues=issues,
-        movers=movers(text["symbol"], text["sector"], numbers[:, NUMBER_COLUMNS.index("change_pct")], rel_volume,
-                      config.movers),
-        text=text, numbers=numbers, feature_names=m.feature_names, features=features, sparklines=sparklines,
+        accounting=accounting,
+        issues=issues,
+        movers=movers(
+            text["symbol"], text["sector"], numbers[:, NUMBER_COLUMNS.index("change_pct")], rel_volume, config.movers
+        ),
+        text=text,
+        numbers=numbers,
+        feature_names=m.feature_names,
+        features=features,
+        sparklines=sparklines,
+        derived=scores,
     )
 
 
-def movers(symbols: np.ndarray, sectors: np.ndarray, change_pct: np.ndarray, rel_volume: np.ndarray,
-           k: int) -> list[Mover]:
+def movers(
+    symbols: np.ndarray, sectors: np.ndarray, change_pct: np.ndarray, rel_volume: np.ndarray, k: int
+) -> list[Mover]:
     """The ``k`` biggest gainers (best first), then the ``k`` biggest losers (worst first)."""
     finite = np.flatnonzero(np.isfinite(change_pct))
     by_change = finite[np.argsort(-change_pct[finite], kind="stable")]

@@ -1,9 +1,14 @@
 """The ranked scan as columns, its compact byte form for the cache, and its pages.
 
 Rows are stored in rank order (best composite first). Numbers are one float64 matrix, features
-one float32 matrix under their feature-list names, sparklines one float32 matrix; the text columns
-and the scan's metadata (accounting, issues, regime, movers) travel in the first block's JSON
-meta. The byte form is ``b"TRS1"``, three u64 lengths, then the three codec blocks: no pickles.
+one float32 matrix under their feature-list names, sparklines one float32 matrix, the derived
+scores (services/ranker/derived.py) one float64 matrix; the text columns and the scan's metadata
+(accounting, issues, regime, movers) travel in the first block's JSON meta. The byte form is
+``b"TRS2"``, four u64 lengths, then the four codec blocks: no pickles.
+
+Explanations (feature contributions of some rows, attached after ranking) are kept with the scan
+as one opaque encoded message per symbol; their byte form is separate (:func:`explanations_to_bytes`),
+so they are stored beside the scan without rewriting it.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import numpy as np
 
 from services.common.codec import BlockError, decode_block, encode_block
 from services.contract.columns import NUMBER_COLUMNS, TEXT_COLUMNS
+from services.ranker.derived import FIELDS as DERIVED_FIELDS
+from services.ranker.derived import Derived
 from services.ranker.rank import PageSpec, check_column, order, window
 from services.ranker.scoring import Regime
 
-_MAGIC = b"TRS1"
-_FRAME = struct.Struct("<4sQQQ")
+_MAGIC = b"TRS2"
+_FRAME = struct.Struct("<4sQQQQ")
 
 
 @dataclass
@@ -35,8 +42,7 @@ class Accounting:
     errored: dict[str, int]
 
     def total(self) -> int:
-        return (self.ranked + sum(self.filtered.values()) + sum(self.skipped.values())
-                + sum(self.errored.values()))
+        return self.ranked + sum(self.filtered.values()) + sum(self.skipped.values()) + sum(self.errored.values())
 
 
 @dataclass
@@ -85,6 +91,9 @@ class RankedScan:
     feature_names: tuple[str, ...]
     features: np.ndarray
     sparklines: np.ndarray
+    derived: Derived
+    # Symbol -> its encoded explanation (a SymbolExplanation message), for the rows explained so far.
+    explanations: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     _orders: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # Presentations of the rows built once per scan by the servicer (its row encoder), dropped with the scan.
     views: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -112,13 +121,27 @@ class RankedScan:
             self._orders[key] = idx
         return window(idx, spec.offset, spec.limit)
 
+    def attach(self, explanations: Mapping[str, bytes]) -> int:
+        """Keep the explanations of symbols that are rows of this scan (replacing earlier ones); how many."""
+        rows = set(self.text["symbol"].tolist())
+        kept = {symbol: data for symbol, data in explanations.items() if symbol in rows}
+        self.explanations.update(kept)
+        return len(kept)
+
     def to_bytes(self) -> bytes:
         # vars(), not asdict(), for the issue lists: asdict deep-copies every string (~40 ms per scan).
         meta = {
-            "scan_id": self.scan_id, "fingerprint": self.fingerprint, "as_of": self.as_of, "style": self.style,
-            "feature_version": self.feature_version, "model_versions": self.model_versions,
-            "created_unix": self.created_unix, "stage_seconds": self.stage_seconds,
-            "regime": asdict(self.regime), "accounting": asdict(self.accounting), "issues": vars(self.issues),
+            "scan_id": self.scan_id,
+            "fingerprint": self.fingerprint,
+            "as_of": self.as_of,
+            "style": self.style,
+            "feature_version": self.feature_version,
+            "model_versions": self.model_versions,
+            "created_unix": self.created_unix,
+            "stage_seconds": self.stage_seconds,
+            "regime": asdict(self.regime),
+            "accounting": asdict(self.accounting),
+            "issues": vars(self.issues),
             "movers": [[m.row, m.symbol, m.change_pct, m.note] for m in self.movers],
             "text": {k: v.tolist() for k, v in self.text.items() if k != "symbol"},
         }
@@ -126,32 +149,70 @@ class RankedScan:
         table = encode_block(self.numbers, rows=symbols, fields=NUMBER_COLUMNS, meta=meta)
         feats = encode_block(self.features, fields=self.feature_names)
         sparks = encode_block(self.sparklines)
-        return _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks)) + table + feats + sparks
+        scores = encode_block(self.derived.matrix(), fields=DERIVED_FIELDS)
+        frame = _FRAME.pack(_MAGIC, len(table), len(feats), len(sparks), len(scores))
+        return b"".join((frame, table, feats, sparks, scores))  # one copy of the megabytes, not one per +
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RankedScan:
         """Decode :meth:`to_bytes`; BlockError when the bytes are not a ranked scan."""
         if len(data) < _FRAME.size:
             raise BlockError("ranked scan too short")
-        magic, n1, n2, n3 = _FRAME.unpack_from(data, 0)
-        if magic != _MAGIC or _FRAME.size + n1 + n2 + n3 != len(data):
+        magic, n1, n2, n3, n4 = _FRAME.unpack_from(data, 0)
+        if magic != _MAGIC or _FRAME.size + n1 + n2 + n3 + n4 != len(data):
             raise BlockError("not a ranked scan (bad frame)")
-        view = memoryview(data)[_FRAME.size:]
-        table, feats, sparks = decode_block(view[:n1]), decode_block(view[n1:n1 + n2]), decode_block(view[n1 + n2:])
+        view = memoryview(data)[_FRAME.size :]
+        table, feats = decode_block(view[:n1]), decode_block(view[n1 : n1 + n2])
+        sparks, scores = decode_block(view[n1 + n2 : n1 + n2 + n3]), decode_block(view[n1 + n2 + n3 :])
         m: dict[str, Any] = dict(table.meta)
-        if table.fields != NUMBER_COLUMNS:
+        if table.fields != NUMBER_COLUMNS or scores.fields != DERIVED_FIELDS:
             raise BlockError("ranked scan written with other columns")
         text = {k: np.asarray(v, dtype=object) for k, v in m["text"].items()}
         text["symbol"] = np.asarray(table.rows, dtype=object)
         regime = Regime(**{k: (float("nan") if v is None else v) for k, v in m["regime"].items()})
         return cls(
-            scan_id=m["scan_id"], fingerprint=m["fingerprint"], as_of=m["as_of"], style=m["style"],
-            feature_version=m["feature_version"], model_versions=m["model_versions"],
-            created_unix=m["created_unix"], stage_seconds=m["stage_seconds"], regime=regime,
-            accounting=Accounting(**m["accounting"]), issues=Issues(**m["issues"]),
-            movers=[Mover(int(r), s, float(c), n) for r, s, c, n in m["movers"]], text=text,
-            numbers=table.array, feature_names=feats.fields, features=feats.array, sparklines=sparks.array,
+            scan_id=m["scan_id"],
+            fingerprint=m["fingerprint"],
+            as_of=m["as_of"],
+            style=m["style"],
+            feature_version=m["feature_version"],
+            model_versions=m["model_versions"],
+            created_unix=m["created_unix"],
+            stage_seconds=m["stage_seconds"],
+            regime=regime,
+            accounting=Accounting(**m["accounting"]),
+            issues=Issues(**m["issues"]),
+            movers=[Mover(int(r), s, float(c), n) for r, s, c, n in m["movers"]],
+            text=text,
+            numbers=table.array,
+            feature_names=feats.fields,
+            features=feats.array,
+            sparklines=sparks.array,
+            derived=Derived.from_matrix(scores.array),
         )
+
+
+def explanations_to_bytes(explanations: Mapping[str, bytes]) -> bytes:
+    """A codec block: the encoded explanations end to end as uint8, their symbols and sizes in its meta."""
+    symbols = list(explanations)
+    body = np.frombuffer(b"".join(explanations[s] for s in symbols), dtype=np.uint8)
+    return encode_block(body, meta={"symbols": symbols, "sizes": [len(explanations[s]) for s in symbols]})
+
+
+def explanations_from_bytes(data: bytes) -> dict[str, bytes]:
+    """Decode :func:`explanations_to_bytes`; BlockError when the bytes are not explanations."""
+    block = decode_block(data)
+    meta = block.meta if isinstance(block.meta, Mapping) else {}
+    symbols, sizes = meta.get("symbols"), meta.get("sizes")
+    if not isinstance(symbols, list) or not isinstance(sizes, list) or len(symbols) != len(sizes):
+        raise BlockError("not a block of explanations (symbols and sizes)")
+    if not all(isinstance(n, int) and n >= 0 for n in sizes):
+        raise BlockError("explanation sizes must be whole numbers >= 0")
+    if block.array.ndim != 1 or sum(sizes) != block.array.size:
+        raise BlockError("explanation sizes do not add up to the block")
+    body = block.array.tobytes()
+    ends = np.cumsum([0, *sizes]).tolist()
+    return {str(s): body[a:b] for s, a, b in zip(symbols, ends[:-1], ends[1:], strict=True)}
 
 
 class ColumnView(Mapping[str, np.ndarray]):

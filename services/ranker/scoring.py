@@ -6,25 +6,26 @@
 - Composite: ``(1 - w) * rating percentile + w * alpha percentile`` (a missing alpha counts as the
   median, 50), multiplied by a liquidity factor: 1 at or above the dollar-volume floor, falling
   linearly to ``1 - damping`` at zero dollar volume.
-- Win probability (10 sessions): the model metadata's out-of-sample calibration table
-  ``win_prob = {"edges": [...], "p_up": [...]}`` gives P(forward return > 0) per bin of the
-  model's prediction. The estimate interpolates linearly between bin centres (clamped at the end
-  bins; an open-ended outer bin is centred half a typical bin width beyond its finite edge), so it
-  is monotone where the table is and never jumps at a bin edge.
+- Win probability (10 sessions): the calibration table of the model that scored the chunks
+  (``edges``, ``p_up``: P(forward return > 0) per bin of the model's prediction, measured out of
+  sample at training) arrives with every scan's header, as Compute.Describe reports it. The
+  estimate interpolates linearly between bin centres (clamped at the end bins; an open-ended outer
+  bin is centred half a typical bin width beyond its finite edge), so it is monotone where the
+  table is and never jumps at a bin edge.
 - Market regime of the benchmark closes: trend from close vs SMA200 and the SMA50 slope over
   ``SLOPE_SESSIONS``; volatility from the annualised 20-session realised volatility.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import orjson
 
 from services.contract.models import WIN_PROB_MODEL
 from services.contract.styles import TradeStyleSpec
+from services.ranker.errors import RankerInputError
 from services.ranker.rank import percentile, zscore
 
 SLOPE_SESSIONS = 10
@@ -36,12 +37,11 @@ VOL_HIGH = 25.0
 MIN_REGIME_SESSIONS = 60
 
 
-class CalibrationError(RuntimeError):
-    """The model metadata is missing or has no usable win_prob table; the message says which."""
+class CalibrationError(RankerInputError):
+    """The win-probability table is missing or unusable; the message names the table and the defect."""
 
 
-def alpha_score(alpha_5d: np.ndarray, alpha_10d: np.ndarray, mask: np.ndarray,
-                style: TradeStyleSpec) -> np.ndarray:
+def alpha_score(alpha_5d: np.ndarray, alpha_10d: np.ndarray, mask: np.ndarray, style: TradeStyleSpec) -> np.ndarray:
     """Style blend of the two models' cross-sectional z-scores over the rows in ``mask``."""
     z5, z10 = zscore(alpha_5d, mask), zscore(alpha_10d, mask)
     blend = style.blend_5d * z5 + (1.0 - style.blend_5d) * z10
@@ -63,8 +63,15 @@ class Composite:
     score: np.ndarray
 
 
-def composite(rating: np.ndarray, alpha: np.ndarray, dollar_volume: np.ndarray, mask: np.ndarray,
-              weight: float, floor: float, damping: float) -> Composite:
+def composite(
+    rating: np.ndarray,
+    alpha: np.ndarray,
+    dollar_volume: np.ndarray,
+    mask: np.ndarray,
+    weight: float,
+    floor: float,
+    damping: float,
+) -> Composite:
     """The composite score (0-100) of every row in ``mask`` from its rating and alpha percentiles."""
     rp = percentile(rating, mask)
     ap = percentile(alpha, mask)
@@ -75,7 +82,7 @@ def composite(rating: np.ndarray, alpha: np.ndarray, dollar_volume: np.ndarray, 
 
 @dataclass(frozen=True)
 class WinProbCalibration:
-    """P(forward return > 0) as a function of a model's prediction, from its metadata."""
+    """P(forward return > 0) as a function of a model's prediction, from its calibration table."""
 
     model: str
     version: str
@@ -88,44 +95,35 @@ class WinProbCalibration:
         return np.where(np.isfinite(x), p, np.nan)
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, object], source: str) -> WinProbCalibration:
-        table = meta.get("win_prob")
-        if not isinstance(table, dict) or "edges" not in table or "p_up" not in table:
-            raise CalibrationError(f"{source} has no win_prob table with edges and p_up")
+    def from_table(
+        cls, model: str, version: str, edges: Sequence[float], p_up: Sequence[float], source: str = "win_prob"
+    ) -> WinProbCalibration:
+        """The calibration of ``model`` (it must be WIN_PROB_MODEL); CalibrationError naming ``source``."""
+        if model != WIN_PROB_MODEL:
+            raise CalibrationError(
+                f"{source} is for model {model!r}; the win probability is calibrated on {WIN_PROB_MODEL!r}"
+            )
         try:
-            edges = np.asarray(table["edges"], dtype=np.float64)
-            p_up = np.asarray(table["p_up"], dtype=np.float64)
+            e = np.asarray(edges, dtype=np.float64)
+            p = np.asarray(p_up, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise CalibrationError(f"{source}: win_prob is not numeric: {exc}") from None
-        if edges.ndim != 1 or p_up.ndim != 1 or len(p_up) < 1 or len(edges) != len(p_up) + 1:
-            raise CalibrationError(f"{source}: win_prob needs len(edges) == len(p_up) + 1, "
-                                   f"got {len(edges)} edges and {len(p_up)} probabilities")
-        if np.any(np.diff(edges) <= 0) or not np.all(np.isfinite(p_up)) or np.any((p_up < 0) | (p_up > 1)):
-            raise CalibrationError(f"{source}: win_prob edges must increase and p_up lie in [0, 1]")
-        lo, hi = edges[:-1], edges[1:]
+            raise CalibrationError(f"{source} is not numeric: {exc}") from None
+        if e.ndim != 1 or p.ndim != 1 or len(p) < 1 or len(e) != len(p) + 1:
+            raise CalibrationError(
+                f"{source} needs len(edges) == len(p_up) + 1 >= 2, got {len(e)} edges and {len(p)} probabilities"
+            )
+        if np.any(np.isnan(e)) or np.any(np.diff(e) <= 0) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+            raise CalibrationError(f"{source}: edges must increase and p_up lie in [0, 1]")
+        lo, hi = e[:-1], e[1:]
         closed = np.isfinite(lo) & np.isfinite(hi)
         # An open-ended outer bin is centred half a typical bin width beyond its finite edge.
         half = float(np.median(hi[closed] - lo[closed])) / 2.0 if closed.any() else 0.5
-        centers = np.where(closed, (lo + hi) / 2.0, np.where(np.isfinite(lo), lo + half, hi - half))
-        if not np.all(np.isfinite(centers)) or np.any(np.diff(centers) <= 0):
-            raise CalibrationError(f"{source}: win_prob bins must have finite, increasing centres")
-        return cls(model=str(meta.get("name", WIN_PROB_MODEL)), version=str(meta.get("version", "")),
-                   centers=centers, p_up=p_up)
-
-
-def load_calibration(model_dir: Path, model: str = WIN_PROB_MODEL) -> WinProbCalibration:
-    """Read ``<model_dir>/<model>.json``; CalibrationError with the path when absent or unusable."""
-    path = Path(model_dir) / f"{model}.json"
-    if not path.is_file():
-        raise CalibrationError(f"model metadata {path} not found: train the models (`technic train`) "
-                               "or point TECHNIC_MODEL_DIR at a folder holding it")
-    try:
-        meta = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise CalibrationError(f"model metadata {path} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict):
-        raise CalibrationError(f"model metadata {path} is not a JSON object")
-    return WinProbCalibration.from_metadata(meta, str(path))
+        with np.errstate(invalid="ignore"):  # a bin open at both ends has no centre: refused below
+            centers = np.where(closed, (lo + hi) / 2.0, np.where(np.isfinite(lo), lo + half, hi - half))
+            increasing = np.all(np.diff(centers) > 0)
+        if not np.all(np.isfinite(centers)) or not increasing:
+            raise CalibrationError(f"{source}: bins must have finite, increasing centres")
+        return cls(model=model, version=version, centers=centers, p_up=p)
 
 
 @dataclass(frozen=True)
@@ -159,13 +157,13 @@ def market_regime(closes: np.ndarray) -> Regime:
         return UNKNOWN_REGIME
     close = float(c[-1])
     sma200 = float(c[-200:].mean())
-    slope = float(c[-50:].mean() - c[-50 - SLOPE_SESSIONS:-SLOPE_SESSIONS].mean())
+    slope = float(c[-50:].mean() - c[-50 - SLOPE_SESSIONS : -SLOPE_SESSIONS].mean())
     if close > sma200 and slope > 0:
         trend = "uptrend"
     elif close < sma200 and slope < 0:
         trend = "downtrend"
     else:
         trend = "sideways"
-    vol = float(np.std(np.diff(np.log(c[-VOL_SESSIONS - 1:])), ddof=1) * np.sqrt(252) * 100.0)
+    vol = float(np.std(np.diff(np.log(c[-VOL_SESSIONS - 1 :])), ddof=1) * np.sqrt(252) * 100.0)
     level = "low" if vol < VOL_LOW else "high" if vol > VOL_HIGH else "normal"
     return Regime(trend, level, close, sma200, vol)

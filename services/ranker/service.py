@@ -14,13 +14,14 @@ from technic.v1 import ranker_pb2, ranker_pb2_grpc, scan_pb2
 
 
 class RankerService(ranker_pb2_grpc.RankerServicer):
-    """Rank (header, then scored chunks) and GetResults (pages of cached scans)."""
+    """Rank (header, then scored chunks), GetResults (pages of cached scans), AttachExplanations."""
 
     def __init__(self, ranker: Ranker) -> None:
         self.ranker = ranker
 
-    async def Rank(self, request_iterator: AsyncIterator[ranker_pb2.RankRequest],
-                   context: grpc.aio.ServicerContext) -> scan_pb2.ScanResult:
+    async def Rank(
+        self, request_iterator: AsyncIterator[ranker_pb2.RankRequest], context: grpc.aio.ServicerContext
+    ) -> scan_pb2.ScanResult:
         try:
             first = await anext(aiter(request_iterator), None)
             if first is None or first.WhichOneof("item") != "header":
@@ -35,19 +36,40 @@ class RankerService(ranker_pb2_grpc.RankerServicer):
                     yield convert.scored_chunk(msg.chunk)
 
             scan, cached = await self.ranker.rank(inp, chunks())
-            return convert.scan_result(scan, inp.spec.page, scan_id=inp.scan_id or scan.scan_id, cached=cached,
-                                       include_issues=True, known_issues=known_issues)
+            return convert.scan_result(
+                scan,
+                inp.spec.page,
+                scan_id=inp.scan_id or scan.scan_id,
+                cached=cached,
+                include_issues=True,
+                known_issues=known_issues,
+            )
         except RankerInputError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # abort raises; this line only satisfies the type checker
 
-    async def GetResults(self, request: ranker_pb2.GetResultsRequest,
-                         context: grpc.aio.ServicerContext) -> scan_pb2.ScanResult:
+    async def GetResults(
+        self, request: ranker_pb2.GetResultsRequest, context: grpc.aio.ServicerContext
+    ) -> scan_pb2.ScanResult:
         try:
             page = convert.page_of(request)
             scan = await self.ranker.lookup(request.scan_id, request.fingerprint)
-            return convert.scan_result(scan, page, scan_id=request.scan_id or scan.scan_id, cached=True,
-                                       include_issues=request.include_issues)
+            return convert.scan_result(
+                scan, page, scan_id=request.scan_id or scan.scan_id, cached=True, include_issues=request.include_issues
+            )
+        except RankerInputError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        except ScanNotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            raise
+
+    async def AttachExplanations(
+        self, request: ranker_pb2.AttachExplanationsRequest, context: grpc.aio.ServicerContext
+    ) -> ranker_pb2.AttachExplanationsResponse:
+        try:
+            attached = await self.ranker.attach_explanations(request.fingerprint, convert.explanations(request))
+            return ranker_pb2.AttachExplanationsResponse(attached=attached)
         except RankerInputError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from services.common.settings import PROJECT_ROOT, CommonSettings
+from services.common.settings import CommonSettings
 
 
 class RankerSettings(CommonSettings):
     ranker_port: int = 50053
     # Weight of the alpha percentile in the composite score (DESIGN section 6).
     alpha_weight: float = 0.35
-    # Folder of the model metadata (alpha_10d.json holds the win-probability calibration).
-    model_dir: Path = PROJECT_ROOT / "services" / "compute" / "artifacts"
     # Dollars risked per trade plan between entry and stop (sets the position size).
     account_risk_usd: float = 1000.0
     # Composite damping below this 20-session average dollar volume: factor 1 - damping at zero.

@@ -18,7 +18,8 @@ from tests.compute.conftest import panel_of
 
 @pytest.mark.parametrize("model", ["alpha_5d", "alpha_10d"])
 def test_models_learn_the_planted_signal_out_of_sample(
-    trained: tuple[Path, dict[str, dict[str, Any]]], model: str,
+    trained: tuple[Path, dict[str, dict[str, Any]]],
+    model: str,
 ) -> None:
     metrics = trained[1][model]["metrics"]
     assert metrics["rank_ic"] > 0
@@ -32,8 +33,19 @@ def test_metadata_holds_contract_fields(trained: tuple[Path, dict[str, dict[str,
     for name, meta in metas.items():
         on_disk = orjson.loads((folder / f"{name}.json").read_bytes())
         assert on_disk == orjson.loads(orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY))
-        for key in ("name", "version", "feature_version", "features", "horizon", "training_window",
-                    "data_source", "metrics", "xgboost_version", "win_prob"):
+        for key in (
+            "name",
+            "version",
+            "feature_version",
+            "features",
+            "horizon",
+            "training_window",
+            "data_source",
+            "market",
+            "metrics",
+            "xgboost_version",
+            "win_prob",
+        ):
             assert key in meta, key
         assert set(meta["metrics"]) >= {"ic", "rank_ic", "icir", "rank_ic_tstat", "top_decile_spread", "oracle_ic"}
         edges, p_up = meta["win_prob"]["edges"], meta["win_prob"]["p_up"]

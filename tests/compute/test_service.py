@@ -1,4 +1,4 @@
-"""A compute replica as a real process with a real redis-server: Score, Explain and the error codes."""
+"""A compute replica as a real process with a real redis-server: Score, Explain, Describe, error codes."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def replica(redis_server: RedisServer, trained: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[ServiceProcess, compute_pb2_grpc.ComputeStub]]:
+def replica(
+    redis_server: RedisServer, trained: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServiceProcess, compute_pb2_grpc.ComputeStub]]:
     port = free_port()
     env = {"TECHNIC_COMPUTE_PORT": str(port), "REDIS_URL": redis_server.url, "TECHNIC_MODEL_DIR": str(trained[0])}
     with running_service("services.compute", port, tmp_path_factory.mktemp("logs"), env, timeout=240) as proc:
@@ -38,8 +39,9 @@ def put(redis_server: RedisServer, key: str, value: bytes) -> None:
     client.close()
 
 
-def test_score_and_explain_a_chunk(replica: tuple[ServiceProcess, Any], redis_server: RedisServer,
-                                   small_market: Market) -> None:
+def test_score_and_explain_a_chunk(
+    replica: tuple[ServiceProcess, Any], redis_server: RedisServer, small_market: Market
+) -> None:
     proc, stub = replica
     tickers = np.arange(40)
     panel = panel_of(small_market, tickers)
@@ -47,10 +49,20 @@ def test_score_and_explain_a_chunk(replica: tuple[ServiceProcess, Any], redis_se
     panel[1, :-20] = np.nan  # too little history
     symbols = [str(s) for s in small_market.tickers[tickers]]
     key = "technic:test:panel:0"
-    put(redis_server, key, encode_block(panel, rows=symbols, fields=PANEL_FIELDS,
-                                        meta={"as_of": "2026-11-13", "lookback": 260, "chunk_index": 0}))
-    reply = stub.Score(compute_pb2.ScoreRequest(scan_id="t", chunk=common_pb2.ChunkRef(
-        key=key, chunk_index=0, symbols=symbols, n_sessions=260, fields=PANEL_FIELDS)), timeout=60)
+    put(
+        redis_server,
+        key,
+        encode_block(
+            panel, rows=symbols, fields=PANEL_FIELDS, meta={"as_of": "2026-11-13", "lookback": 260, "chunk_index": 0}
+        ),
+    )
+    reply = stub.Score(
+        compute_pb2.ScoreRequest(
+            scan_id="t",
+            chunk=common_pb2.ChunkRef(key=key, chunk_index=0, symbols=symbols, n_sessions=260, fields=PANEL_FIELDS),
+        ),
+        timeout=60,
+    )
     assert list(reply.symbols) == symbols
     states = list(reply.states)
     assert states[0] == common_pb2.SYMBOL_STATE_NO_DATA
@@ -80,9 +92,26 @@ def test_inline_block_is_scored_without_redis(replica: tuple[ServiceProcess, Any
     _, stub = replica
     panel = panel_of(small_market, np.arange(3))
     block = encode_block(panel, rows=["A", "B", "C"], fields=PANEL_FIELDS)
-    reply = stub.Score(compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef(inline_block=block, chunk_index=7)),
-                       timeout=60)
+    reply = stub.Score(
+        compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef(inline_block=block, chunk_index=7)), timeout=60
+    )
     assert reply.chunk_index == 7 and list(reply.symbols) == ["A", "B", "C"]
+
+
+def test_describe_reports_the_models_the_replica_loaded(
+    replica: tuple[ServiceProcess, Any], trained: tuple[Path, dict[str, dict[str, Any]]]
+) -> None:
+    proc, stub = replica
+    reply = stub.Describe(compute_pb2.DescribeRequest(), timeout=30)
+    metas = trained[1]
+    assert dict(reply.model_versions) == {name: meta["version"] for name, meta in metas.items()}
+    assert tuple(reply.feature_fields) == FEATURES and tuple(reply.level_fields) == LEVEL_FIELDS
+    assert reply.sparkline_length == SPARKLINE_LENGTH and reply.replica.endswith(f":{proc.port}")
+    window = metas["alpha_10d"]["training_window"]
+    assert {m.trained_on for m in reply.models} == {f"simulator seed 7, {window['start']}..{window['end']}"}
+    assert reply.models[1].metrics["rank_ic"] == pytest.approx(metas["alpha_10d"]["metrics"]["rank_ic"])
+    assert list(reply.win_prob.edges) == pytest.approx(metas["alpha_10d"]["win_prob"]["edges"])
+    assert reply.win_prob.model == "alpha_10d" and reply.win_prob.version == metas["alpha_10d"]["version"]
 
 
 def test_bad_chunks_get_clear_status_codes(replica: tuple[ServiceProcess, Any], redis_server: RedisServer) -> None:
@@ -100,14 +129,19 @@ def test_bad_chunks_get_clear_status_codes(replica: tuple[ServiceProcess, Any], 
             stub.Score(compute_pb2.ScoreRequest(chunk=chunk), timeout=30)
         assert err.value.code() == code and text in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        stub.Explain(compute_pb2.ExplainRequest(features=encode_block(np.zeros((1, 2), np.float32), rows=["A"],
-                                                                      fields=["x", "y"])), timeout=30)
+        stub.Explain(
+            compute_pb2.ExplainRequest(
+                features=encode_block(np.zeros((1, 2), np.float32), rows=["A"], fields=["x", "y"])
+            ),
+            timeout=30,
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lacks" in err.value.details()
     assert proc.process.poll() is None
 
 
-def test_a_chunk_with_a_content_digest_is_scored_once(replica: tuple[ServiceProcess, Any], redis_server: RedisServer,
-                                                      small_market: Market) -> None:
+def test_a_chunk_with_a_content_digest_is_scored_once(
+    replica: tuple[ServiceProcess, Any], redis_server: RedisServer, small_market: Market
+) -> None:
     _, stub = replica
     panel = panel_of(small_market, np.arange(20))
     symbols = [str(s) for s in small_market.tickers[:20]]

@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from services.common.codec import BlockError, encode_block
 from services.common.redis_client import ResilientRedis
 from services.contract.sessions import ttl_until_next_close
-from services.ranker.cache import ID_KEY, SCAN_KEY, ScanCache
+from services.ranker.cache import EXPLAIN_KEY, ID_KEY, SCAN_KEY, ScanCache
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.rank import PageSpec
-from services.ranker.result import RankedScan
-from tests.ranker.synthetic import synthetic_universe
-from tests.ranker.test_engine import CAL, make_input
+from services.ranker.result import RankedScan, explanations_from_bytes, explanations_to_bytes
+from tests.ranker.synthetic import explanation, synthetic_universe
+from tests.ranker.test_engine import make_input
 from tests.support import RedisServer, free_port
 
 UNIVERSE = synthetic_universe(300, chunk_size=100)
@@ -24,8 +25,11 @@ UNIVERSE = synthetic_universe(300, chunk_size=100)
 
 def scan_for(fingerprint: str, scan_id: str = "scan-1") -> RankedScan:
     inp = make_input(UNIVERSE.info)
-    return rank_scan(inp.__class__(**{**inp.__dict__, "fingerprint": fingerprint, "scan_id": scan_id}),
-                     UNIVERSE.decoded(), RankConfig(CAL))
+    return rank_scan(
+        inp.__class__(**{**inp.__dict__, "fingerprint": fingerprint, "scan_id": scan_id}),
+        UNIVERSE.decoded(),
+        RankConfig(),
+    )
 
 
 @pytest.fixture
@@ -125,6 +129,65 @@ async def test_a_failed_flight_fails_its_waiters_and_a_cancelled_one_hands_over(
     first.cancel()
     scan, cached = await waiter
     assert scan.fingerprint == "fp-c" and cached is False
+
+
+def encoded(*symbols: str) -> dict[str, bytes]:
+    """Explanations of ``symbols`` as the servicer hands them to the cache."""
+    return {s: explanation(s).SerializeToString() for s in symbols}
+
+
+async def test_explanations_are_stored_beside_the_scan(redis: ResilientRedis) -> None:
+    cache = ScanCache(redis, ttl=lambda: 1234.0)
+    scan = scan_for("fp-x", "id-x")
+    cache.put(scan)
+    a, b, c = (str(s) for s in scan.text["symbol"][:3])
+    # Two attaches at once: the last write holds both (a fresh cache reads both below).
+    counts = await asyncio.gather(cache.attach("fp-x", encoded(a, "NOPE")), cache.attach("fp-x", encoded(b)))
+    assert counts == [1, 1] and set(scan.explanations) == {a, b}
+    assert await cache.attach("fp-missing", encoded(a)) is None
+    await cache.drain()
+    assert 1_200_000 < await redis.client.pttl(EXPLAIN_KEY + "fp-x") <= 1_234_000
+
+    fresh = ScanCache(redis)
+    got = await fresh.get("fp-x")
+    assert got is not None and got.explanations == scan.explanations
+    # Two reads from Redis at once share one decoded scan, so an attach reaches every later page.
+    other = ScanCache(redis)
+    first, second = await asyncio.gather(other.get("fp-x"), other.get("fp-x"))
+    assert first is second
+
+    # A scan ranked again under the same fingerprint (its stored copy gone) takes the explanations up.
+    await redis.delete(SCAN_KEY + "fp-x")
+    again, cached = await ScanCache(redis).get_or_compute("fp-x", lambda: asyncio.sleep(0, scan_for("fp-x")))
+    assert not cached and again.explanations == scan.explanations
+
+    await redis.set(EXPLAIN_KEY + "fp-x", b"junk")
+    unreadable = await ScanCache(redis).get("fp-x")
+    assert unreadable is not None and unreadable.explanations == {}
+    assert await ScanCache(redis).attach("fp-x", encoded(c)) == 1  # and a new attach replaces the junk
+    replaced = await ScanCache(redis).get("fp-x")
+    assert replaced is not None and set(replaced.explanations) == {c}
+
+
+def test_explanations_byte_form() -> None:
+    items = {"A": b"\x0a\x01A", "BB": b"", "C": b"\x0a\x01C\x12\x00"}
+    assert explanations_from_bytes(explanations_to_bytes(items)) == items
+    assert explanations_from_bytes(explanations_to_bytes({})) == {}
+    short = encode_block(np.zeros(3, np.uint8), meta={"symbols": ["A"], "sizes": [2]})
+    negative = encode_block(np.zeros(3, np.uint8), meta={"symbols": ["A", "B"], "sizes": [4, -1]})
+    for bad in (b"junk", short, negative):
+        with pytest.raises(BlockError):
+            explanations_from_bytes(bad)
+
+
+async def test_process_memory_keeps_the_scans_read_last() -> None:
+    cache = ScanCache(None, max_scans=2)
+    for fingerprint in ("fp-1", "fp-2"):
+        cache.put(scan_for(fingerprint))
+    assert cache.cached("fp-1") is not None  # read: now the most recent
+    cache.put(scan_for("fp-3"))
+    assert [f for f in ("fp-1", "fp-2", "fp-3") if cache.cached(f) is not None] == ["fp-1", "fp-3"]
+    assert await cache.get("fp-2") is None  # no Redis behind this cache
 
 
 async def test_redis_down_still_works() -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+import orjson
 import pytest
 
+from services.common.settings import PROJECT_ROOT
 from services.contract.styles import STYLE_NAMES, UnknownStyleError, style_for
 from services.ranker.plan import rationales, trade_plans
 from services.ranker.scoring import (
@@ -15,11 +15,10 @@ from services.ranker.scoring import (
     alpha_score,
     composite,
     liquidity_factor,
-    load_calibration,
     market_regime,
 )
 from technic.v1 import scan_pb2
-from tests.ranker.conftest import write_metadata
+from tests.ranker.synthetic import CALIBRATION
 
 DAY, POSITION = style_for("Day"), style_for("Position")
 
@@ -58,7 +57,8 @@ def test_composite_weights_and_liquidity_damping() -> None:
     assert liquidity_factor(np.array([40e6]), 20e6, 0.3)[0] == 1.0
 
 
-def test_win_probability_interpolates_the_calibration_table(calibration: WinProbCalibration) -> None:
+def test_win_probability_interpolates_the_calibration_table() -> None:
+    calibration = CALIBRATION
     centers = calibration.centers
     p = calibration(np.array([centers[0] - 5, centers[2], (centers[2] + centers[3]) / 2, 1e12, np.nan]))
     assert p[:4].tolist() == pytest.approx([0.40, 0.51, 0.53, 0.62])
@@ -68,23 +68,38 @@ def test_win_probability_interpolates_the_calibration_table(calibration: WinProb
 
 
 def test_calibration_with_infinite_outer_edges() -> None:
-    cal = WinProbCalibration.from_metadata({"win_prob": {"edges": [-np.inf, 0.0, np.inf], "p_up": [0.4, 0.6]}},
-                                           "inline")
+    cal = WinProbCalibration.from_table("alpha_10d", "v1", [-np.inf, 0.0, np.inf], [0.4, 0.6])
     assert cal(np.array([-1.0, 0.0, 1.0])).tolist() == pytest.approx([0.4, 0.5, 0.6])
+    assert (cal.model, cal.version) == ("alpha_10d", "v1")
 
 
-def test_missing_or_bad_metadata_fails_clearly(tmp_path: Path) -> None:
-    with pytest.raises(CalibrationError, match=r"alpha_10d\.json not found.*TECHNIC_MODEL_DIR"):
-        load_calibration(tmp_path / "nowhere")
-    write_metadata(tmp_path / "short", {"edges": [0, 1], "p_up": [0.5, 0.6]})
-    with pytest.raises(CalibrationError, match="len\\(edges\\) == len\\(p_up\\) \\+ 1"):
-        load_calibration(tmp_path / "short")
-    write_metadata(tmp_path / "none", None)
-    with pytest.raises(CalibrationError, match="no win_prob table"):
-        load_calibration(tmp_path / "none")
-    write_metadata(tmp_path / "range", {"edges": [0, 1, 2], "p_up": [0.5, 1.6]})
-    with pytest.raises(CalibrationError, match="lie in \\[0, 1\\]"):
-        load_calibration(tmp_path / "range")
+@pytest.mark.parametrize(
+    ("model", "edges", "p_up", "message"),
+    [
+        (
+            "alpha_5d",
+            [0, 1, 2],
+            [0.5, 0.6],
+            "is for model 'alpha_5d'; the win probability is calibrated on 'alpha_10d'",
+        ),
+        ("alpha_10d", [0, 1], [0.5, 0.6], r"needs len\(edges\) == len\(p_up\) \+ 1 >= 2, got 2 edges and 2"),
+        ("alpha_10d", [], [], "got 0 edges and 0 probabilities"),
+        ("alpha_10d", [0, 1, 2], [0.5, 1.6], r"edges must increase and p_up lie in \[0, 1\]"),
+        ("alpha_10d", [0, 2, 1], [0.5, 0.6], "edges must increase"),
+        ("alpha_10d", [0, np.nan, 1], [0.5, 0.6], "edges must increase"),
+        ("alpha_10d", [-np.inf, np.inf], [0.5], "finite, increasing centres"),
+    ],
+)
+def test_a_bad_table_fails_clearly(model: str, edges: list[float], p_up: list[float], message: str) -> None:
+    with pytest.raises(CalibrationError, match=f"^header.win_prob.*{message}"):
+        WinProbCalibration.from_table(model, "v", edges, p_up, "header.win_prob")
+
+
+def test_the_shipped_table_passes_the_checks() -> None:
+    meta = orjson.loads((PROJECT_ROOT / "services" / "compute" / "artifacts" / "alpha_10d.json").read_bytes())
+    table = meta["win_prob"]
+    cal = WinProbCalibration.from_table(meta["name"], meta["version"], table["edges"], table["p_up"])
+    assert ((cal(np.linspace(-1, 1, 50)) > 0.4) & (cal(np.linspace(-1, 1, 50)) < 0.7)).all()
 
 
 def test_market_regime() -> None:
@@ -103,8 +118,9 @@ def test_market_regime() -> None:
 
 def test_trade_plans_long_and_short() -> None:
     style = style_for("Short-term swing")  # stop 1.5 ATR, reward/risk 2
-    p = trade_plans(np.array([100.0, 100.0, 100.0]), np.array([2.0, 2.0, np.nan]), np.array([False, True, False]),
-                    style, 1000.0)
+    p = trade_plans(
+        np.array([100.0, 100.0, 100.0]), np.array([2.0, 2.0, np.nan]), np.array([False, True, False]), style, 1000.0
+    )
     assert p.stop[:2].tolist() == [97.0, 103.0]
     assert p.target[:2].tolist() == [106.0, 94.0]
     assert p.reward_risk[:2].tolist() == pytest.approx([2.0, 2.0])
