@@ -11,6 +11,15 @@ such are derived from computed quantities by the formulas below, or are null; ne
 - merit_score = 0.6 * composite percentile + 0.25 * liquidity + 0.15 * stability;
   merit_band: A >= 80, B >= 65, C >= 50, else D; merit_flags name what weakens a setup
 - risk_score (symbol page, text): Low < 2 % ATR, Moderate < 4 %, High < 7 %, else Very high
+- ATR14_pct is a fraction (0.03 for 3 %), the app's unit; atr_pct keeps the percent
+- IsUltraRisky: ATR(14) >= 7 % of price (the "Very high" risk band), or average dollar volume
+  under $2M, or a last close under $1 (the prefilter keeps most of these out of a full scan; a
+  watchlist scans them as asked)
+- Profile / ProfileLabel: the trade style and the setup: the strongest subscore for a long signal
+  (trend, momentum, breakout, ...), "watch" for Neutral, "avoid" / "short" otherwise, "ultra-risky"
+  before all of these when IsUltraRisky
+- EventSummary, EventFlags, FundamentalSnapshot: null (the cluster fetches no events or
+  fundamentals)
 - QualityScore, value and growth scores and fundamentals need company financials the cluster does not
   fetch: null.
 """
@@ -32,6 +41,10 @@ DISCLAIMER = ("Technic is a research tool, not investment advice. Ratings and pr
 IDEAS = 3
 LOW_LIQUIDITY_USD = 10_000_000.0
 HIGH_VOLATILITY_ATR_PCT = 6.0
+ULTRA_RISKY_ATR_PCT = 7.0
+ULTRA_RISKY_DOLLAR_VOLUME = 2_000_000.0
+ULTRA_RISKY_PRICE = 1.0
+STYLE_SLUGS = {"Day": "day", "Short-term swing": "swing", "Medium-term swing": "medium_swing", "Position": "position"}
 
 
 def num(value: float | None, digits: int = 4) -> float | None:
@@ -96,6 +109,32 @@ def risk_label(atr_pct: float) -> str | None:
     return "Low" if atr_pct < 2 else "Moderate" if atr_pct < 4 else "High" if atr_pct < 7 else "Very high"
 
 
+def ultra_risky(row: scan_pb2.ScanRow) -> bool:
+    """Whether the name is too volatile, illiquid or cheap for most accounts (rule above)."""
+    return bool((math.isfinite(row.atr_pct) and row.atr_pct >= ULTRA_RISKY_ATR_PCT)
+                or (math.isfinite(row.avg_dollar_volume) and row.avg_dollar_volume < ULTRA_RISKY_DOLLAR_VOLUME)
+                or (math.isfinite(row.last_close) and 0 < row.last_close < ULTRA_RISKY_PRICE))
+
+
+def setup(row: scan_pb2.ScanRow) -> str:
+    """The setup part of the profile (rule above)."""
+    if ultra_risky(row):
+        return "ultra-risky"
+    if row.signal in ("Strong Long", "Long"):
+        scores = {k: v for k, v in row.subscores.items() if math.isfinite(v)}
+        return max(scores, key=lambda k: scores[k]) if scores else "long"
+    if row.signal == "Neutral":
+        return "watch"
+    return "short" if "Short" in row.signal else "avoid"
+
+
+def profile(row: scan_pb2.ScanRow) -> tuple[str, str]:
+    """(Profile, ProfileLabel): a machine key and its label, from the style and the setup."""
+    style = row.play_style or "Short-term swing"
+    kind = setup(row)
+    return f"{STYLE_SLUGS.get(style, 'swing')}:{kind}", f"{style}, {kind.replace('-', ' ')} setup"
+
+
 def sparkline(values: Iterable[float]) -> list[float]:
     return [round(float(v), 4) for v in values if math.isfinite(v)]
 
@@ -115,6 +154,7 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
     """One ranked row under the Flutter app's keys, plus the extra keys other clients use."""
     derived = derived_scores(row)
     plan = row.plan
+    profile_key, profile_label = profile(row)
     return {
         "ticker": row.symbol,
         "signal": row.signal,
@@ -126,7 +166,7 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "sparkline": sparkline(row.sparkline),
         "TechRating": num(row.tech_rating, 2),
         "AlphaScore": num(row.alpha_score),
-        "ATR14_pct": num(row.atr_pct),
+        "ATR14_pct": num(row.atr_pct / 100.0, 6),
         "Sector": row.sector,
         "Industry": row.industry,
         "PlayStyle": row.play_style,
@@ -139,7 +179,18 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "merit_flags": derived["merit_flags"],
         "merit_summary": derived["merit_summary"],
         "option_strategies": [],
+        "IsUltraRisky": ultra_risky(row),
+        "Profile": profile_key,
+        "ProfileLabel": profile_label,
+        "EventSummary": None,
+        "EventFlags": None,
+        "FundamentalSnapshot": None,
+        # The same row read as a mover and as an idea (GET /v1/scan serves one list to every parser).
+        "delta": f"{row.change_pct:+.1f}%" if math.isfinite(row.change_pct) else None,
+        "isPositive": bool(row.change_pct >= 0),
+        **{k: v for k, v in _idea(row).items() if k in ("title", "meta", "plan")},
         # Beyond the app's keys.
+        "atr_pct": num(row.atr_pct),
         "rank": row.rank,
         "name": row.name,
         "composite_score": num(row.composite_score),

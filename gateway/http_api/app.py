@@ -10,10 +10,11 @@ from __future__ import annotations
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from gateway.http_api.auth import key_dependency
+from gateway.http_api.auth import Access
 from gateway.http_api.jobs import ERROR_STATUS, ScanJobs
 from gateway.http_api.middleware import BodyLimit
 from gateway.http_api.models import ERROR_RESPONSES, OrjsonResponse, ScanBody, ScanOrchestrator, error_response
@@ -56,6 +57,15 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
     )
     app.state.jobs = jobs
     app.add_middleware(BodyLimit, max_bytes=settings.gateway_max_body_bytes)
+    if settings.cors_origin_list:
+        # Added last, so it runs first: preflights and error answers carry the CORS headers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Accept", "Content-Type", "X-API-Key"],
+            max_age=600,
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> Response:
@@ -81,8 +91,9 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
         log.error("unhandled error in HTTP request", path=request.url.path, error=repr(exc), exc_info=exc)
         return error_response(500, "internal_error", "internal error; the gateway log has the details")
 
-    authed = [Depends(key_dependency(settings))]
-    app.include_router(app_router(orchestrator, authed, checked))
-    app.include_router(scans_router(orchestrator, jobs, authed, checked))
+    access = Access(settings)
+    app.state.access = access
+    app.include_router(app_router(orchestrator, access, settings, checked))
+    app.include_router(scans_router(orchestrator, jobs, [Depends(access.keyed)], checked))
     app.include_router(service_router(orchestrator))
     return app

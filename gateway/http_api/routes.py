@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 from collections.abc import Callable
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from gateway.http_api.models import OrjsonResponse, ScanBody, ScanOrchestrator, Ticker
-from gateway.orchestrator import Unavailable
-from gateway.validation import MAX_DAYS
-from gateway.views import scan_response, symbol_response, universe_response
+from gateway import copilot
+from gateway.http_api.auth import Access, Caller, require_key_for
+from gateway.http_api.models import CopilotBody, OrjsonResponse, ScanBody, ScanOrchestrator, ScanQuery, Ticker
+from gateway.orchestrator import InvalidRequest, NotFound, Unavailable
+from gateway.settings import GatewaySettings
+from gateway.validation import MAX_DAYS, MAX_LIMIT
+from gateway.views import row_to_result, scan_response, symbol_response, universe_response
 from technic.v1 import scan_pb2
 
 log = structlog.get_logger(__name__)
 DISCONNECT_POLL_SECONDS = 0.5
+MAX_COPILOT_TICKERS = 4
 
 
 def version() -> str:
@@ -29,44 +34,113 @@ def version() -> str:
         return "0+unknown"
 
 
+async def run_scan(
+    orchestrator: ScanOrchestrator, options: scan_pb2.ScanOptions, refresh: bool, request: Request
+) -> scan_pb2.ScanResult | None:
+    """The scan's result, or None when the client went away (the scan is then cancelled)."""
+
+    async def finish() -> scan_pb2.ScanResult | None:
+        result = None
+        async for item in orchestrator.scan(options, refresh=refresh):
+            if isinstance(item, scan_pb2.ScanResult):
+                result = item
+        return result
+
+    task = asyncio.create_task(finish())
+    # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
+    while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
+        if await request.is_disconnected():
+            task.cancel()
+            log.info("client disconnected, scan cancelled", path=request.url.path)
+            return None
+    result = task.result()
+    if result is None:
+        raise Unavailable("the scan ended without a result")
+    return result
+
+
 def app_router(
-    orchestrator: ScanOrchestrator, dependencies: list, checked: Callable[[ScanBody], scan_pb2.ScanOptions]
+    orchestrator: ScanOrchestrator,
+    access: Access,
+    settings: GatewaySettings,
+    checked: Callable[[ScanBody], scan_pb2.ScanOptions],
 ) -> APIRouter:
-    """The app's ``/v1`` routes; ``dependencies`` decide who may call them."""
-    router = APIRouter(dependencies=dependencies)
+    """The app's ``/v1`` routes: keyed clients, and anonymous ones when the operator allows it."""
+    router = APIRouter()
+    anyone = Depends(access.caller)
 
-    @router.post("/v1/scan", summary="Run a scan and return the finished result")
-    async def scan(body: ScanBody, request: Request) -> Response:
-        options = checked(body)
+    async def scanned(body: ScanBody, caller: Caller, request: Request) -> scan_pb2.ScanResult | None:
+        if body.refresh:
+            require_key_for(caller, "refresh")
+        result = await run_scan(orchestrator, checked(body), body.refresh, request)
+        if result is not None and not result.cached:
+            caller.charge_scan()
+        return result
 
-        async def finish() -> scan_pb2.ScanResult | None:
-            result = None
-            async for item in orchestrator.scan(options, refresh=body.refresh):
-                if isinstance(item, scan_pb2.ScanResult):
-                    result = item
-            return result
-
-        task = asyncio.create_task(finish())
-        # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
-        while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
-            if await request.is_disconnected():
-                task.cancel()
-                log.info("client disconnected, scan cancelled", path=request.url.path)
-                return Response(status_code=499)
-        result = task.result()
+    @router.post("/v1/scan", summary="Run a scan (or reuse today's) and return the finished result")
+    async def scan(body: ScanBody, request: Request, caller: Caller = anyone) -> Response:
+        result = await scanned(body, caller, request)
         if result is None:
-            raise Unavailable("the scan ended without a result")
+            return Response(status_code=499)
         return OrjsonResponse(scan_response(result))
+
+    @router.get("/v1/scan", summary="The latest scan for these filters, as the app's list calls read it")
+    async def scan_get(query: Annotated[ScanQuery, Query()], request: Request, caller: Caller = anyone) -> Response:
+        result = await scanned(query.to_body(), caller, request)
+        if result is None:
+            return Response(status_code=499)
+        body = scan_response(result)
+        body["data"] = body["results"]
+        return OrjsonResponse(body)
 
     @router.get("/v1/symbol/{ticker}", summary="One symbol: history and latest scores")
     async def symbol(
-        ticker: Annotated[Ticker, Path()], days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 90
+        ticker: Annotated[Ticker, Path()], caller: Caller = anyone, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 90
     ) -> Response:
         return OrjsonResponse(symbol_response(await orchestrator.symbol(ticker, days)))
 
+    @router.get("/v1/symbol", summary="One symbol's row of the latest scan, as a list of results")
+    async def symbol_results(symbol: Annotated[Ticker, Query()], caller: Caller = anyone) -> Response:
+        detail = await orchestrator.symbol(symbol, 1)
+        rows = [row_to_result(detail.latest)] if detail.in_latest_scan else []
+        return OrjsonResponse({"symbol": detail.symbol, "results": rows})
+
     @router.get("/v1/universe_stats", summary="Sectors, industries and counts")
-    async def universe_stats() -> Response:
+    async def universe_stats(caller: Caller = anyone) -> Response:
         return OrjsonResponse(universe_response(await orchestrator.universe_stats()))
+
+    @router.post("/v1/copilot", summary="Ask about today's scan; answers from the scan's own numbers")
+    async def copilot_answer(body: CopilotBody, request: Request, caller: Caller = anyone) -> Response:
+        scan_body = ScanBody(options_mode=body.options_mode or "stock_only", limit=MAX_LIMIT)
+        result = await scanned(scan_body, caller, request)
+        if result is None:
+            return Response(status_code=499)
+        tickers = copilot.mentioned_tickers(body.question, body.symbol)[:MAX_COPILOT_TICKERS]
+        rows = {r.symbol: r for r in result.rows if r.symbol in tickers}
+        for ticker in (t for t in tickers if t not in rows):
+            with contextlib.suppress(NotFound, InvalidRequest):
+                detail = await orchestrator.symbol(ticker, 1)
+                if detail.in_latest_scan:
+                    rows[ticker] = detail.latest
+        grounded = copilot.answer(body.question, result, rows, tickers)
+        phrased = await copilot.phrase(
+            body.question,
+            grounded,
+            settings.copilot_llm_url,
+            settings.copilot_llm_model,
+            settings.copilot_llm_api_key,
+            settings.copilot_llm_timeout_seconds,
+        )
+        meta = grounded.meta + (f" Phrased by {settings.copilot_llm_model}." if phrased else "")
+        return OrjsonResponse(
+            {
+                "role": "assistant",
+                "body": phrased or grounded.body,
+                "message": phrased or grounded.body,
+                "meta": meta,
+                "grounded": grounded.body,
+            }
+        )
 
     return router
 
