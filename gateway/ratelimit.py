@@ -25,8 +25,9 @@ class _Bucket:
 class RateLimiter:
     """Token buckets by client key; ``rate <= 0`` switches the limit off."""
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic,
-                 max_clients: int = 100_000) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic, max_clients: int = 100_000
+    ) -> None:
         self.rate = rate
         self.burst = max(1, burst)
         self.clock = clock

@@ -125,8 +125,7 @@ def check_options(options: scan_pb2.ScanOptions) -> str | None:
             return f"range on {rng.column} has a bound that is not a finite number"
         if rng.HasField("min") and rng.HasField("max") and rng.min > rng.max:
             return f"range on {rng.column} has min {rng.min} > max {rng.max}"
-    return _first((check_page(options.offset, options.limit, options.sort_by),
-                   check_date(options.as_of, "as_of")))
+    return _first((check_page(options.offset, options.limit, options.sort_by), check_date(options.as_of, "as_of")))
 
 
 def normalize_options(options: scan_pb2.ScanOptions, settings: GatewaySettings) -> scan_pb2.ScanOptions:

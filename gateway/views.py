@@ -36,8 +36,10 @@ from gateway.validation import FEATURE_NAMES, STYLE_NAMES
 from services.contract.buckets import GATEWAY_SKIPS, PREFILTER_PREFIX
 from technic.v1 import common_pb2, scan_pb2, scanner_pb2
 
-DISCLAIMER = ("Technic is a research tool, not investment advice. Ratings and probabilities are model "
-              "estimates from past prices and can be wrong; do your own research.")
+DISCLAIMER = (
+    "Technic is a research tool, not investment advice. Ratings and probabilities are model "
+    "estimates from past prices and can be wrong; do your own research."
+)
 IDEAS = 3
 LOW_LIQUIDITY_USD = 10_000_000.0
 HIGH_VOLATILITY_ATR_PCT = 6.0
@@ -76,8 +78,14 @@ def derived_scores(row: scan_pb2.ScanRow) -> dict[str, Any]:
     stability = stability_score(row.atr_pct)
     percentile = row.percentile if math.isfinite(row.percentile) else None
     if liquidity is None or stability is None or percentile is None:
-        return {"ics": None, "ics_tier": None, "merit_score": None, "merit_band": None,
-                "merit_flags": None, "merit_summary": None}
+        return {
+            "ics": None,
+            "ics_tier": None,
+            "merit_score": None,
+            "merit_band": None,
+            "merit_flags": None,
+            "merit_summary": None,
+        }
     ics = 0.4 * liquidity + 0.3 * stability + 0.3 * percentile
     merit = 0.6 * percentile + 0.25 * liquidity + 0.15 * stability
     band = "A" if merit >= 80 else "B" if merit >= 65 else "C" if merit >= 50 else "D"
@@ -91,14 +99,18 @@ def derived_scores(row: scan_pb2.ScanRow) -> dict[str, Any]:
         flags.append("OVERBOUGHT")
     elif rsi < 30:
         flags.append("OVERSOLD")
-    summary = (f"Merit {band} ({merit:.0f}/100): composite percentile {percentile:.0f}, "
-               f"liquidity {liquidity:.0f}, stability {stability:.0f}")
+    summary = (
+        f"Merit {band} ({merit:.0f}/100): composite percentile {percentile:.0f}, "
+        f"liquidity {liquidity:.0f}, stability {stability:.0f}"
+    )
     if flags:
         summary += "; watch: " + ", ".join(f.lower().replace("_", " ") for f in flags)
     return {
         "ics": num(ics, 2),
         "ics_tier": "CORE" if ics >= 75 else "SATELLITE" if ics >= 55 else "SPECULATIVE",
-        "merit_score": num(merit, 2), "merit_band": band, "merit_flags": ", ".join(flags),
+        "merit_score": num(merit, 2),
+        "merit_band": band,
+        "merit_flags": ", ".join(flags),
         "merit_summary": summary,
     }
 
@@ -111,9 +123,11 @@ def risk_label(atr_pct: float) -> str | None:
 
 def ultra_risky(row: scan_pb2.ScanRow) -> bool:
     """Whether the name is too volatile, illiquid or cheap for most accounts (rule above)."""
-    return bool((math.isfinite(row.atr_pct) and row.atr_pct >= ULTRA_RISKY_ATR_PCT)
-                or (math.isfinite(row.avg_dollar_volume) and row.avg_dollar_volume < ULTRA_RISKY_DOLLAR_VOLUME)
-                or (math.isfinite(row.last_close) and 0 < row.last_close < ULTRA_RISKY_PRICE))
+    return bool(
+        (math.isfinite(row.atr_pct) and row.atr_pct >= ULTRA_RISKY_ATR_PCT)
+        or (math.isfinite(row.avg_dollar_volume) and row.avg_dollar_volume < ULTRA_RISKY_DOLLAR_VOLUME)
+        or (math.isfinite(row.last_close) and 0 < row.last_close < ULTRA_RISKY_PRICE)
+    )
 
 
 def setup(row: scan_pb2.ScanRow) -> str:
@@ -144,10 +158,24 @@ def _map(values: Mapping[str, float]) -> dict[str, float | None]:
 
 
 def explanation(row: scan_pb2.ScanRow) -> list[dict[str, Any]]:
-    return [{"model": m.model, "base_value": num(m.base_value, 6), "prediction": num(m.prediction, 6),
-             "contributions": [{"feature": c.feature, "label": c.label, "value": num(c.value, 6),
-                                "contribution": num(c.contribution, 6)} for c in m.contributions]}
-            for e in row.explanation for m in e.models]
+    return [
+        {
+            "model": m.model,
+            "base_value": num(m.base_value, 6),
+            "prediction": num(m.prediction, 6),
+            "contributions": [
+                {
+                    "feature": c.feature,
+                    "label": c.label,
+                    "value": num(c.value, 6),
+                    "contribution": num(c.contribution, 6),
+                }
+                for c in m.contributions
+            ],
+        }
+        for e in row.explanation
+        for m in e.models
+    ]
 
 
 def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
@@ -213,8 +241,13 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
 
 
 def accounting(acc: common_pb2.Accounting) -> dict[str, Any]:
-    return {"requested": acc.requested, "ranked": acc.ranked, "filtered": dict(sorted(acc.filtered.items())),
-            "skipped": dict(sorted(acc.skipped.items())), "errored": dict(sorted(acc.errored.items()))}
+    return {
+        "requested": acc.requested,
+        "ranked": acc.ranked,
+        "filtered": dict(sorted(acc.filtered.items())),
+        "skipped": dict(sorted(acc.skipped.items())),
+        "errored": dict(sorted(acc.errored.items())),
+    }
 
 
 def after_prefilter(acc: common_pb2.Accounting) -> int:
@@ -240,9 +273,14 @@ def regime(result: scan_pb2.ScanResult) -> dict[str, Any] | None:
     r = result.regime
     if not r.label:
         return None
-    return {"trend": r.trend, "volatility": r.volatility, "label": r.label,
-            "benchmark_close": num(r.benchmark_close), "benchmark_sma_200": num(r.benchmark_sma_200),
-            "benchmark_volatility": num(r.benchmark_volatility)}
+    return {
+        "trend": r.trend,
+        "volatility": r.volatility,
+        "label": r.label,
+        "benchmark_close": num(r.benchmark_close),
+        "benchmark_sma_200": num(r.benchmark_sma_200),
+        "benchmark_volatility": num(r.benchmark_volatility),
+    }
 
 
 def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
@@ -251,8 +289,10 @@ def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "title": f"{row.signal}: {row.symbol}",
         "ticker": row.symbol,
         "meta": f"{row.sector} | TechRating {row.tech_rating:.1f} | win prob {row.win_prob_10d:.0%}",
-        "plan": (f"Entry {plan.entry:.2f}, stop {plan.stop:.2f}, target {plan.target:.2f} "
-                 f"(reward/risk {plan.reward_risk:.1f})"),
+        "plan": (
+            f"Entry {plan.entry:.2f}, stop {plan.stop:.2f}, target {plan.target:.2f} "
+            f"(reward/risk {plan.reward_risk:.1f})"
+        ),
         "sparkline": sparkline(row.sparkline),
     }
 
@@ -260,11 +300,17 @@ def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
 def scan_summary(result: scan_pb2.ScanResult) -> dict[str, Any]:
     """What describes a finished scan apart from its rows."""
     return {
-        "scan_id": result.scan_id, "fingerprint": result.fingerprint, "as_of": result.as_of,
-        "cached": result.cached, "trade_style": STYLE_NAMES.get(result.trade_style, "Short-term swing"),
-        "accounting": accounting(result.accounting), "regime": regime(result), "total_rows": result.total_rows,
+        "scan_id": result.scan_id,
+        "fingerprint": result.fingerprint,
+        "as_of": result.as_of,
+        "cached": result.cached,
+        "trade_style": STYLE_NAMES.get(result.trade_style, "Short-term swing"),
+        "accounting": accounting(result.accounting),
+        "regime": regime(result),
+        "total_rows": result.total_rows,
         "stage_seconds": {k: round(v, 4) for k, v in sorted(result.stage_seconds.items())},
-        "feature_version": result.feature_version, "model_versions": dict(sorted(result.model_versions.items())),
+        "feature_version": result.feature_version,
+        "model_versions": dict(sorted(result.model_versions.items())),
     }
 
 
@@ -276,8 +322,16 @@ def scan_response(result: scan_pb2.ScanResult) -> dict[str, Any]:
         "status": "ok",
         "disclaimer": DISCLAIMER,
         "results": [row_to_result(r) for r in rows],
-        "movers": [{"ticker": m.symbol, "delta": f"{m.change_pct:+.1f}%", "note": m.note,
-                    "isPositive": m.change_pct >= 0, "sparkline": sparkline(m.sparkline)} for m in result.movers],
+        "movers": [
+            {
+                "ticker": m.symbol,
+                "delta": f"{m.change_pct:+.1f}%",
+                "note": m.note,
+                "isPositive": m.change_pct >= 0,
+                "sparkline": sparkline(m.sparkline),
+            }
+            for m in result.movers
+        ],
         "ideas": [_idea(r) for r in longs[:IDEAS]],
         "log": summary_line(result),
         "universe_size": result.accounting.requested,
@@ -297,9 +351,17 @@ def symbol_response(detail: scanner_pb2.SymbolDetail) -> dict[str, Any]:
         "industry": detail.industry,
         "last_price": num(detail.last_price) if detail.history else None,
         "change_pct": num(detail.change_pct) if len(detail.history) > 1 else None,
-        "history": [{"date": b.date, "Open": num(b.open), "High": num(b.high), "Low": num(b.low),
-                     "Close": num(b.close), "Volume": int(b.volume) if math.isfinite(b.volume) else 0}
-                    for b in detail.history],
+        "history": [
+            {
+                "date": b.date,
+                "Open": num(b.open),
+                "High": num(b.high),
+                "Low": num(b.low),
+                "Close": num(b.close),
+                "Volume": int(b.volume) if math.isfinite(b.volume) else 0,
+            }
+            for b in detail.history
+        ],
         "tech_rating": num(row.tech_rating, 2) if row else None,
         "alpha_score": num(row.alpha_score) if row else None,
         "win_prob_10d": num(row.win_prob_10d) if row else None,
@@ -314,10 +376,14 @@ def symbol_response(detail: scanner_pb2.SymbolDetail) -> dict[str, Any]:
         "merit_band": derived.get("merit_band"),
         "merit_flags": derived.get("merit_flags"),
         "merit_summary": derived.get("merit_summary"),
-        "fundamentals": {"pe": None, "eps": None, "roe": None, "debt_to_equity": None,
-                         "market_cap": num(detail.market_cap, 0)},
-        "events": {"next_earnings": None, "days_to_earnings": None, "next_dividend": None,
-                   "dividend_amount": None},
+        "fundamentals": {
+            "pe": None,
+            "eps": None,
+            "roe": None,
+            "debt_to_equity": None,
+            "market_cap": num(detail.market_cap, 0),
+        },
+        "events": {"next_earnings": None, "days_to_earnings": None, "next_dividend": None, "dividend_amount": None},
         "options_available": False,
         "in_latest_scan": detail.in_latest_scan,
         "scan": row_to_result(row) if row else None,
@@ -335,9 +401,27 @@ def universe_response(stats: scanner_pb2.UniverseStats) -> dict[str, Any]:
     }
 
 
-CSV_COLUMNS = ("rank", "symbol", "name", "sector", "industry", "signal", "tech_rating", "alpha_score",
-               "composite_score", "percentile", "sector_percentile", "win_prob_10d", "alpha_5d", "alpha_10d",
-               "last_close", "change_pct", "atr_pct", "avg_dollar_volume", "market_cap")
+CSV_COLUMNS = (
+    "rank",
+    "symbol",
+    "name",
+    "sector",
+    "industry",
+    "signal",
+    "tech_rating",
+    "alpha_score",
+    "composite_score",
+    "percentile",
+    "sector_percentile",
+    "win_prob_10d",
+    "alpha_5d",
+    "alpha_10d",
+    "last_close",
+    "change_pct",
+    "atr_pct",
+    "avg_dollar_volume",
+    "market_cap",
+)
 PLAN_COLUMNS = ("entry", "stop", "target", "reward_risk", "side")
 
 
