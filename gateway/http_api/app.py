@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from gateway.http_api.answers import RenderedAnswers
 from gateway.http_api.auth import Access
 from gateway.http_api.jobs import ERROR_STATUS, ScanJobs
 from gateway.http_api.middleware import BodyLimit
@@ -93,7 +94,11 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
 
     access = Access(settings)
     app.state.access = access
-    app.include_router(app_router(orchestrator, access, settings, checked))
+    answers = RenderedAnswers(
+        lambda: orchestrator.generation, orchestrator.fresh_as_of, settings.gateway_page_cache_mb << 20
+    )
+    app.state.answers = answers
+    app.include_router(app_router(orchestrator, access, settings, checked, answers))
     app.include_router(scans_router(orchestrator, jobs, [Depends(access.keyed)], checked))
     app.include_router(service_router(orchestrator))
     return app

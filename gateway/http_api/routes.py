@@ -8,22 +8,26 @@ import importlib.metadata
 from collections.abc import Callable
 from typing import Annotated
 
+import orjson
 import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from gateway import copilot
+from gateway.http_api.answers import RenderedAnswers, etag_of, request_key
 from gateway.http_api.auth import Access, Caller, require_key_for
 from gateway.http_api.models import CopilotBody, OrjsonResponse, ScanBody, ScanOrchestrator, ScanQuery, Ticker
 from gateway.orchestrator import InvalidRequest, NotFound, Unavailable
 from gateway.settings import GatewaySettings
-from gateway.validation import MAX_DAYS, MAX_LIMIT
+from gateway.validation import MAX_DAYS, MAX_LIMIT, normalize_options
 from gateway.views import row_to_result, scan_response, symbol_response, universe_response
 from technic.v1 import scan_pb2
 
 log = structlog.get_logger(__name__)
 DISCONNECT_POLL_SECONDS = 0.5
 MAX_COPILOT_TICKERS = 4
+POST_SHAPE = b"post"
+GET_SHAPE = b"get"
 
 
 def version() -> str:
@@ -64,6 +68,7 @@ def app_router(
     access: Access,
     settings: GatewaySettings,
     checked: Callable[[ScanBody], scan_pb2.ScanOptions],
+    answers: RenderedAnswers,
 ) -> APIRouter:
     """The app's ``/v1`` routes: keyed clients, and anonymous ones when the operator allows it."""
     router = APIRouter()
@@ -77,21 +82,39 @@ def app_router(
             caller.charge_scan()
         return result
 
-    @router.post("/v1/scan", summary="Run a scan (or reuse today's) and return the finished result")
-    async def scan(body: ScanBody, request: Request, caller: Caller = anyone) -> Response:
-        result = await scanned(body, caller, request)
+    async def scan_answer(body: ScanBody, request: Request, caller: Caller, shape: bytes) -> Response:
+        if body.refresh:
+            require_key_for(caller, "refresh")
+        options = checked(body)
+        key = None if body.refresh else request_key(normalize_options(options, settings), shape)
+        hit = answers.get(key) if key is not None else None
+        if hit is not None:
+            etag, latest_as_of, plain = hit
+            return answers.respond(request, etag, plain, key, latest_as_of)
+        token = answers.token()
+        result = await run_scan(orchestrator, options, body.refresh, request)
         if result is None:
             return Response(status_code=499)
-        return OrjsonResponse(scan_response(result))
+        if not result.cached:
+            caller.charge_scan()
+        content = scan_response(result)
+        if shape == GET_SHAPE:
+            content["data"] = content["results"]
+        plain = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        etag = etag_of(plain)
+        latest_as_of = "" if options.as_of else result.as_of
+        if key is not None and result.cached:
+            answers.put(key, etag, plain, token, latest_as_of)
+            return answers.respond(request, etag, plain, key, latest_as_of)
+        return answers.respond(request, etag, plain)
+
+    @router.post("/v1/scan", summary="Run a scan (or reuse today's) and return the finished result")
+    async def scan(body: ScanBody, request: Request, caller: Caller = anyone) -> Response:
+        return await scan_answer(body, request, caller, POST_SHAPE)
 
     @router.get("/v1/scan", summary="The latest scan for these filters, as the app's list calls read it")
     async def scan_get(query: Annotated[ScanQuery, Query()], request: Request, caller: Caller = anyone) -> Response:
-        result = await scanned(query.to_body(), caller, request)
-        if result is None:
-            return Response(status_code=499)
-        body = scan_response(result)
-        body["data"] = body["results"]
-        return OrjsonResponse(body)
+        return await scan_answer(query.to_body(), request, caller, GET_SHAPE)
 
     @router.get("/v1/symbol/{ticker}", summary="One symbol: history and latest scores")
     async def symbol(

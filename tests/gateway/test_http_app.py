@@ -369,3 +369,49 @@ def test_local_cluster_uses_the_simulators_key() -> None:
     assert env["POLYGON_BASE_URL"] == "http://127.0.0.1:8900" and env["TECHNIC_HTTP_ANONYMOUS"] == "true"
     real = environment(ClusterSettings(start_marketsim=False), shell)
     assert real["POLYGON_API_KEY"] == "real-polygon-key" and real["POLYGON_BASE_URL"] == "https://api.polygon.io"
+
+
+def raw(client: TestClient, method: str, path: str, **kwargs: object) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and the body as sent (not decompressed)."""
+    with client.stream(method, path, **kwargs) as response:  # type: ignore[arg-type]
+        return response.status_code, dict(response.headers), b"".join(response.iter_raw())
+
+
+def test_cached_scans_are_served_as_kept_bytes(double: OrchestratorDouble) -> None:
+    import gzip
+
+    double.result.cached = True
+    with TestClient(create_app(double, app_settings())) as client:
+        answers = client.app.state.answers  # type: ignore[attr-defined]
+        status, headers, plain = raw(
+            client, "POST", "/v1/scan", json={"trade_style": "Swing"}, headers={"Accept-Encoding": "identity"}
+        )
+        assert status == 200 and "content-encoding" not in headers and len(double.scans) == 1
+        # The same request in other words (alias, default spelled out) is the same answer, from memory.
+        status, zipped_headers, zipped = raw(
+            client,
+            "POST",
+            "/v1/scan",
+            json={"trade_style": "short-term swing", "options_mode": "stock_only"},
+            headers={"Accept-Encoding": "gzip, br"},
+        )
+        assert status == 200 and zipped_headers["content-encoding"] == "gzip" and len(double.scans) == 1
+        assert gzip.decompress(zipped) == plain and zipped_headers["etag"] == headers["etag"]
+        assert raw(client, "POST", "/v1/scan", json={}, headers={"Accept-Encoding": "gzip"})[2] == zipped
+        assert answers.compressions == 1
+        not_modified = client.post("/v1/scan", json={}, headers={"If-None-Match": headers["etag"]})
+        assert not_modified.status_code == 304 and not not_modified.content
+        assert client.get("/v1/scan").json()["data"]  # the GET shape is kept apart
+        double.generation += 1  # a scan finished somewhere: every kept answer may read differently
+        assert client.post("/v1/scan", json={}).status_code == 200 and len(double.scans) == 3
+        # Not gzip-encoded when refused, and small bodies are never compressed.
+        assert (
+            "content-encoding"
+            not in raw(client, "POST", "/v1/scan", json={}, headers={"Accept-Encoding": "gzip;q=0"})[1]
+        )
+
+
+def test_uncached_scans_are_not_kept(client: TestClient, double: OrchestratorDouble) -> None:
+    client.post("/v1/scan", json={})
+    client.post("/v1/scan", json={})
+    assert len(double.scans) == 2
