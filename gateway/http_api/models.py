@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, Protocol
 
 import orjson
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from gateway.orchestrator import Progress
 from gateway.validation import (
@@ -222,17 +223,23 @@ class ScanQuery(BaseModel):
         return value
 
     def to_body(self) -> ScanBody:
+        """The equivalent body; a combination the body refuses is a 422 naming the query field."""
         sectors = [v.strip() for v in (self.sector or "").split(",") if v.strip()] or None
-        return ScanBody(
-            trade_style=self.trade_style,
-            sectors=sectors,
-            min_tech_rating=self.min_tech_rating,
-            min_rating=self.min_rating,
-            lookback_days=self.lookback_days,
-            options_mode=self.options_mode,
-            max_symbols=self.max_symbols,
-            limit=self.limit,
-        )
+        try:
+            return ScanBody(
+                trade_style=self.trade_style,
+                sectors=sectors,
+                min_tech_rating=self.min_tech_rating,
+                min_rating=self.min_rating,
+                lookback_days=self.lookback_days,
+                options_mode=self.options_mode,
+                max_symbols=self.max_symbols,
+                limit=self.limit,
+            )
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e.get("loc", ())), "ctx": None} for e in exc.errors()]
+            ) from None
 
 
 class CopilotBody(BaseModel):

@@ -126,6 +126,8 @@ def test_get_scan_serves_every_list_parser(client: TestClient, double: Orchestra
     assert options.trade_style == scan_pb2.TRADE_STYLE_POSITION and options.min_tech_rating == 70.0
     assert sorted(options.sectors) == ["Energy", "Information Technology"]
     assert client.get("/v1/scan", params={"sector": "Crypto"}).status_code == 422
+    both = client.get("/v1/scan", params={"min_tech_rating": "5", "min_rating": "50"})
+    assert both.status_code == 422 and "not both" in both.text
 
 
 def test_symbol_query_route_lists_the_row(client: TestClient) -> None:
