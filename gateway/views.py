@@ -1,7 +1,7 @@
 """Scan results as people and the Flutter app read them: JSON dicts, CSV, derived scores.
 
-Everything here is a pure function of protobuf messages. The app's keys are those of
-HTTP-CONTRACT.md, mixed case included. Scores the app shows but the cluster does not compute as
+Everything here is a pure function of protobuf messages. The app's keys are the ones its parsers
+read, mixed case included (README, HTTP API). Scores the app shows but the cluster does not compute as
 such are derived from computed quantities by the formulas below, or are null; never a constant:
 
 - liquidity = 100 * clip((log10(avg dollar volume 20d) - 6) / 3, 0, 1)   ($1M -> 0, $1B -> 100)
