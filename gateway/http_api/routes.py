@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import structlog
@@ -28,6 +28,7 @@ DISCONNECT_POLL_SECONDS = 0.5
 MAX_COPILOT_TICKERS = 4
 POST_SHAPE = b"post"
 GET_SHAPE = b"get"
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged since the ETag in If-None-Match"}}
 
 
 def version() -> str:
@@ -108,11 +109,15 @@ def app_router(
             return answers.respond(request, etag, plain, key, latest_as_of)
         return answers.respond(request, etag, plain)
 
-    @router.post("/v1/scan", summary="Run a scan (or reuse today's) and return the finished result")
+    @router.post(
+        "/v1/scan", summary="Run a scan (or reuse today's) and return the finished result", responses=NOT_MODIFIED
+    )
     async def scan(body: ScanBody, request: Request, caller: Caller = anyone) -> Response:
         return await scan_answer(body, request, caller, POST_SHAPE)
 
-    @router.get("/v1/scan", summary="The latest scan for these filters, as the app's list calls read it")
+    @router.get(
+        "/v1/scan", summary="The latest scan for these filters, as the app's list calls read it", responses=NOT_MODIFIED
+    )
     async def scan_get(query: Annotated[ScanQuery, Query()], request: Request, caller: Caller = anyone) -> Response:
         return await scan_answer(query.to_body(), request, caller, GET_SHAPE)
 
