@@ -66,7 +66,8 @@ class OrjsonResponse(JSONResponse):
 APP_RATING_SCALE = 10.0
 
 
-def _style(value: str) -> str:
+def known_style(value: str) -> str:
+    """The style's display name for ``value`` (a name or an alias); ValueError listing them."""
     name = canonical_style(value)
     if name is None:
         raise ValueError(
@@ -76,7 +77,8 @@ def _style(value: str) -> str:
     return name
 
 
-def _sectors(values: list[str] | None) -> list[str] | None:
+def known_sectors(values: list[str] | None) -> list[str] | None:
+    """The GICS names of ``values`` (names or aliases); ValueError naming the unknown one."""
     if values is None:
         return None
     out = []
@@ -153,8 +155,15 @@ class ScanBody(BaseModel):
     ascending: bool = False
     refresh: bool = Field(False, description="ignore a cached ranking (needs an API key)")
 
-    _style = field_validator("trade_style")(classmethod(lambda cls, v: _style(v)))
-    _sectors = field_validator("sectors")(classmethod(lambda cls, v: _sectors(v)))
+    @field_validator("trade_style")
+    @classmethod
+    def _known_style(cls, value: str) -> str:
+        return known_style(value)
+
+    @field_validator("sectors")
+    @classmethod
+    def _known_sectors(cls, value: list[str] | None) -> list[str] | None:
+        return known_sectors(value)
 
     @field_validator("sort_by")
     @classmethod
@@ -213,13 +222,16 @@ class ScanQuery(BaseModel):
     max_symbols: int | None = Field(None, ge=1, le=MAX_SYMBOLS)
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
 
-    _style = field_validator("trade_style")(classmethod(lambda cls, v: _style(v)))
+    @field_validator("trade_style")
+    @classmethod
+    def _known_style(cls, value: str) -> str:
+        return known_style(value)
 
     @field_validator("sector")
     @classmethod
     def _sector_list(cls, value: str | None) -> str | None:
         if value is not None:
-            _sectors([v for v in value.split(",") if v.strip()])
+            known_sectors([v for v in value.split(",") if v.strip()])
         return value
 
     def to_body(self) -> ScanBody:
