@@ -371,6 +371,7 @@ def symbol_response(detail: scanner_pb2.SymbolDetail) -> dict[str, Any]:
         "risk_score": risk_label(row.atr_pct) if row else None,
         "momentum_score": num(row.subscores["momentum"], 2) if row and "momentum" in row.subscores else None,
         "value_score": None,
+        "quality_factor": None,
         "growth_score": None,
         "merit_score": derived.get("merit_score"),
         "merit_band": derived.get("merit_band"),
