@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, Literal, Protocol
 
 import orjson
@@ -97,8 +97,8 @@ class RangeBody(BaseModel):
     """Keep rows whose ``column`` lies within [min, max] (either bound optional)."""
 
     column: str = Field(description="a numeric ScanRow column or a feature name")
-    min: float | None = Field(None, allow_inf_nan=False)
-    max: float | None = Field(None, allow_inf_nan=False)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("column")
     @classmethod
@@ -118,42 +118,42 @@ class ScanBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    universe: list[Ticker] | None = Field(None, max_length=MAX_UNIVERSE, description="scan only these tickers")
-    max_symbols: int | None = Field(None, ge=1, le=MAX_SYMBOLS, description="cap after the prefilter (6000)")
+    universe: list[Ticker] | None = Field(default=None, max_length=MAX_UNIVERSE, description="scan only these tickers")
+    max_symbols: int | None = Field(default=None, ge=1, le=MAX_SYMBOLS, description="cap after the prefilter (6000)")
     trade_style: str = Field(
-        "Short-term swing",
+        default="Short-term swing",
         max_length=40,
         description="Day, Short-term swing, Medium-term swing, Position, or an alias (Swing)",
     )
     min_tech_rating: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         le=APP_RATING_SCALE,
         allow_inf_nan=False,
         description="the app's 0-10 rating floor (5 means TechRating >= 50)",
     )
     min_rating: float | None = Field(
-        None, ge=0, le=100, allow_inf_nan=False, description="the rating floor on TechRating's 0-100 scale"
+        default=None, ge=0, le=100, allow_inf_nan=False, description="the rating floor on TechRating's 0-100 scale"
     )
-    sectors: list[Sector] | None = Field(None, max_length=MAX_SECTORS, description="GICS sectors or aliases")
+    sectors: list[Sector] | None = Field(default=None, max_length=MAX_SECTORS, description="GICS sectors or aliases")
     lookback_days: int | None = Field(
-        None,
+        default=None,
         ge=MIN_LOOKBACK,
         le=MAX_LOOKBACK,
         description="sessions of history; at least the features' warm-up is fetched",
     )
     options_mode: Literal["stock_only", "stock_plus_options"] = "stock_only"
-    signals: list[SignalName] | None = Field(None, max_length=len(SIGNALS))
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    min_dollar_volume: float | None = Field(None, ge=0, allow_inf_nan=False)
+    signals: list[SignalName] | None = Field(default=None, max_length=len(SIGNALS))
+    min_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    min_dollar_volume: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     include_etfs: bool = False
     as_of: dt.date | None = None
-    ranges: list[RangeBody] | None = Field(None, max_length=64)
-    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="rows in the response")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    sort_by: str | None = Field(None, description="a ScanRow column or a feature name")
+    ranges: list[RangeBody] | None = Field(default=None, max_length=64)
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT, description="rows in the response")
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    sort_by: str | None = Field(default=None, description="a ScanRow column or a feature name")
     ascending: bool = False
-    refresh: bool = Field(False, description="ignore a cached ranking (needs an API key)")
+    refresh: bool = Field(default=False, description="ignore a cached ranking (needs an API key)")
 
     @field_validator("trade_style")
     @classmethod
@@ -213,14 +213,14 @@ class ScanQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    trade_style: str = Field("Short-term swing", max_length=40)
-    sector: str | None = Field(None, max_length=2000, description="comma-separated sectors or aliases")
-    min_tech_rating: float = Field(0.0, ge=0, le=APP_RATING_SCALE, allow_inf_nan=False)
-    min_rating: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
-    lookback_days: int | None = Field(None, ge=MIN_LOOKBACK, le=MAX_LOOKBACK)
+    trade_style: str = Field(default="Short-term swing", max_length=40)
+    sector: str | None = Field(default=None, max_length=2000, description="comma-separated sectors or aliases")
+    min_tech_rating: float = Field(default=0.0, ge=0, le=APP_RATING_SCALE, allow_inf_nan=False)
+    min_rating: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    lookback_days: int | None = Field(default=None, ge=MIN_LOOKBACK, le=MAX_LOOKBACK)
     options_mode: Literal["stock_only", "stock_plus_options"] = "stock_only"
-    max_symbols: int | None = Field(None, ge=1, le=MAX_SYMBOLS)
-    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    max_symbols: int | None = Field(default=None, ge=1, le=MAX_SYMBOLS)
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
 
     @field_validator("trade_style")
     @classmethod
@@ -287,6 +287,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> OrjsonResponse:
+def error_response(status: int, error: str, detail: Any, headers: Mapping[str, str] | None = None) -> OrjsonResponse:
     """An error answer in the shape of :class:`ErrorBody`."""
     return OrjsonResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
