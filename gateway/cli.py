@@ -1,12 +1,17 @@
 """``technic``: scan from a terminal, look at one symbol, run the local cluster, train the models.
 
-    technic scan [--style S] [--top N] [--sectors A,B] [--universe T1,T2] [--format table|json|csv]
+    technic scan [--style S] [--top N] [--sectors A,B] [--universe T1,T2] [--min-rating R] [--signals ...]
+                 [--min-price P] [--min-dollar-volume V] [--lookback N] [--as-of D] [--include-etfs]
+                 [--sort COL] [--ascending] [--range COL:MIN:MAX] [--format table|json|csv]
     technic symbol TICKER [--days N]
     technic up | down | status
     technic train [training options]
 
 ``scan`` and ``symbol`` talk to the gateway's gRPC Scanner API (``--target``, default the local
 gateway). Progress and messages go to stderr, so ``--format json|csv`` output can be piped.
+``scan`` carries every ScanOptions field; ``--min-rating`` is on TechRating's 0-100 scale (the HTTP
+API's ``min_rating``; the app's ``min_tech_rating`` is the same floor divided by 10). The table
+keeps the columns that fit the terminal, most useful first, and never cuts a number or a signal.
 """
 
 from __future__ import annotations
@@ -23,21 +28,48 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gateway.settings import GatewaySettings
-from gateway.validation import STYLE_NAMES, TRADE_STYLES, check_options
+from gateway.validation import OPTIONS_MODES, STYLE_NAMES, TRADE_STYLES, check_options
 from gateway.views import scan_response, summary_line, symbol_response, to_csv
 from services.common.channels import make_sync_channel
+from services.contract.vocabulary import STYLE_ALIASES, canonical_style
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 
-STYLE_ALIASES = {"day": "Day", "swing": "Short-term swing", "short": "Short-term swing",
-                 "medium": "Medium-term swing", "position": "Position"}
+SIGNAL_SHORT = {"Strong Long": "S-Long", "Strong Short": "S-Short"}
+SECTOR_SHORT = {
+    "Information Technology": "Info Tech",
+    "Communication Services": "Comm Svcs",
+    "Consumer Discretionary": "Cons Disc",
+    "Consumer Staples": "Cons Stpl",
+    "Health Care": "Health",
+    "Real Estate": "Real Est",
+    "Financials": "Financial",
+    "Industrials": "Industrial",
+}
+# Rich's boxed table: a border and a space either side per column, and one closing border.
+COLUMN_OVERHEAD = 3
 
 
 def _style(value: str) -> int:
-    name = STYLE_ALIASES.get(value.lower(), value)
-    if name not in TRADE_STYLES:
+    name = canonical_style(value)
+    if name is None:
         raise argparse.ArgumentTypeError(
-            f"unknown style {value!r}; one of {', '.join(TRADE_STYLES)} (or {', '.join(STYLE_ALIASES)})")
+            f"unknown style {value!r}; one of {', '.join(TRADE_STYLES)} (or {', '.join(STYLE_ALIASES)})"
+        )
     return TRADE_STYLES[name]
+
+
+def _range(value: str) -> scan_pb2.RangeFilter:
+    column, _, bounds = value.partition(":")
+    low, _, high = bounds.partition(":")
+    try:
+        rng = scan_pb2.RangeFilter(column=column.strip())
+        if low.strip():
+            rng.min = float(low)
+        if high.strip():
+            rng.max = float(high)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"range {value!r} is not COLUMN:MIN:MAX") from exc
+    return rng
 
 
 def _csv_list(value: str) -> list[str]:
@@ -58,25 +90,89 @@ def _fail(console: Console, exc: grpc.RpcError, what: str) -> int:
     return 1
 
 
-def top_table(result: scan_pb2.ScanResult, top: int) -> Table:
-    """The best rows: ticker, signal, rating, alpha, composite, sector and the trade plan."""
+def _cells(row: scan_pb2.ScanRow, short: bool) -> dict[str, str]:
+    signal = SIGNAL_SHORT.get(row.signal, row.signal) if short else row.signal
+    sector = SECTOR_SHORT.get(row.sector, row.sector) if short else row.sector
+    return {
+        "#": str(row.rank),
+        "ticker": row.symbol,
+        "signal": signal,
+        "rating": _fmt(row.tech_rating, 1),
+        "entry": _fmt(row.plan.entry),
+        "stop": _fmt(row.plan.stop),
+        "target": _fmt(row.plan.target),
+        "r/r": _fmt(row.plan.reward_risk, 1),
+        "alpha": _fmt(row.alpha_score),
+        "win": _fmt(row.win_prob_10d * 100, 0),
+        "sector": sector,
+        "composite": _fmt(row.composite_score, 3),
+    }
+
+
+# Columns by priority (kept first when the terminal is narrow), then their order on screen.
+PRIORITY = ("#", "ticker", "signal", "entry", "stop", "target", "rating", "r/r", "sector", "alpha", "win", "composite")
+ORDER = ("#", "ticker", "signal", "rating", "alpha", "win", "composite", "sector", "entry", "stop", "target", "r/r")
+LEFT = {"ticker", "signal", "sector"}
+
+
+def table_columns(rows: list[dict[str, str]], width: int) -> list[tuple[str, int]]:
+    """The columns that fit ``width`` characters, each with the width of its longest cell."""
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in PRIORITY}
+    chosen: list[str] = []
+    used = 1
+    for column in PRIORITY:
+        if used + widths[column] + COLUMN_OVERHEAD <= width:
+            chosen.append(column)
+            used += widths[column] + COLUMN_OVERHEAD
+    return [(c, widths[c]) for c in ORDER if c in chosen]
+
+
+def top_table(result: scan_pb2.ScanResult, top: int, width: int = 80) -> Table:
+    """The best rows in the columns that fit ``width``: ticker, signal and plan first."""
+    ranked = sorted(result.rows, key=lambda r: r.rank)[:top]
+    short = width < 120
+    rows = [_cells(r, short) for r in ranked]
     table = Table(title=f"technic scan, {result.as_of} ({STYLE_NAMES.get(result.trade_style, '')})")
-    for column, justify in (("#", "right"), ("ticker", "left"), ("signal", "left"), ("rating", "right"),
-                            ("alpha", "right"), ("composite", "right"), ("sector", "left"), ("entry", "right"),
-                            ("stop", "right"), ("target", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for row in sorted(result.rows, key=lambda r: r.rank)[:top]:
+    columns = table_columns(rows, width)
+    for column, size in columns:
+        table.add_column(column, justify="left" if column in LEFT else "right", no_wrap=True, min_width=size)
+    for row, cells in zip(ranked, rows, strict=True):
         colour = "green" if "Long" in row.signal else "red" if row.signal in ("Avoid", "Short", "Strong Short") else ""
-        table.add_row(str(row.rank), row.symbol, f"[{colour}]{row.signal}[/]" if colour else row.signal,
-                      _fmt(row.tech_rating, 1), _fmt(row.alpha_score), _fmt(row.composite_score, 3), row.sector,
-                      _fmt(row.plan.entry), _fmt(row.plan.stop), _fmt(row.plan.target))
+        values = [cells[c] for c, _ in columns]
+        if colour and "signal" in cells:
+            values = [f"[{colour}]{v}[/]" if c == "signal" else v for (c, _), v in zip(columns, values, strict=True)]
+        table.add_row(*values)
     return table
+
+
+def scan_options(args: argparse.Namespace) -> scan_pb2.ScanOptions:
+    """The ScanOptions of ``technic scan``'s arguments."""
+    options = scan_pb2.ScanOptions(
+        trade_style=args.style,
+        limit=args.top,
+        sectors=args.sectors or [],
+        universe=args.universe or [],
+        max_symbols=args.max_symbols,
+        min_tech_rating=args.min_rating,
+        signals=args.signals or [],
+        lookback_days=args.lookback,
+        as_of=args.as_of or "",
+        include_etfs=args.include_etfs,
+        sort_by=args.sort or "",
+        ascending=args.ascending,
+        ranges=args.range or [],
+        options_mode=OPTIONS_MODES[args.options_mode],
+    )
+    if args.min_price is not None:
+        options.min_price = args.min_price
+    if args.min_dollar_volume is not None:
+        options.min_dollar_volume = args.min_dollar_volume
+    return options
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
-    options = scan_pb2.ScanOptions(trade_style=args.style, limit=args.top, sectors=args.sectors or [],
-                                   universe=args.universe or [], max_symbols=args.max_symbols)
+    options = scan_options(args)
     problem = check_options(options)
     if problem:
         err.print(f"[red]{problem}[/]")
@@ -84,11 +180,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     result: scan_pb2.ScanResult | None = None
     channel, stub = _stub(args.target)
     try:
-        with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=args.format != "table") as bars:
+        with Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=args.format != "table",
+        ) as bars:
             tasks: dict[str, int] = {}
-            for event in stub.Scan(scanner_pb2.ScanRequest(options=options, refresh=args.refresh),
-                                   timeout=args.timeout):
+            for event in stub.Scan(
+                scanner_pb2.ScanRequest(options=options, refresh=args.refresh), timeout=args.timeout
+            ):
                 if event.HasField("progress"):
                     p = event.progress
                     total = max(p.total, 1)
@@ -111,7 +214,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(sorted(result.rows, key=lambda r: r.rank)))
     else:
-        out.print(top_table(result, args.top))
+        out.print(top_table(result, args.top, out.width))
     (out if args.format == "table" else err).print(summary_line(result), highlight=False)
     return 0
 
@@ -120,8 +223,7 @@ def cmd_symbol(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
     channel, stub = _stub(args.target)
     try:
-        detail = stub.GetSymbol(scanner_pb2.GetSymbolRequest(symbol=args.ticker, days=args.days),
-                                timeout=args.timeout)
+        detail = stub.GetSymbol(scanner_pb2.GetSymbolRequest(symbol=args.ticker, days=args.days), timeout=args.timeout)
     except grpc.RpcError as exc:
         return _fail(err, exc, "symbol")
     finally:
@@ -130,13 +232,16 @@ def cmd_symbol(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(symbol_response(detail), option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     out.print(f"[bold]{detail.symbol}[/] {detail.name}  {detail.sector} / {detail.industry}")
-    out.print(f"last {_fmt(detail.last_price)}  change {_fmt(detail.change_pct)} %  "
-              f"market cap {_fmt(detail.market_cap, 0)}")
+    out.print(
+        f"last {_fmt(detail.last_price)}  change {_fmt(detail.change_pct)} %  market cap {_fmt(detail.market_cap, 0)}"
+    )
     if detail.in_latest_scan:
         row = detail.latest
-        out.print(f"rank {row.rank}  signal {row.signal}  rating {_fmt(row.tech_rating, 1)}  "
-                  f"alpha {_fmt(row.alpha_score)}  win prob 10d {_fmt(row.win_prob_10d * 100, 0)} %  "
-                  f"entry {_fmt(row.plan.entry)} stop {_fmt(row.plan.stop)} target {_fmt(row.plan.target)}")
+        out.print(
+            f"rank {row.rank}  signal {row.signal}  rating {_fmt(row.tech_rating, 1)}  "
+            f"alpha {_fmt(row.alpha_score)}  win prob 10d {_fmt(row.win_prob_10d * 100, 0)} %  "
+            f"entry {_fmt(row.plan.entry)} stop {_fmt(row.plan.stop)} target {_fmt(row.plan.target)}"
+        )
         if row.rationale:
             out.print(row.rationale)
     else:
@@ -163,12 +268,32 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     scan = commands.add_parser("scan", help="run a scan and print the top names")
-    scan.add_argument("--style", type=_style, default=scan_pb2.TRADE_STYLE_SHORT_TERM_SWING,
-                      help="Day, Short-term swing, Medium-term swing, Position (or day/swing/medium/position)")
+    scan.add_argument(
+        "--style",
+        type=_style,
+        default=scan_pb2.TRADE_STYLE_SHORT_TERM_SWING,
+        help="Day, Short-term swing, Medium-term swing, Position (or day/swing/medium/position)",
+    )
     scan.add_argument("--top", type=int, default=25, help="rows to show (default 25)")
     scan.add_argument("--sectors", type=_csv_list, help="comma-separated sectors to keep")
     scan.add_argument("--universe", type=_csv_list, help="comma-separated tickers to scan (a watchlist)")
     scan.add_argument("--max-symbols", type=int, default=0, help="cap after the prefilter (default 6000)")
+    scan.add_argument("--min-rating", type=float, default=0.0, help="TechRating floor, 0-100")
+    scan.add_argument("--signals", type=_csv_list, help="comma-separated signals to keep (Strong Long,Long,...)")
+    scan.add_argument("--min-price", type=float, help="last close floor (default 5; none for a watchlist)")
+    scan.add_argument("--min-dollar-volume", type=float, help="average dollar volume floor (default 5M)")
+    scan.add_argument("--lookback", type=int, default=0, help="sessions of history (30-2520; default by style)")
+    scan.add_argument("--as-of", help="scan as of this session (YYYY-MM-DD; default the latest)")
+    scan.add_argument("--include-etfs", action="store_true", help="keep ETFs and funds")
+    scan.add_argument("--options-mode", choices=tuple(OPTIONS_MODES), default="stock_only")
+    scan.add_argument("--sort", help="sort column: a ScanRow column or a feature (default composite_score)")
+    scan.add_argument("--ascending", action="store_true", help="sort ascending")
+    scan.add_argument(
+        "--range",
+        type=_range,
+        action="append",
+        help="keep rows with COLUMN within MIN:MAX (either bound may be empty); repeatable",
+    )
     scan.add_argument("--format", choices=("table", "json", "csv"), default="table")
     scan.add_argument("--refresh", action="store_true", help="ignore a cached ranking")
     scan.add_argument("--target", default=default_target, help=f"gateway gRPC address (default {default_target})")
@@ -183,8 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     symbol.add_argument("--timeout", type=float, default=30.0)
     symbol.set_defaults(func=cmd_symbol)
 
-    for name, text in (("up", "start the local cluster and wait until it is healthy"),
-                       ("down", "stop the local cluster"), ("status", "every process and its health")):
+    for name, text in (
+        ("up", "start the local cluster and wait until it is healthy"),
+        ("down", "stop the local cluster"),
+        ("status", "every process and its health"),
+    ):
         commands.add_parser(name, help=text).set_defaults(func=cmd_cluster)
 
     # Listed for --help; main() runs `train` and its options as the compute package's training job.

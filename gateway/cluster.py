@@ -27,6 +27,8 @@ from services.common.channels import make_sync_channel
 from services.common.settings import PROJECT_ROOT, CommonSettings
 
 CONFIG = PROJECT_ROOT / "deploy" / "supervisord.conf"
+# The simulator's default key (its TECHNIC_MARKETSIM_API_KEY); not a secret.
+SIMULATOR_API_KEY = "technic-simulator"
 
 
 class ClusterSettings(CommonSettings):
@@ -53,13 +55,26 @@ class ProcessHealth:
     detail: str = ""
 
 
-def _environment(settings: ClusterSettings) -> dict[str, str]:
-    env = dict(os.environ)
+def environment(settings: ClusterSettings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment supervisord and every process of the local cluster start with.
+
+    When the cluster runs the simulator, the fetcher talks to it with the simulator's own key and
+    address, whatever ``POLYGON_API_KEY`` / ``POLYGON_BASE_URL`` say in the shell (the simulator
+    refuses any other key). The local cluster serves the app's requests without a key unless
+    ``TECHNIC_HTTP_ANONYMOUS`` says otherwise.
+    """
+    env = dict(os.environ if base is None else base)
     env.setdefault("TECHNIC_RUN_DIR", str(settings.run_dir))
     env.setdefault("TECHNIC_PYTHON", sys.executable)
     env.setdefault("TECHNIC_COMPUTE_REPLICAS", str(settings.compute_replicas))
     env.setdefault("TECHNIC_START_MARKETSIM", "true" if settings.start_marketsim else "false")
     env.setdefault("TECHNIC_LOG_FORMAT", "json")
+    env.setdefault("TECHNIC_HTTP_ANONYMOUS", "true")
+    if settings.start_marketsim:
+        key = env.get("TECHNIC_MARKETSIM_API_KEY") or SIMULATOR_API_KEY
+        env["TECHNIC_MARKETSIM_API_KEY"] = key
+        env["POLYGON_API_KEY"] = key
+        env["POLYGON_BASE_URL"] = f"http://127.0.0.1:{settings.marketsim_port}"
     return env
 
 
@@ -80,7 +95,8 @@ def _grpc_health(port: int, service: str = "") -> str:
     with make_sync_channel(f"127.0.0.1:{port}", CommonSettings()) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                health_pb2.HealthCheckRequest(service=service), timeout=1.0
+            )
         except grpc.RpcError as exc:
             return "NOT_FOUND" if exc.code() == grpc.StatusCode.NOT_FOUND else "UNREACHABLE"
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
@@ -143,14 +159,15 @@ def up(settings: ClusterSettings | None = None, console: Console | None = None) 
     """Start the cluster (or the stopped parts of it) and wait until every process is healthy."""
     settings = settings or ClusterSettings()
     console = console or Console(stderr=True)
-    env = _environment(settings)
+    env = environment(settings)
     run_dir = Path(env["TECHNIC_RUN_DIR"])
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     if supervisor_running(settings):
         _proxy(settings).supervisor.startAllProcesses(True)
     else:
-        subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(CONFIG)],
-                       env=env, cwd=PROJECT_ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(CONFIG)], env=env, cwd=PROJECT_ROOT, check=True
+        )
     deadline = time.monotonic() + settings.up_timeout_seconds
     rows: list[ProcessHealth] = []
     with console.status("starting the cluster (the first start generates the market and compiles kernels)"):
@@ -162,8 +179,10 @@ def up(settings: ClusterSettings | None = None, console: Console | None = None) 
             time.sleep(0.5)
     print_table(rows, console)
     if not rows or not _ready(rows):
-        console.print(f"[red]the cluster is not healthy after {settings.up_timeout_seconds:.0f} s;"
-                      f" logs are in {run_dir / 'logs'}[/]")
+        console.print(
+            f"[red]the cluster is not healthy after {settings.up_timeout_seconds:.0f} s;"
+            f" logs are in {run_dir / 'logs'}[/]"
+        )
         return 1
     return 0
 

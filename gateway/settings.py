@@ -29,6 +29,25 @@ class GatewaySettings(CommonSettings):
     # Above it: 429 with Retry-After. /health and /version are not limited.
     gateway_rate_limit: float = 50.0
     gateway_rate_burst: int = 100
+    # Requests without a key (the released app sends none): served only when this is on. Each
+    # client address gets its own, tighter bucket; a scan that had to run costs
+    # ``gateway_anonymous_scan_cost`` tokens, a cached answer one.
+    http_anonymous: bool = False
+    gateway_anonymous_rate_limit: float = 2.0
+    gateway_anonymous_rate_burst: int = 30
+    gateway_anonymous_scan_cost: float = 10.0
+    # Client addresses tracked at once for anonymous limits (least recently seen dropped first).
+    gateway_anonymous_clients: int = 10_000
+    # The header a trusted reverse proxy sets to the client's address (e.g. X-Forwarded-For);
+    # empty: the peer address of the connection, whatever the headers say.
+    http_trusted_proxy_header: str = ""
+    # Comma-separated origins allowed by CORS (a Flutter web build); empty: no CORS headers.
+    http_cors_origins: str = ""
+    # Optional LLM phrasing of the copilot's grounded answers (OpenAI-compatible chat API).
+    copilot_llm_url: str = ""
+    copilot_llm_model: str = ""
+    copilot_llm_api_key: str = ""
+    copilot_llm_timeout_seconds: float = 8.0
 
     # Deadlines per call, seconds. Universe and snapshot may fetch from the market on a cold start.
     gateway_universe_deadline: float = 120.0
@@ -70,6 +89,11 @@ class GatewaySettings(CommonSettings):
     # Megabytes of serialized answers of repeated Scan / GetScan requests kept in process (each kind;
     # a 100-row page is ~175 KB). Two of these count against the gateway's 512 MiB limit.
     gateway_page_cache_mb: int = 64
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins CORS allows, blanks dropped."""
+        return [o.strip() for o in self.http_cors_origins.split(",") if o.strip()]
 
     @property
     def api_key_list(self) -> list[str]:

@@ -14,15 +14,18 @@ from collections.abc import Iterable
 
 from gateway.settings import GatewaySettings
 from services.contract.columns import DEFAULT_SORT, MAX_LIMIT, RANGE_COLUMNS, SIGNALS, SORT_COLUMNS
-from services.contract.features import FEATURES
+from services.contract.features import FEATURES, MIN_HISTORY
 from services.contract.sectors import SECTORS, UNKNOWN
 from services.contract.styles import style_for
+from services.contract.vocabulary import SECTOR_ALIASES
 from technic.v1 import scan_pb2
 
 MAX_UNIVERSE = 20_000
 MAX_SYMBOLS = 20_000
 MAX_SECTORS = 200
-MIN_LOOKBACK = 60
+# A lookback as short as the app's slider allows is accepted; the fetch never goes below the
+# features' warm-up (MIN_HISTORY sessions), so lookbacks up to it give the same scan.
+MIN_LOOKBACK = 30
 MAX_LOOKBACK = 2520
 MAX_DAYS = 2520
 TICKER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-/]{0,14}$")
@@ -40,8 +43,8 @@ OPTIONS_MODES: dict[str, int] = {
 }
 
 FEATURE_NAMES: tuple[str, ...] = FEATURES
-# Sector names by lower-case spelling.
-SECTOR_NAMES: dict[str, str] = {name.lower(): name for name in (*SECTORS, UNKNOWN)}
+# Sector names by lower-case spelling, the app's and other common aliases included.
+SECTOR_NAMES: dict[str, str] = dict(SECTOR_ALIASES)
 
 
 def _finite(value: float) -> bool:
@@ -103,7 +106,7 @@ def check_options(options: scan_pb2.ScanOptions) -> str | None:
         return "sectors must not contain empty strings"
     unknown = [s for s in options.sectors if s.strip().lower() not in SECTOR_NAMES]
     if unknown:
-        return f"unknown sector {unknown[0][:60]!r}; one of {', '.join(SECTOR_NAMES.values())}"
+        return f"unknown sector {unknown[0][:60]!r}; one of {', '.join((*SECTORS, UNKNOWN))} (or an alias)"
     if options.lookback_days and not MIN_LOOKBACK <= options.lookback_days <= MAX_LOOKBACK:
         return f"lookback_days must be between {MIN_LOOKBACK} and {MAX_LOOKBACK}, got {options.lookback_days}"
     unknown = [s for s in options.signals if s not in SIGNALS]
@@ -122,8 +125,7 @@ def check_options(options: scan_pb2.ScanOptions) -> str | None:
             return f"range on {rng.column} has a bound that is not a finite number"
         if rng.HasField("min") and rng.HasField("max") and rng.min > rng.max:
             return f"range on {rng.column} has min {rng.min} > max {rng.max}"
-    return _first((check_page(options.offset, options.limit, options.sort_by),
-                   check_date(options.as_of, "as_of")))
+    return _first((check_page(options.offset, options.limit, options.sort_by), check_date(options.as_of, "as_of")))
 
 
 def normalize_options(options: scan_pb2.ScanOptions, settings: GatewaySettings) -> scan_pb2.ScanOptions:
@@ -136,7 +138,7 @@ def normalize_options(options: scan_pb2.ScanOptions, settings: GatewaySettings) 
     out.max_symbols = options.max_symbols or settings.gateway_max_symbols
     out.trade_style = options.trade_style or scan_pb2.TRADE_STYLE_SHORT_TERM_SWING
     out.options_mode = options.options_mode or scan_pb2.OPTIONS_MODE_STOCK_ONLY
-    out.lookback_days = options.lookback_days or style_for(out.trade_style).lookback
+    out.lookback_days = max(options.lookback_days or style_for(out.trade_style).lookback, MIN_HISTORY)
     out.sort_by = options.sort_by or DEFAULT_SORT
     out.limit = options.limit or settings.gateway_page_limit
     # A watchlist is scanned as asked; the liquidity floors apply to it only when set explicitly.

@@ -1,7 +1,7 @@
 """Scan results as people and the Flutter app read them: JSON dicts, CSV, derived scores.
 
-Everything here is a pure function of protobuf messages. The app's keys are those of
-HTTP-CONTRACT.md, mixed case included. Scores the app shows but the cluster does not compute as
+Everything here is a pure function of protobuf messages. The app's keys are the ones its parsers
+read, mixed case included (README, HTTP API). Scores the app shows but the cluster does not compute as
 such are derived from computed quantities by the formulas below, or are null; never a constant:
 
 - liquidity = 100 * clip((log10(avg dollar volume 20d) - 6) / 3, 0, 1)   ($1M -> 0, $1B -> 100)
@@ -11,6 +11,15 @@ such are derived from computed quantities by the formulas below, or are null; ne
 - merit_score = 0.6 * composite percentile + 0.25 * liquidity + 0.15 * stability;
   merit_band: A >= 80, B >= 65, C >= 50, else D; merit_flags name what weakens a setup
 - risk_score (symbol page, text): Low < 2 % ATR, Moderate < 4 %, High < 7 %, else Very high
+- ATR14_pct is a fraction (0.03 for 3 %), the app's unit; atr_pct keeps the percent
+- IsUltraRisky: ATR(14) >= 7 % of price (the "Very high" risk band), or average dollar volume
+  under $2M, or a last close under $1 (the prefilter keeps most of these out of a full scan; a
+  watchlist scans them as asked)
+- Profile / ProfileLabel: the trade style and the setup: the strongest subscore for a long signal
+  (trend, momentum, breakout, ...), "watch" for Neutral, "avoid" / "short" otherwise, "ultra-risky"
+  before all of these when IsUltraRisky
+- EventSummary, EventFlags, FundamentalSnapshot: null (the cluster fetches no events or
+  fundamentals)
 - QualityScore, value and growth scores and fundamentals need company financials the cluster does not
   fetch: null.
 """
@@ -27,11 +36,17 @@ from gateway.validation import FEATURE_NAMES, STYLE_NAMES
 from services.contract.buckets import GATEWAY_SKIPS, PREFILTER_PREFIX
 from technic.v1 import common_pb2, scan_pb2, scanner_pb2
 
-DISCLAIMER = ("Technic is a research tool, not investment advice. Ratings and probabilities are model "
-              "estimates from past prices and can be wrong; do your own research.")
+DISCLAIMER = (
+    "Technic is a research tool, not investment advice. Ratings and probabilities are model "
+    "estimates from past prices and can be wrong; do your own research."
+)
 IDEAS = 3
 LOW_LIQUIDITY_USD = 10_000_000.0
 HIGH_VOLATILITY_ATR_PCT = 6.0
+ULTRA_RISKY_ATR_PCT = 7.0
+ULTRA_RISKY_DOLLAR_VOLUME = 2_000_000.0
+ULTRA_RISKY_PRICE = 1.0
+STYLE_SLUGS = {"Day": "day", "Short-term swing": "swing", "Medium-term swing": "medium_swing", "Position": "position"}
 
 
 def num(value: float | None, digits: int = 4) -> float | None:
@@ -63,8 +78,14 @@ def derived_scores(row: scan_pb2.ScanRow) -> dict[str, Any]:
     stability = stability_score(row.atr_pct)
     percentile = row.percentile if math.isfinite(row.percentile) else None
     if liquidity is None or stability is None or percentile is None:
-        return {"ics": None, "ics_tier": None, "merit_score": None, "merit_band": None,
-                "merit_flags": None, "merit_summary": None}
+        return {
+            "ics": None,
+            "ics_tier": None,
+            "merit_score": None,
+            "merit_band": None,
+            "merit_flags": None,
+            "merit_summary": None,
+        }
     ics = 0.4 * liquidity + 0.3 * stability + 0.3 * percentile
     merit = 0.6 * percentile + 0.25 * liquidity + 0.15 * stability
     band = "A" if merit >= 80 else "B" if merit >= 65 else "C" if merit >= 50 else "D"
@@ -78,14 +99,18 @@ def derived_scores(row: scan_pb2.ScanRow) -> dict[str, Any]:
         flags.append("OVERBOUGHT")
     elif rsi < 30:
         flags.append("OVERSOLD")
-    summary = (f"Merit {band} ({merit:.0f}/100): composite percentile {percentile:.0f}, "
-               f"liquidity {liquidity:.0f}, stability {stability:.0f}")
+    summary = (
+        f"Merit {band} ({merit:.0f}/100): composite percentile {percentile:.0f}, "
+        f"liquidity {liquidity:.0f}, stability {stability:.0f}"
+    )
     if flags:
         summary += "; watch: " + ", ".join(f.lower().replace("_", " ") for f in flags)
     return {
         "ics": num(ics, 2),
         "ics_tier": "CORE" if ics >= 75 else "SATELLITE" if ics >= 55 else "SPECULATIVE",
-        "merit_score": num(merit, 2), "merit_band": band, "merit_flags": ", ".join(flags),
+        "merit_score": num(merit, 2),
+        "merit_band": band,
+        "merit_flags": ", ".join(flags),
         "merit_summary": summary,
     }
 
@@ -94,6 +119,34 @@ def risk_label(atr_pct: float) -> str | None:
     if not math.isfinite(atr_pct) or atr_pct <= 0:
         return None
     return "Low" if atr_pct < 2 else "Moderate" if atr_pct < 4 else "High" if atr_pct < 7 else "Very high"
+
+
+def ultra_risky(row: scan_pb2.ScanRow) -> bool:
+    """Whether the name is too volatile, illiquid or cheap for most accounts (rule above)."""
+    return bool(
+        (math.isfinite(row.atr_pct) and row.atr_pct >= ULTRA_RISKY_ATR_PCT)
+        or (math.isfinite(row.avg_dollar_volume) and row.avg_dollar_volume < ULTRA_RISKY_DOLLAR_VOLUME)
+        or (math.isfinite(row.last_close) and 0 < row.last_close < ULTRA_RISKY_PRICE)
+    )
+
+
+def setup(row: scan_pb2.ScanRow) -> str:
+    """The setup part of the profile (rule above)."""
+    if ultra_risky(row):
+        return "ultra-risky"
+    if row.signal in ("Strong Long", "Long"):
+        scores = {k: v for k, v in row.subscores.items() if math.isfinite(v)}
+        return max(scores, key=lambda k: scores[k]) if scores else "long"
+    if row.signal == "Neutral":
+        return "watch"
+    return "short" if "Short" in row.signal else "avoid"
+
+
+def profile(row: scan_pb2.ScanRow) -> tuple[str, str]:
+    """(Profile, ProfileLabel): a machine key and its label, from the style and the setup."""
+    style = row.play_style or "Short-term swing"
+    kind = setup(row)
+    return f"{STYLE_SLUGS.get(style, 'swing')}:{kind}", f"{style}, {kind.replace('-', ' ')} setup"
 
 
 def sparkline(values: Iterable[float]) -> list[float]:
@@ -105,16 +158,31 @@ def _map(values: Mapping[str, float]) -> dict[str, float | None]:
 
 
 def explanation(row: scan_pb2.ScanRow) -> list[dict[str, Any]]:
-    return [{"model": m.model, "base_value": num(m.base_value, 6), "prediction": num(m.prediction, 6),
-             "contributions": [{"feature": c.feature, "label": c.label, "value": num(c.value, 6),
-                                "contribution": num(c.contribution, 6)} for c in m.contributions]}
-            for e in row.explanation for m in e.models]
+    return [
+        {
+            "model": m.model,
+            "base_value": num(m.base_value, 6),
+            "prediction": num(m.prediction, 6),
+            "contributions": [
+                {
+                    "feature": c.feature,
+                    "label": c.label,
+                    "value": num(c.value, 6),
+                    "contribution": num(c.contribution, 6),
+                }
+                for c in m.contributions
+            ],
+        }
+        for e in row.explanation
+        for m in e.models
+    ]
 
 
 def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
     """One ranked row under the Flutter app's keys, plus the extra keys other clients use."""
     derived = derived_scores(row)
     plan = row.plan
+    profile_key, profile_label = profile(row)
     return {
         "ticker": row.symbol,
         "signal": row.signal,
@@ -126,7 +194,7 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "sparkline": sparkline(row.sparkline),
         "TechRating": num(row.tech_rating, 2),
         "AlphaScore": num(row.alpha_score),
-        "ATR14_pct": num(row.atr_pct),
+        "ATR14_pct": num(row.atr_pct / 100.0, 6),
         "Sector": row.sector,
         "Industry": row.industry,
         "PlayStyle": row.play_style,
@@ -139,7 +207,18 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "merit_flags": derived["merit_flags"],
         "merit_summary": derived["merit_summary"],
         "option_strategies": [],
+        "IsUltraRisky": ultra_risky(row),
+        "Profile": profile_key,
+        "ProfileLabel": profile_label,
+        "EventSummary": None,
+        "EventFlags": None,
+        "FundamentalSnapshot": None,
+        # The same row read as a mover and as an idea (GET /v1/scan serves one list to every parser).
+        "delta": f"{row.change_pct:+.1f}%" if math.isfinite(row.change_pct) else None,
+        "isPositive": bool(row.change_pct >= 0),
+        **{k: v for k, v in _idea(row).items() if k in ("title", "meta", "plan")},
         # Beyond the app's keys.
+        "atr_pct": num(row.atr_pct),
         "rank": row.rank,
         "name": row.name,
         "composite_score": num(row.composite_score),
@@ -162,8 +241,13 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
 
 
 def accounting(acc: common_pb2.Accounting) -> dict[str, Any]:
-    return {"requested": acc.requested, "ranked": acc.ranked, "filtered": dict(sorted(acc.filtered.items())),
-            "skipped": dict(sorted(acc.skipped.items())), "errored": dict(sorted(acc.errored.items()))}
+    return {
+        "requested": acc.requested,
+        "ranked": acc.ranked,
+        "filtered": dict(sorted(acc.filtered.items())),
+        "skipped": dict(sorted(acc.skipped.items())),
+        "errored": dict(sorted(acc.errored.items())),
+    }
 
 
 def after_prefilter(acc: common_pb2.Accounting) -> int:
@@ -189,9 +273,14 @@ def regime(result: scan_pb2.ScanResult) -> dict[str, Any] | None:
     r = result.regime
     if not r.label:
         return None
-    return {"trend": r.trend, "volatility": r.volatility, "label": r.label,
-            "benchmark_close": num(r.benchmark_close), "benchmark_sma_200": num(r.benchmark_sma_200),
-            "benchmark_volatility": num(r.benchmark_volatility)}
+    return {
+        "trend": r.trend,
+        "volatility": r.volatility,
+        "label": r.label,
+        "benchmark_close": num(r.benchmark_close),
+        "benchmark_sma_200": num(r.benchmark_sma_200),
+        "benchmark_volatility": num(r.benchmark_volatility),
+    }
 
 
 def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
@@ -200,8 +289,10 @@ def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "title": f"{row.signal}: {row.symbol}",
         "ticker": row.symbol,
         "meta": f"{row.sector} | TechRating {row.tech_rating:.1f} | win prob {row.win_prob_10d:.0%}",
-        "plan": (f"Entry {plan.entry:.2f}, stop {plan.stop:.2f}, target {plan.target:.2f} "
-                 f"(reward/risk {plan.reward_risk:.1f})"),
+        "plan": (
+            f"Entry {plan.entry:.2f}, stop {plan.stop:.2f}, target {plan.target:.2f} "
+            f"(reward/risk {plan.reward_risk:.1f})"
+        ),
         "sparkline": sparkline(row.sparkline),
     }
 
@@ -209,11 +300,17 @@ def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
 def scan_summary(result: scan_pb2.ScanResult) -> dict[str, Any]:
     """What describes a finished scan apart from its rows."""
     return {
-        "scan_id": result.scan_id, "fingerprint": result.fingerprint, "as_of": result.as_of,
-        "cached": result.cached, "trade_style": STYLE_NAMES.get(result.trade_style, "Short-term swing"),
-        "accounting": accounting(result.accounting), "regime": regime(result), "total_rows": result.total_rows,
+        "scan_id": result.scan_id,
+        "fingerprint": result.fingerprint,
+        "as_of": result.as_of,
+        "cached": result.cached,
+        "trade_style": STYLE_NAMES.get(result.trade_style, "Short-term swing"),
+        "accounting": accounting(result.accounting),
+        "regime": regime(result),
+        "total_rows": result.total_rows,
         "stage_seconds": {k: round(v, 4) for k, v in sorted(result.stage_seconds.items())},
-        "feature_version": result.feature_version, "model_versions": dict(sorted(result.model_versions.items())),
+        "feature_version": result.feature_version,
+        "model_versions": dict(sorted(result.model_versions.items())),
     }
 
 
@@ -225,8 +322,16 @@ def scan_response(result: scan_pb2.ScanResult) -> dict[str, Any]:
         "status": "ok",
         "disclaimer": DISCLAIMER,
         "results": [row_to_result(r) for r in rows],
-        "movers": [{"ticker": m.symbol, "delta": f"{m.change_pct:+.1f}%", "note": m.note,
-                    "isPositive": m.change_pct >= 0, "sparkline": sparkline(m.sparkline)} for m in result.movers],
+        "movers": [
+            {
+                "ticker": m.symbol,
+                "delta": f"{m.change_pct:+.1f}%",
+                "note": m.note,
+                "isPositive": m.change_pct >= 0,
+                "sparkline": sparkline(m.sparkline),
+            }
+            for m in result.movers
+        ],
         "ideas": [_idea(r) for r in longs[:IDEAS]],
         "log": summary_line(result),
         "universe_size": result.accounting.requested,
@@ -246,9 +351,17 @@ def symbol_response(detail: scanner_pb2.SymbolDetail) -> dict[str, Any]:
         "industry": detail.industry,
         "last_price": num(detail.last_price) if detail.history else None,
         "change_pct": num(detail.change_pct) if len(detail.history) > 1 else None,
-        "history": [{"date": b.date, "Open": num(b.open), "High": num(b.high), "Low": num(b.low),
-                     "Close": num(b.close), "Volume": int(b.volume) if math.isfinite(b.volume) else 0}
-                    for b in detail.history],
+        "history": [
+            {
+                "date": b.date,
+                "Open": num(b.open),
+                "High": num(b.high),
+                "Low": num(b.low),
+                "Close": num(b.close),
+                "Volume": int(b.volume) if math.isfinite(b.volume) else 0,
+            }
+            for b in detail.history
+        ],
         "tech_rating": num(row.tech_rating, 2) if row else None,
         "alpha_score": num(row.alpha_score) if row else None,
         "win_prob_10d": num(row.win_prob_10d) if row else None,
@@ -258,15 +371,20 @@ def symbol_response(detail: scanner_pb2.SymbolDetail) -> dict[str, Any]:
         "risk_score": risk_label(row.atr_pct) if row else None,
         "momentum_score": num(row.subscores["momentum"], 2) if row and "momentum" in row.subscores else None,
         "value_score": None,
+        "quality_factor": None,
         "growth_score": None,
         "merit_score": derived.get("merit_score"),
         "merit_band": derived.get("merit_band"),
         "merit_flags": derived.get("merit_flags"),
         "merit_summary": derived.get("merit_summary"),
-        "fundamentals": {"pe": None, "eps": None, "roe": None, "debt_to_equity": None,
-                         "market_cap": num(detail.market_cap, 0)},
-        "events": {"next_earnings": None, "days_to_earnings": None, "next_dividend": None,
-                   "dividend_amount": None},
+        "fundamentals": {
+            "pe": None,
+            "eps": None,
+            "roe": None,
+            "debt_to_equity": None,
+            "market_cap": num(detail.market_cap, 0),
+        },
+        "events": {"next_earnings": None, "days_to_earnings": None, "next_dividend": None, "dividend_amount": None},
         "options_available": False,
         "in_latest_scan": detail.in_latest_scan,
         "scan": row_to_result(row) if row else None,
@@ -284,9 +402,27 @@ def universe_response(stats: scanner_pb2.UniverseStats) -> dict[str, Any]:
     }
 
 
-CSV_COLUMNS = ("rank", "symbol", "name", "sector", "industry", "signal", "tech_rating", "alpha_score",
-               "composite_score", "percentile", "sector_percentile", "win_prob_10d", "alpha_5d", "alpha_10d",
-               "last_close", "change_pct", "atr_pct", "avg_dollar_volume", "market_cap")
+CSV_COLUMNS = (
+    "rank",
+    "symbol",
+    "name",
+    "sector",
+    "industry",
+    "signal",
+    "tech_rating",
+    "alpha_score",
+    "composite_score",
+    "percentile",
+    "sector_percentile",
+    "win_prob_10d",
+    "alpha_5d",
+    "alpha_10d",
+    "last_close",
+    "change_pct",
+    "atr_pct",
+    "avg_dollar_volume",
+    "market_cap",
+)
 PLAN_COLUMNS = ("entry", "stop", "target", "reward_risk", "side")
 
 

@@ -30,7 +30,7 @@ def test_valid_options_pass() -> None:
     (scan_pb2.ScanOptions(min_tech_rating=101), "min_tech_rating"),
     (scan_pb2.ScanOptions(min_tech_rating=math.nan), "min_tech_rating"),
     (scan_pb2.ScanOptions(sectors=["Energy", " "]), "empty"),
-    (scan_pb2.ScanOptions(sectors=["Technology"]), "unknown sector 'Technology'; one of Energy"),
+    (scan_pb2.ScanOptions(sectors=["Crypto"]), "unknown sector 'Crypto'; one of Energy"),
     (scan_pb2.ScanOptions(lookback_days=5), "lookback_days"),
     (scan_pb2.ScanOptions(signals=["Maybe"]), "unknown signal"),
     (scan_pb2.ScanOptions(min_price=-1), "min_price"),

@@ -1,0 +1,97 @@
+"""Rendered answers of repeated scans: JSON bytes and their gzip form, with an ETag.
+
+An identical scan request answered from the orchestrator's cache reads the same until something
+could change it, so its rendered JSON is kept, keyed by the normalized request (which, with the
+as-of session, defines the scan's fingerprint) and the route's shape. Entries live in
+:class:`~gateway.pages.PageCache`, so they are dropped exactly when the gRPC API's cached answers
+are: the orchestrator's generation moves, the ranker's copy expires, or a newer session arrives
+for a request without ``as_of``. The gzip form is made once per kept answer, on the first request
+that accepts it; bodies under :data:`MIN_GZIP_BYTES` are sent as they are.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Callable
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from gateway.pages import PageCache
+from technic.v1 import scan_pb2
+
+MIN_GZIP_BYTES = 1024
+GZIP_LEVEL = 6
+_SEP = b"\n"
+
+
+def request_key(normalized: scan_pb2.ScanOptions, shape: bytes) -> bytes:
+    """The cache key of a normalized request answered in ``shape`` (one per route's body)."""
+    return shape + _SEP + normalized.SerializeToString(deterministic=True)
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``gzip`` or ``*`` with a non-zero q)."""
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = params.strip().lower()
+            if q.startswith("q="):
+                try:
+                    return float(q[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+class RenderedAnswers:
+    """Plain and gzip bodies of cached scan answers (two page caches under one policy)."""
+
+    def __init__(self, generation: Callable[[], int], fresh_as_of: Callable[[], str], max_bytes: int) -> None:
+        self.plain = PageCache(generation, fresh_as_of, max_bytes)
+        self.gzipped = PageCache(generation, fresh_as_of, max_bytes)
+        self.compressions = 0
+
+    def token(self) -> int:
+        return self.plain.token()
+
+    def get(self, key: bytes) -> tuple[str, str, bytes] | None:
+        """(etag, latest as-of, body) of a kept answer, or None."""
+        data = self.plain.get(key)
+        if data is None:
+            return None
+        etag, latest_as_of, body = data.split(_SEP, 2)
+        return etag.decode(), latest_as_of.decode(), body
+
+    def put(self, key: bytes, etag: str, body: bytes, token: int, latest_as_of: str) -> None:
+        packed = etag.encode() + _SEP + latest_as_of.encode() + _SEP + body
+        self.plain.put(key, packed, token, latest_as_of=latest_as_of)
+
+    def respond(
+        self, request: Request, etag: str, body: bytes, key: bytes | None = None, latest_as_of: str = ""
+    ) -> Response:
+        """``body`` as JSON: 304 when the client has it, gzip when allowed and worth it."""
+        headers = {"ETag": etag, "Vary": "Accept-Encoding"}
+        if _matches(request.headers.get("if-none-match", ""), etag):
+            return Response(status_code=304, headers=headers)
+        if len(body) < MIN_GZIP_BYTES or not accepts_gzip(request.headers.get("accept-encoding", "")):
+            return Response(body, media_type="application/json", headers=headers)
+        compressed = self.gzipped.get(key) if key is not None else None
+        if compressed is None:
+            token = self.gzipped.token()
+            compressed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            self.compressions += 1
+            if key is not None:
+                self.gzipped.put(key, compressed, token, latest_as_of=latest_as_of)
+        return Response(compressed, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
