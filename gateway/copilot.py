@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from gateway.views import liquidity_score, risk_label, ultra_risky
+from gateway.views import ultra_risky
 from services.contract.columns import LONG_SIGNALS
 from services.contract.vocabulary import SECTOR_ALIASES
 from technic.v1 import scan_pb2
@@ -134,12 +134,10 @@ def plan(row: scan_pb2.ScanRow) -> list[str]:
 
 
 def risk(row: scan_pb2.ScanRow) -> list[str]:
-    liquidity = liquidity_score(row.avg_dollar_volume)
-    label = risk_label(row.atr_pct) or "unknown"
+    label = row.risk_label or "unknown"
     line = (
         f"{row.symbol} risk: ATR(14) {_f(row.atr_pct)}% of price ({label}), average dollar volume "
-        f"${_f(row.avg_dollar_volume / 1e6, 1)}M (liquidity {_f(liquidity, 0) if liquidity is not None else 'n/a'}"
-        f"/100)."
+        f"${_f(row.avg_dollar_volume / 1e6, 1)}M (institutional core score {_f(row.ics, 0)}/100)."
     )
     if ultra_risky(row):
         line += " It counts as ultra risky (very volatile, illiquid or very cheap)."

@@ -4,13 +4,9 @@ Everything here is a pure function of protobuf messages. The app's keys are the 
 read, mixed case included (README, HTTP API). Scores the app shows but the cluster does not compute as
 such are derived from computed quantities by the formulas below, or are null; never a constant:
 
-- liquidity = 100 * clip((log10(avg dollar volume 20d) - 6) / 3, 0, 1)   ($1M -> 0, $1B -> 100)
-- stability = 100 * clip(1 - (ATR14% - 1) / 7, 0, 1)                       (ATR 1% -> 100, 8% -> 0)
-- InstitutionalCoreScore = 0.4 * liquidity + 0.3 * stability + 0.3 * composite percentile;
-  ICS_Tier: CORE >= 75, SATELLITE >= 55, else SPECULATIVE
-- merit_score = 0.6 * composite percentile + 0.25 * liquidity + 0.15 * stability;
-  merit_band: A >= 80, B >= 65, C >= 50, else D; merit_flags name what weakens a setup
-- risk_score (symbol page, text): Low < 2 % ATR, Moderate < 4 %, High < 7 %, else Very high
+- InstitutionalCoreScore / ICS_Tier, merit_score / merit_band / merit_flags / merit_summary and the
+  symbol page's risk_score are the ranker's derived scores of each row (services/ranker/derived.py
+  documents their formulas); gRPC clients read the same values on ScanRow
 - ATR14_pct is a fraction (0.03 for 3 %), the app's unit; atr_pct keeps the percent
 - IsUltraRisky: ATR(14) >= 7 % of price (the "Very high" risk band), or average dollar volume
   under $2M, or a last close under $1 (the prefilter keeps most of these out of a full scan; a
@@ -41,8 +37,6 @@ DISCLAIMER = (
     "estimates from past prices and can be wrong; do your own research."
 )
 IDEAS = 3
-LOW_LIQUIDITY_USD = 10_000_000.0
-HIGH_VOLATILITY_ATR_PCT = 6.0
 ULTRA_RISKY_ATR_PCT = 7.0
 ULTRA_RISKY_DOLLAR_VOLUME = 2_000_000.0
 ULTRA_RISKY_PRICE = 1.0
@@ -56,69 +50,16 @@ def num(value: float | None, digits: int = 4) -> float | None:
     return round(float(value), digits)
 
 
-def _clip01(x: float) -> float:
-    return min(1.0, max(0.0, x))
-
-
-def liquidity_score(avg_dollar_volume: float) -> float | None:
-    if not math.isfinite(avg_dollar_volume) or avg_dollar_volume <= 0:
-        return None
-    return 100.0 * _clip01((math.log10(avg_dollar_volume) - 6.0) / 3.0)
-
-
-def stability_score(atr_pct: float) -> float | None:
-    if not math.isfinite(atr_pct) or atr_pct <= 0:
-        return None
-    return 100.0 * _clip01(1.0 - (atr_pct - 1.0) / 7.0)
-
-
 def derived_scores(row: scan_pb2.ScanRow) -> dict[str, Any]:
-    """ICS, merit and their labels from the row's percentile, liquidity and volatility."""
-    liquidity = liquidity_score(row.avg_dollar_volume)
-    stability = stability_score(row.atr_pct)
-    percentile = row.percentile if math.isfinite(row.percentile) else None
-    if liquidity is None or stability is None or percentile is None:
-        return {
-            "ics": None,
-            "ics_tier": None,
-            "merit_score": None,
-            "merit_band": None,
-            "merit_flags": None,
-            "merit_summary": None,
-        }
-    ics = 0.4 * liquidity + 0.3 * stability + 0.3 * percentile
-    merit = 0.6 * percentile + 0.25 * liquidity + 0.15 * stability
-    band = "A" if merit >= 80 else "B" if merit >= 65 else "C" if merit >= 50 else "D"
-    flags = []
-    if row.avg_dollar_volume < LOW_LIQUIDITY_USD:
-        flags.append("LOW_LIQUIDITY")
-    if row.atr_pct > HIGH_VOLATILITY_ATR_PCT:
-        flags.append("HIGH_VOLATILITY")
-    rsi = row.features.get("rsi_14", math.nan)
-    if rsi > 70:
-        flags.append("OVERBOUGHT")
-    elif rsi < 30:
-        flags.append("OVERSOLD")
-    summary = (
-        f"Merit {band} ({merit:.0f}/100): composite percentile {percentile:.0f}, "
-        f"liquidity {liquidity:.0f}, stability {stability:.0f}"
-    )
-    if flags:
-        summary += "; watch: " + ", ".join(f.lower().replace("_", " ") for f in flags)
+    """ICS, merit and their labels as the ranker computed them with the ranking (None when unknown)."""
     return {
-        "ics": num(ics, 2),
-        "ics_tier": "CORE" if ics >= 75 else "SATELLITE" if ics >= 55 else "SPECULATIVE",
-        "merit_score": num(merit, 2),
-        "merit_band": band,
-        "merit_flags": ", ".join(flags),
-        "merit_summary": summary,
+        "ics": num(row.ics, 2),
+        "ics_tier": row.ics_tier or None,
+        "merit_score": num(row.merit_score, 2),
+        "merit_band": row.merit_band or None,
+        "merit_flags": ", ".join(row.merit_flags) if row.merit_band else None,
+        "merit_summary": row.merit_summary or None,
     }
-
-
-def risk_label(atr_pct: float) -> str | None:
-    if not math.isfinite(atr_pct) or atr_pct <= 0:
-        return None
-    return "Low" if atr_pct < 2 else "Moderate" if atr_pct < 4 else "High" if atr_pct < 7 else "Very high"
 
 
 def ultra_risky(row: scan_pb2.ScanRow) -> bool:
@@ -368,7 +309,7 @@ def symbol_response(detail: scanner_pb2.SymbolDetail) -> dict[str, Any]:
         "ics": derived.get("ics"),
         "ics_tier": derived.get("ics_tier"),
         "quality_score": None,
-        "risk_score": risk_label(row.atr_pct) if row else None,
+        "risk_score": (row.risk_label or None) if row else None,
         "momentum_score": num(row.subscores["momentum"], 2) if row and "momentum" in row.subscores else None,
         "value_score": None,
         "quality_factor": None,

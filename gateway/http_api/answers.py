@@ -3,7 +3,7 @@
 An identical scan request answered from the orchestrator's cache reads the same until something
 could change it, so its rendered JSON is kept, keyed by the normalized request (which, with the
 as-of session, defines the scan's fingerprint) and the route's shape. Entries live in
-:class:`~gateway.pages.PageCache`, so they are dropped exactly when the gRPC API's cached answers
+:class:`~gateway.caches.PageCache`, so they are dropped exactly when the gRPC API's cached answers
 are: the orchestrator's generation moves, the ranker's copy expires, or a newer session arrives
 for a request without ``as_of``. The gzip form is made once per kept answer, on the first request
 that accepts it; bodies under :data:`MIN_GZIP_BYTES` are sent as they are.
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from fastapi import Request
 from fastapi.responses import Response
 
-from gateway.pages import PageCache
+from gateway.caches import PageCache
 from technic.v1 import scan_pb2
 
 MIN_GZIP_BYTES = 1024

@@ -5,14 +5,31 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 
+import numpy as np
+
 from gateway.orchestrator import NotFound, Progress
+from services.ranker.derived import ICS_TIERS, MERIT_BANDS, RISK_LABELS, derive, flag_names
 from technic.v1 import common_pb2, compute_pb2, scan_pb2, scanner_pb2
 
 FEATURES = {"rsi_14": 75.0, "ret_21d": 0.08, "atr_14_pct": 2.5}
 
 
+def with_derived(row: scan_pb2.ScanRow) -> scan_pb2.ScanRow:
+    """``row`` with the ranker's derived scores of its percentile, dollar volume, ATR % and RSI."""
+    d = derive(np.array([row.percentile]), np.array([row.avg_dollar_volume]), np.array([row.atr_pct]),
+               np.array([row.features.get("rsi_14", math.nan)]))
+    row.ics, row.merit_score = float(d.ics[0]), float(d.merit_score[0])
+    row.ics_tier = ICS_TIERS[d.ics_tier[0]] if d.ics_tier[0] >= 0 else ""
+    row.merit_band = MERIT_BANDS[d.merit_band[0]] if d.merit_band[0] >= 0 else ""
+    row.risk_label = RISK_LABELS[d.risk_label[0]] if d.risk_label[0] >= 0 else ""
+    del row.merit_flags[:]
+    row.merit_flags.extend(flag_names(int(d.merit_flags[0])))
+    row.merit_summary = d.summaries([0], np.array([row.percentile]))[0]
+    return row
+
+
 def make_row(rank: int, symbol: str, composite: float) -> scan_pb2.ScanRow:
-    return scan_pb2.ScanRow(
+    return with_derived(scan_pb2.ScanRow(
         rank=rank, symbol=symbol, name=f"{symbol} Corp", sector="Technology", industry="Software",
         signal="Strong Long" if rank == 1 else "Long", tech_rating=80.0 - rank, alpha_score=1.5 - rank / 10,
         composite_score=composite, percentile=100.0 - rank, sector_percentile=90.0, win_prob_10d=0.58,
@@ -25,7 +42,7 @@ def make_row(rank: int, symbol: str, composite: float) -> scan_pb2.ScanRow:
         explanation=[compute_pb2.SymbolExplanation(symbol=symbol, models=[compute_pb2.ModelExplanation(
             model="alpha_10d", base_value=0.0, prediction=0.5, contributions=[compute_pb2.FeatureContribution(
                 feature="ret_21d", label="Return 21d", value=0.08, contribution=0.2)])])],
-    )
+    ))
 
 
 def make_result() -> scan_pb2.ScanResult:

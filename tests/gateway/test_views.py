@@ -18,7 +18,7 @@ from gateway.views import (
     to_csv,
 )
 from technic.v1 import scanner_pb2
-from tests.gateway.doubles import make_result, make_row
+from tests.gateway.doubles import make_result, make_row, with_derived
 
 APP_RESULT_KEYS = {"ticker", "signal", "rrr", "entry", "stop", "target", "note", "sparkline", "TechRating",
                    "AlphaScore", "ATR14_pct", "Sector", "Industry", "PlayStyle", "win_prob_10d",
@@ -41,20 +41,22 @@ def test_row_has_every_app_key_with_app_types() -> None:
     orjson.dumps(out)
 
 
-def test_derived_scores_follow_the_documented_formulas() -> None:
+def test_derived_scores_are_the_rankers_under_the_apps_keys() -> None:
     row = make_row(1, "AAA", 0.9)  # percentile 99, ADV 1e8 -> liquidity 66.67, ATR 2.5 % -> stability 78.57
     liquidity, stability = 100 * (8 - 6) / 3, 100 * (1 - 1.5 / 7)
     got = derived_scores(row)
+    assert got["merit_summary"] == row.merit_summary and got["merit_summary"].startswith("Merit A (")
     assert math.isclose(got["ics"], 0.4 * liquidity + 0.3 * stability + 0.3 * 99, abs_tol=0.01)
     assert math.isclose(got["merit_score"], 0.6 * 99 + 0.25 * liquidity + 0.15 * stability, abs_tol=0.01)
     assert got["ics_tier"] == "CORE" and got["merit_band"] == "A"
     assert got["merit_flags"] == "OVERBOUGHT"  # rsi_14 75
     row.avg_dollar_volume, row.atr_pct, row.percentile = 2e6, 9.0, 10.0
-    low = derived_scores(row)
+    low = derived_scores(with_derived(row))
     assert low["merit_band"] == "D" and low["ics_tier"] == "SPECULATIVE"
     assert low["merit_flags"] == "LOW_LIQUIDITY, HIGH_VOLATILITY, OVERBOUGHT"
     row.atr_pct = math.nan
-    assert derived_scores(row)["merit_score"] is None
+    unknown = derived_scores(with_derived(row))
+    assert unknown == dict.fromkeys(unknown)  # every derived score unknown: all None, no empty strings
 
 
 def test_scan_response_counts_and_lines() -> None:
