@@ -37,6 +37,7 @@ class Cluster:
     http_port: int
     compute_ports: list[int]
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    gateway_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def http(self) -> str:
@@ -51,6 +52,13 @@ class Cluster:
         proc = start_service("services.compute", port, self.logdir, {**self.env, "TECHNIC_COMPUTE_PORT": str(port)})
         self.processes[f"compute-{index}"] = proc
         wait_grpc_serving(port, timeout=START_TIMEOUT, proc=proc)
+        return proc
+
+    def start_gateway(self) -> ServiceProcess:
+        proc = start_service("gateway", self.gateway_port, self.logdir, self.gateway_env)
+        self.processes["gateway"] = proc
+        wait_grpc_serving(self.gateway_port, timeout=START_TIMEOUT, proc=proc)
+        _wait_http(f"{self.http}/version", proc)
         return proc
 
     def logs(self) -> str:
@@ -99,16 +107,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             cluster.start_compute(index)
         wait_grpc_serving(ports["fetcher"], timeout=START_TIMEOUT, proc=fetcher)
         wait_grpc_serving(ports["ranker"], timeout=START_TIMEOUT, proc=ranker)
-        gateway = start_service("gateway", ports["gateway"], logdir, {
+        cluster.gateway_env = {
             **env, "TECHNIC_GATEWAY_PORT": str(ports["gateway"]), "TECHNIC_GATEWAY_HTTP_PORT": str(ports["http"]),
             "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1", "TECHNIC_API_KEYS": API_KEY,
             "TECHNIC_FETCHER_TARGET": f"127.0.0.1:{ports['fetcher']}",
             "TECHNIC_RANKER_TARGET": f"127.0.0.1:{ports['ranker']}",
             "TECHNIC_COMPUTE_TARGET": "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in compute_ports),
             # Small chunks, two in flight: a scan of the small market has several chunks in sequence.
-            "TECHNIC_GATEWAY_CHUNK_SIZE": "50", "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2"})
-        cluster.processes["gateway"] = gateway
-        wait_grpc_serving(ports["gateway"], timeout=START_TIMEOUT, proc=gateway)
+            "TECHNIC_GATEWAY_CHUNK_SIZE": "50", "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2"}
+        cluster.start_gateway()
         yield cluster
     finally:
         codes = {name: proc.terminate() for name, proc in reversed(cluster.processes.items())}
