@@ -6,9 +6,9 @@ increments around the spot. Implied volatility is a surface anchored on the unde
 volatility: a term structure from the last month's volatility towards the last year's, times a
 smile with a put skew. Prices and greeks come from the same Black-Scholes formula (continuous
 dividend yield of the company, or 0, and a flat risk-free rate), so they agree exactly; contracts
-are labelled American as listed equity options are, but carry no early-exercise premium. Liquidity falls with distance from the
-money, with time to expiry and with company size: small names get wide spreads and thin open
-interest, the smallest none at all (an empty chain).
+are labelled American as listed equity options are, but carry no early-exercise premium.
+Liquidity falls with distance from the money, with time to expiry and with company size: small
+names get wide spreads and thin open interest, the smallest none at all (an empty chain).
 
 Everything is deterministic from the seed, the symbol and the session.
 """
@@ -48,7 +48,8 @@ _SQRT2 = math.sqrt(2.0)
 
 def norm_cdf(x: np.ndarray) -> np.ndarray:
     """Standard normal CDF, elementwise (float64)."""
-    return 0.5 * (1.0 + _erf(np.asarray(x, dtype=np.float64) / _SQRT2).astype(np.float64))
+    values = np.asarray(_erf(np.asarray(x, dtype=np.float64) / _SQRT2), dtype=np.float64)
+    return 0.5 * (1.0 + values)
 
 
 def norm_pdf(x: np.ndarray) -> np.ndarray:
@@ -405,8 +406,9 @@ class OptionsApi:
         lists = {name: values.tolist() for name, values in cols.items()}
         underlying, spot = c.underlying, c.spot
         out: list[dict[str, Any]] = []
-        for k in range(len(page)):
-            row = {name: values[k] for name, values in lists.items()}
+        names = tuple(lists)
+        for values in zip(*lists.values(), strict=True):
+            row = dict(zip(names, values, strict=True))
             is_call = row["call"]
             strike_value = row["strike"]
             expiration = row["expiration"]

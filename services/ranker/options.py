@@ -300,7 +300,7 @@ def option_ideas(
         leg = _leg(chain, long_j, "buy", expiry)
         debit = leg.price
         breakeven = leg.strike + debit if bullish else leg.strike - debit
-        legs = (leg,)
+        legs: tuple[Leg, ...] = (leg,)
         ideas.append(
             OptionIdea(
                 id=f"{symbol}-{single}-{expiry:%Y%m%d}-{_strike_text(leg.strike)}",
