@@ -208,3 +208,21 @@ def test_on_the_simulated_market(tmp_path: Path) -> None:
         proposed += bool(answer.ideas)
         illiquid += answer.reason is not None and "illiquid" in answer.reason
     assert proposed > 10 and illiquid > 0
+
+
+def test_fetcher_chain_feeds_the_ideas(tmp_path: Path) -> None:
+    """The wiring path without HTTP: a simulator page, the fetcher's decoder, then the ideas."""
+    from services.fetcher.options import decode_chain
+    from services.marketsim.market import MarketConfig, load_market
+    from services.marketsim.options import OptionsApi
+
+    m = load_market(MarketConfig(n_tickers=600, history_sessions=400, today=AS_OF), tmp_path)
+    api = OptionsApi(m)
+    ok = np.isin(m.ref["type"], ["CS", "ADRC"]) & (m.ref["market"] == "stocks") & np.isfinite(m.close[m.today_index])
+    i = int(np.argmax(np.where(ok, np.nan_to_num(m.ref["market_cap"]), -1.0)))
+    symbol = str(m.tickers[i])
+    chain = decode_chain(symbol, [api.snapshot(symbol, {"limit": "250", "expiration_date.lte": "2027-01-31"}, "")])
+    closes = m.adjusted(m.today_index)["close"][-260:, i]
+    answer = option_ideas(symbol, "long", 10, chain, chain.spot, m.today, realized_vol_history(closes))
+    assert answer.ideas and answer.expiry is not None
+    check_identities(answer, chain.spot)
