@@ -1,6 +1,8 @@
 """The simulator's ASGI app: Polygon routes (auth, fault injection, request statistics) and admin routes.
 
-Polygon routes answer with bytes built by :class:`~services.marketsim.polygon.PolygonApi`; this
+Polygon routes answer with bytes built by :class:`~services.marketsim.polygon.PolygonApi` (bars and
+reference data), :class:`~services.marketsim.options.OptionsApi` (option chain snapshots) and
+:class:`~services.marketsim.fundamentals.FundamentalsApi` (financials, dividends); this
 module only adds what every answer shares: the API key check (``apiKey`` query parameter or
 ``Authorization: Bearer``), a fresh ``request_id``, injected faults, and per-endpoint counts.
 Admin routes (no key; the simulator binds to loopback) steer tests and benchmarks:
@@ -29,7 +31,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from services.marketsim.faults import Decision, FaultDice, FaultError, Faults
+from services.marketsim.fundamentals import FundamentalsApi
 from services.marketsim.market import Market
+from services.marketsim.options import OptionsApi
 from services.marketsim.polygon import ApiError, GroupedKey, PolygonApi
 
 log = structlog.get_logger(__name__)
@@ -65,6 +69,8 @@ class Simulator:
     ) -> None:
         self.market = market
         self.api = PolygonApi(market, cache_bytes)
+        self.options = OptionsApi(market)
+        self.fundamentals = FundamentalsApi(market)
         self.api_key = api_key
         self.initial_faults = dict(initial_faults)
         self.fault_seed = fault_seed
@@ -212,6 +218,20 @@ def create_app(sim: Simulator) -> Starlette:
     async def splits(request: Request, decision: Decision) -> bytes:
         return api.splits(request.query_params, _base_url(request))
 
+    async def option_chain(request: Request, decision: Decision) -> bytes:
+        return await asyncio.to_thread(
+            sim.options.snapshot, request.path_params["underlying"], request.query_params, _base_url(request)
+        )
+
+    async def financials(request: Request, decision: Decision) -> bytes:
+        return sim.fundamentals.financials(request.query_params, _base_url(request))
+
+    async def dividends_v3(request: Request, decision: Decision) -> bytes:
+        return await asyncio.to_thread(sim.fundamentals.dividends_v3, request.query_params, _base_url(request))
+
+    async def dividends_v1(request: Request, decision: Decision) -> bytes:
+        return await asyncio.to_thread(sim.fundamentals.dividends_v1, request.query_params, _base_url(request))
+
     async def not_found(request: Request, decision: Decision) -> bytes:
         raise ApiError(404, {"status": "NOT_FOUND", "message": "Not found."})
 
@@ -272,6 +292,10 @@ def create_app(sim: Simulator) -> Starlette:
         Route("/v3/reference/tickers", polygon("tickers", tickers)),
         Route("/v3/reference/tickers/{ticker}", polygon("ticker_details", details)),
         Route("/v3/reference/splits", polygon("splits", splits)),
+        Route("/v3/snapshot/options/{underlying}", polygon("options_chain", option_chain)),
+        Route("/vX/reference/financials", polygon("financials", financials)),
+        Route("/v3/reference/dividends", polygon("dividends", dividends_v3)),
+        Route("/stocks/v1/dividends", polygon("dividends_v1", dividends_v1)),
         Route("/admin/faults", faults, methods=["GET", "POST"]),
         Route("/admin/advance", advance, methods=["POST"]),
         Route("/admin/reset", reset, methods=["POST"]),
