@@ -27,9 +27,13 @@ async def run(settings: FetcherSettings) -> None:
         await published.set_dependency("redis", await servicer.redis.ping())
         servicer.start_background()
 
-    await serve(settings, settings.fetcher_port,
-                [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)],
-                warmup=warmup, on_stop=servicer.close)
+    await serve(
+        settings,
+        settings.fetcher_port,
+        [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)],
+        warmup=warmup,
+        on_stop=servicer.close,
+    )
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ class TradingCalendar:
         end = self.index(as_of) + 1
         if end < n:
             raise ValueError(f"the calendar holds only {end} sessions up to {day_str(as_of)}, {n} asked")
-        return self.sessions[end - n:end]
+        return self.sessions[end - n : end]
 
     def latest_completed(self, now: datetime) -> np.datetime64:
         """The last session whose close has passed (plus the settle margin) at ``now``."""
@@ -100,9 +100,15 @@ class LatestSession:
     session on or before the guess), else the guess itself.
     """
 
-    def __init__(self, calendar: TradingCalendar, probe: Probe, ttl: float = 5.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC), max_back: int = 4096,
-                 known: Known | None = None) -> None:
+    def __init__(
+        self,
+        calendar: TradingCalendar,
+        probe: Probe,
+        ttl: float = 5.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_back: int = 4096,
+        known: Known | None = None,
+    ) -> None:
         self.calendar = calendar
         self.probe = probe
         self.known = known
@@ -211,6 +217,9 @@ class LatestSession:
                 return cal.session_at(lo), False
             lo, hi = (mid, hi) if answer else (lo, mid)
         if lo != guess:
-            log.info("source latest session differs from the wall clock", latest=day_str(cal.session_at(lo)),
-                     wall_clock=day_str(cal.session_at(guess)))
+            log.info(
+                "source latest session differs from the wall clock",
+                latest=day_str(cal.session_at(lo)),
+                wall_clock=day_str(cal.session_at(guess)),
+            )
         return cal.session_at(lo), True

@@ -52,8 +52,7 @@ _NY_SHIFT_MS = 4 * 3_600_000
 class PolygonError(Exception):
     """Polygon answered with an error, or a request failed after every retry."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, path: str = "",
-                 request_id: str = "") -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, path: str = "", request_id: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -91,8 +90,7 @@ class RequestCounters:
     errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes,
-                "http_errors": self.errors}
+        return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes, "http_errors": self.errors}
 
 
 _scopes: ContextVar[tuple[RequestCounters, ...]] = ContextVar("polygon_counters", default=())
@@ -149,6 +147,7 @@ class TokenBucket:
 
 
 # --- response shapes (only the keys used are declared; msgspec skips the rest) -----------------
+
 
 class _Bar(msgspec.Struct):
     o: float | None = None
@@ -226,7 +225,7 @@ def _decode_aggs(body: bytes) -> _AggsPage:
     fast = parse_results(body)
     if fast is not None:
         # A cursor page names its next page outside the rows, the only place ``next_url`` can appear.
-        paged = b'"next_url"' in body[:fast.start] or b'"next_url"' in body[fast.end:]
+        paged = b'"next_url"' in body[: fast.start] or b'"next_url"' in body[fast.end :]
         return _AggsPage(fast.values, _DECODERS[_NextPage].decode(body).next_url if paged else None, parsed=fast)
     page = _DECODERS[_Aggs].decode(body)
     rows = page.results or []
@@ -235,6 +234,7 @@ def _decode_aggs(body: bytes) -> _AggsPage:
 
 
 # --- results handed to callers -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GroupedDay:
@@ -317,8 +317,11 @@ def _first_of_each(day: GroupedDay) -> GroupedDay:
         return day
     _, first = np.unique(labels, return_index=True)
     first.sort()
-    return GroupedDay(tickers=[day.tickers[i] for i in first], values=day.values[first],
-                      ids=None if day.ids is None else day.ids[first])
+    return GroupedDay(
+        tickers=[day.tickers[i] for i in first],
+        values=day.values[first],
+        ids=None if day.ids is None else day.ids[first],
+    )
 
 
 def _error_message(body: bytes, reason: str) -> tuple[str, str]:
@@ -369,8 +372,9 @@ class PolygonClient:
         """The keep-alive session, made on first use (aiohttp wants a running event loop)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=self._connections)
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout,
-                                                  connector=connector, raise_for_status=False)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout, connector=connector, raise_for_status=False
+            )
         return self._session
 
     async def __aenter__(self) -> PolygonClient:
@@ -392,7 +396,7 @@ class PolygonClient:
         if retry_after:
             with contextlib.suppress(ValueError):
                 return min(max(float(retry_after), 0.0), 60.0)
-        return random.uniform(0.5, 1.0) * min(self.backoff_max, self.backoff_base * 2 ** attempt)
+        return random.uniform(0.5, 1.0) * min(self.backoff_max, self.backoff_base * 2**attempt)
 
     def _same_origin(self, url: str) -> str:
         """A ``next_url`` is followed only on the configured host: the key must not go elsewhere."""
@@ -401,8 +405,13 @@ class PolygonClient:
             raise PolygonBadRequest(f"next_url points to another host ({parts.netloc})", path=parts.path)
         return url
 
-    async def _get(self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T],
-                   gate: asyncio.Semaphore | None = None) -> T:
+    async def _get(
+        self,
+        url: str,
+        params: dict[str, Any] | None,
+        decode: Callable[[bytes], T],
+        gate: asyncio.Semaphore | None = None,
+    ) -> T:
         """GET ``url`` and ``decode`` its body, with retries; raises a PolygonError subclass. ``gate``
         bounds the requests in flight (the bar gate unless given)."""
         path = urlsplit(url).path
@@ -463,8 +472,11 @@ class PolygonClient:
 
         With an ``index``, the day comes with its tickers' ids (matched while decoding, off the event loop).
         """
-        return await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
-                               {"adjusted": "false", "include_otc": "true"}, partial(_decode_grouped, index=index))
+        return await self._get(
+            f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
+            {"adjusted": "false", "include_otc": "true"},
+            partial(_decode_grouped, index=index),
+        )
 
     async def ticker_range(self, ticker: str, start: str, end: str) -> TickerRange:
         """One ticker's unadjusted daily bars from ``start`` to ``end`` (inclusive), following next_url."""
@@ -479,15 +491,19 @@ class PolygonClient:
 
     async def reference_tickers(self) -> list[_TickerRef]:
         """Every active stock ticker (cursor pages of 1,000)."""
-        pages = await self._pages("/v3/reference/tickers", {"market": "stocks", "active": "true", "limit": 1000},
-                                  _DECODERS[_TickerPage].decode)
+        pages = await self._pages(
+            "/v3/reference/tickers",
+            {"market": "stocks", "active": "true", "limit": 1000},
+            _DECODERS[_TickerPage].decode,
+        )
         return [ref for page in pages for ref in (page.results or ())]
 
     async def ticker_details(self, ticker: str) -> TickerDetails | None:
         """Market cap and SIC code of one ticker; None when Polygon does not know it."""
         try:
-            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode,
-                                   self._details_gate)
+            body = await self._get(
+                f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode, self._details_gate
+            )
         except PolygonNotFound:
             return None
         r = body.results or _DetailsResult()

@@ -11,10 +11,12 @@ SIMULATOR_API_KEY = "technic-simulator"
 
 class FetcherSettings(CommonSettings):
     fetcher_port: int = 50052
-    polygon_api_key: str = Field(default=SIMULATOR_API_KEY,
-                                 validation_alias=AliasChoices("POLYGON_API_KEY", "TECHNIC_POLYGON_API_KEY"))
-    polygon_base_url: str = Field(default="http://127.0.0.1:8900",
-                                  validation_alias=AliasChoices("POLYGON_BASE_URL", "TECHNIC_POLYGON_BASE_URL"))
+    polygon_api_key: str = Field(
+        default=SIMULATOR_API_KEY, validation_alias=AliasChoices("POLYGON_API_KEY", "TECHNIC_POLYGON_API_KEY")
+    )
+    polygon_base_url: str = Field(
+        default="http://127.0.0.1:8900", validation_alias=AliasChoices("POLYGON_BASE_URL", "TECHNIC_POLYGON_BASE_URL")
+    )
     # Polygon client: requests in flight, client-side rate limit (requests/s, 0 = none; the free
     # tier allows 5 a minute, i.e. 0.083), retries with exponential backoff and jitter.
     fetcher_max_in_flight: int = 16

@@ -243,8 +243,9 @@ class BarStore:
 
     # --- per-ticker ranges ----------------------------------------------------------------------
 
-    async def get_ticker_ranges(self, tickers: Sequence[str], start: np.datetime64,
-                                end: np.datetime64) -> dict[str, TickerRange]:
+    async def get_ticker_ranges(
+        self, tickers: Sequence[str], start: np.datetime64, end: np.datetime64
+    ) -> dict[str, TickerRange]:
         """Cached per-ticker ranges that cover ``start``..``end``."""
         values = await self.redis.mget(ticker_key(t) for t in tickers)
         out: dict[str, TickerRange] = {}
@@ -257,14 +258,19 @@ class BarStore:
                 continue
             if np.datetime64(block.meta["from"]) <= start and np.datetime64(block.meta["to"]) >= end:
                 arr = block.array
-                out[ticker] = TickerRange(ticker=ticker, days=arr[:, 0].astype(np.int64).astype(DAY),
-                                          values=np.array(arr[:, 1:]))
+                out[ticker] = TickerRange(
+                    ticker=ticker, days=arr[:, 0].astype(np.int64).astype(DAY), values=np.array(arr[:, 1:])
+                )
         return out
 
-    async def put_ticker_range(self, rng: TickerRange, start: np.datetime64, end: np.datetime64,
-                               *, unfinished: bool) -> None:
-        arr = np.column_stack([rng.days.astype(np.int64).astype(np.float64), rng.values]) if len(rng.days) \
+    async def put_ticker_range(
+        self, rng: TickerRange, start: np.datetime64, end: np.datetime64, *, unfinished: bool
+    ) -> None:
+        arr = (
+            np.column_stack([rng.days.astype(np.int64).astype(np.float64), rng.values])
+            if len(rng.days)
             else np.empty((0, 1 + len(BAR_FIELDS)))
+        )
         raw = encode_block(arr, fields=("day", *BAR_FIELDS), meta={"from": day_str(start), "to": day_str(end)})
         await self.redis.set(ticker_key(rng.ticker), raw, ttl=self.unfinished_ttl if unfinished else TICKER_TTL)
 
@@ -276,12 +282,19 @@ class BarStore:
             return None
         block = decode_block(raw)
         arr = block.array
-        return SplitTable(tickers=list(block.rows), dates=arr[:, 0].astype(np.int64).astype(DAY),
-                          split_from=np.array(arr[:, 1]), split_to=np.array(arr[:, 2]))
+        return SplitTable(
+            tickers=list(block.rows),
+            dates=arr[:, 0].astype(np.int64).astype(DAY),
+            split_from=np.array(arr[:, 1]),
+            split_to=np.array(arr[:, 2]),
+        )
 
     async def put_splits(self, scope: str, start: np.datetime64, end: np.datetime64, table: SplitTable) -> None:
-        arr = np.column_stack([table.dates.astype(np.int64).astype(np.float64), table.split_from, table.split_to]) \
-            if table.tickers else np.empty((0, 3))
+        arr = (
+            np.column_stack([table.dates.astype(np.int64).astype(np.float64), table.split_from, table.split_to])
+            if table.tickers
+            else np.empty((0, 3))
+        )
         raw = encode_block(arr, rows=table.tickers, fields=("day", "split_from", "split_to"))
         await self.redis.set(splits_key(scope, start, end), raw, ttl=DAY_TTL)
 
@@ -293,13 +306,25 @@ class BarStore:
             return None
         block = decode_block(raw)
         meta: dict[str, Any] = dict(block.meta)
-        return Universe(symbols=list(block.rows), names=list(meta["names"]), types=list(meta["types"]),
-                        exchanges=list(meta["exchanges"]), fetched_unix=int(meta["fetched_unix"]))
+        return Universe(
+            symbols=list(block.rows),
+            names=list(meta["names"]),
+            types=list(meta["types"]),
+            exchanges=list(meta["exchanges"]),
+            fetched_unix=int(meta["fetched_unix"]),
+        )
 
     async def put_universe(self, universe: Universe) -> None:
-        raw = encode_block(np.zeros((len(universe.symbols), 0), dtype=np.int8), rows=universe.symbols,
-                           meta={"names": universe.names, "types": universe.types,
-                                 "exchanges": universe.exchanges, "fetched_unix": universe.fetched_unix})
+        raw = encode_block(
+            np.zeros((len(universe.symbols), 0), dtype=np.int8),
+            rows=universe.symbols,
+            meta={
+                "names": universe.names,
+                "types": universe.types,
+                "exchanges": universe.exchanges,
+                "fetched_unix": universe.fetched_unix,
+            },
+        )
         await self.redis.set(UNIVERSE_REF_KEY, raw, ttl=DAY_TTL)
 
     async def get_details(self) -> Details:
@@ -308,15 +333,28 @@ class BarStore:
             return Details([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0), [])
         block = decode_block(raw)
         arr = block.array
-        return Details(tickers=list(block.rows), sic_codes=arr[:, 0].astype(np.int64), market_caps=np.array(arr[:, 1]),
-                       shares=np.array(arr[:, 2]), sic_descriptions=list(block.meta["sic_descriptions"]))
+        return Details(
+            tickers=list(block.rows),
+            sic_codes=arr[:, 0].astype(np.int64),
+            market_caps=np.array(arr[:, 1]),
+            shares=np.array(arr[:, 2]),
+            sic_descriptions=list(block.meta["sic_descriptions"]),
+        )
 
     async def add_details(self, new: Sequence[TickerDetails | tuple[str, None]]) -> Details:
         """Merge newly fetched details (``(ticker, None)``: Polygon does not know it) into the cache."""
         current = await self.get_details()
-        merged = {t: (float(c), float(m), float(s), d) for t, c, m, s, d in zip(
-            current.tickers, current.sic_codes, current.market_caps, current.shares, current.sic_descriptions,
-            strict=True)}
+        merged = {
+            t: (float(c), float(m), float(s), d)
+            for t, c, m, s, d in zip(
+                current.tickers,
+                current.sic_codes,
+                current.market_caps,
+                current.shares,
+                current.sic_descriptions,
+                strict=True,
+            )
+        }
         for item in new:
             if isinstance(item, TickerDetails):
                 merged[item.ticker] = (float(item.sic_code), item.market_cap, item.shares, item.sic_description)
@@ -325,11 +363,17 @@ class BarStore:
         tickers = list(merged)
         arr = np.array([v[:3] for v in merged.values()], dtype=np.float64).reshape(-1, 3)
         descriptions = [v[3] for v in merged.values()]
-        raw = encode_block(arr, rows=tickers, fields=("sic_code", "market_cap", "shares"),
-                           meta={"sic_descriptions": descriptions})
+        raw = encode_block(
+            arr, rows=tickers, fields=("sic_code", "market_cap", "shares"), meta={"sic_descriptions": descriptions}
+        )
         await self.redis.set(UNIVERSE_DETAILS_KEY, raw, ttl=DAY_TTL)
-        return Details(tickers=tickers, sic_codes=arr[:, 0].astype(np.int64), market_caps=arr[:, 1],
-                       shares=arr[:, 2], sic_descriptions=descriptions)
+        return Details(
+            tickers=tickers,
+            sic_codes=arr[:, 0].astype(np.int64),
+            market_caps=arr[:, 1],
+            shares=arr[:, 2],
+            sic_descriptions=descriptions,
+        )
 
     # --- panel chunks ---------------------------------------------------------------------------
 
@@ -341,7 +385,7 @@ class BarStore:
             if len(self._panels) >= PANEL_MEMO:
                 now = time.monotonic()
                 self._panels = {k: t for k, t in self._panels.items() if t > now}
-                for old in list(self._panels)[:max(0, len(self._panels) - PANEL_MEMO // 2)]:
+                for old in list(self._panels)[: max(0, len(self._panels) - PANEL_MEMO // 2)]:
                     del self._panels[old]
             self._panels[key] = time.monotonic() + ttl
         return stored

@@ -57,9 +57,13 @@ class UniverseService:
             for i, ref in enumerate(refs):
                 seen.setdefault(ref.ticker, i)
             rows = [refs[i] for i in seen.values()]
-            universe = Universe(symbols=[r.ticker for r in rows], names=[r.name for r in rows],
-                                types=[r.type for r in rows], exchanges=[r.primary_exchange for r in rows],
-                                fetched_unix=int(time.time()))
+            universe = Universe(
+                symbols=[r.ticker for r in rows],
+                names=[r.name for r in rows],
+                types=[r.type for r in rows],
+                exchanges=[r.primary_exchange for r in rows],
+                fetched_unix=int(time.time()),
+            )
             await self.store.put_universe(universe)
             log.info("universe fetched", tickers=len(rows))
             return universe
@@ -77,8 +81,9 @@ class UniverseService:
 
         return [r for r in await run_all(one(t) for t in tickers) if r is not None]
 
-    async def get(self, symbols: Sequence[str], *, with_details: bool, refresh: bool,
-                  stats: RequestStats) -> UniverseView:
+    async def get(
+        self, symbols: Sequence[str], *, with_details: bool, refresh: bool, stats: RequestStats
+    ) -> UniverseView:
         with counting() as http:
             stats.http = http
             universe = await self._reference(refresh, stats)
@@ -104,8 +109,14 @@ class UniverseService:
             market_caps[have] = details.market_caps[rows[have]]
             sectors, industries = classify_many(sic_codes)
         return UniverseView(
-            symbols=chosen, names=[universe.names[i] for i in picked], types=[universe.types[i] for i in picked],
-            exchanges=[universe.exchanges[i] for i in picked], sic_codes=sic_codes, sectors=sectors,
-            industries=industries, market_caps=market_caps, fetched_unix=universe.fetched_unix,
+            symbols=chosen,
+            names=[universe.names[i] for i in picked],
+            types=[universe.types[i] for i in picked],
+            exchanges=[universe.exchanges[i] for i in picked],
+            sic_codes=sic_codes,
+            sectors=sectors,
+            industries=industries,
+            market_caps=market_caps,
+            fetched_unix=universe.fetched_unix,
             not_found=not_found,
         )

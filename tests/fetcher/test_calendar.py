@@ -47,14 +47,16 @@ def make_probe(cal: TradingCalendar, last: str, calls: list[str], fail: set[str]
         if fail and day_str(day) in fail:
             return None
         return bool(day <= as_day(last))
+
     return probe
 
 
 @pytest.mark.parametrize("last", ["2026-11-13", "2026-11-20", "2026-11-25", "2026-10-01", "2026-11-12"])
 async def test_latest_session_probes_to_the_source(cal: TradingCalendar, last: str) -> None:
     calls: list[str] = []
-    latest = LatestSession(cal, make_probe(cal, last, calls), ttl=60,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(
+        cal, make_probe(cal, last, calls), ttl=60, now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC)
+    )
     assert day_str(await latest.get()) == last
     n = len(calls)
     assert n <= 12
@@ -65,16 +67,24 @@ async def test_latest_session_probes_to_the_source(cal: TradingCalendar, last: s
 
 async def test_latest_session_falls_back_when_a_probe_fails(cal: TradingCalendar) -> None:
     calls: list[str] = []
-    latest = LatestSession(cal, make_probe(cal, "2026-11-20", calls, fail={"2026-11-16"}), ttl=60,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-20", calls, fail={"2026-11-16"}),
+        ttl=60,
+        now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC),
+    )
     assert day_str(await latest.get()) == "2026-11-13"
 
 
 async def test_a_failed_probe_keeps_the_newer_session_already_seen(cal: TradingCalendar) -> None:
     calls: list[str] = []
     failing: set[str] = set()
-    latest = LatestSession(cal, make_probe(cal, "2026-11-18", calls, fail=failing), ttl=0,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-18", calls, fail=failing),
+        ttl=0,
+        now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC),
+    )
     assert day_str(await latest.get()) == "2026-11-18"
     failing.add("2026-11-13")  # the source stops answering: the first probe (the calendar's guess) fails
     assert day_str(await latest.get()) == "2026-11-18"
@@ -90,8 +100,13 @@ async def test_a_fresh_process_whose_probe_fails_takes_the_newest_stored_session
         return as_day("2026-11-10")
 
     # The source (say a simulator whose today is behind the wall clock) does not answer the guess.
-    latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=known)
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}),
+        ttl=0,
+        now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC),
+        known=known,
+    )
     assert day_str(await latest.get()) == "2026-11-10"
     assert asked == ["2026-11-13"]
 
@@ -99,15 +114,21 @@ async def test_a_fresh_process_whose_probe_fails_takes_the_newest_stored_session
         return None
 
     # Nothing stored either: the calendar's guess, as before.
-    latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=nothing)
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}),
+        ttl=0,
+        now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC),
+        known=nothing,
+    )
     assert day_str(await latest.get()) == "2026-11-13"
 
 
 async def test_a_session_asked_for_is_kept_fresh_in_the_background(cal: TradingCalendar) -> None:
     calls: list[str] = []
-    latest = LatestSession(cal, make_probe(cal, "2026-11-13", calls), ttl=0.05,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(
+        cal, make_probe(cal, "2026-11-13", calls), ttl=0.05, now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC)
+    )
     keeper = asyncio.create_task(latest.keep_fresh(idle=0.3))
     try:
         assert day_str(await latest.get()) == "2026-11-13"
@@ -152,7 +173,8 @@ async def test_a_fresh_discovery_asks_the_guess_and_the_next_session_at_once(cal
 
 
 async def test_the_next_session_asked_ahead_is_left_to_finish_when_the_guess_is_not_served(
-        cal: TradingCalendar) -> None:
+    cal: TradingCalendar,
+) -> None:
     """Cut off, a probe's request would be counted by the client and never reach the source."""
     finished: list[str] = []
 

@@ -133,11 +133,24 @@ async def test_transport_errors_are_retried() -> None:
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize(("status", "body", "error", "text"), [
-    (401, {"status": "ERROR", "request_id": "a", "error": "Unknown API Key"}, PolygonAuthError, "Unknown API Key"),
-    (403, {"status": "NOT_AUTHORIZED", "request_id": "b", "message": "Not entitled"}, PolygonAuthError, "Not entitled"),
-    (404, {"status": "NOT_FOUND", "request_id": "c", "message": "no such ticker"}, PolygonNotFound, "no such ticker"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "error", "text"),
+    [
+        (401, {"status": "ERROR", "request_id": "a", "error": "Unknown API Key"}, PolygonAuthError, "Unknown API Key"),
+        (
+            403,
+            {"status": "NOT_AUTHORIZED", "request_id": "b", "message": "Not entitled"},
+            PolygonAuthError,
+            "Not entitled",
+        ),
+        (
+            404,
+            {"status": "NOT_FOUND", "request_id": "c", "message": "no such ticker"},
+            PolygonNotFound,
+            "no such ticker",
+        ),
+    ],
+)
 async def test_client_errors_are_not_retried(status: int, body: dict, error: type, text: str) -> None:
     calls = []
 
@@ -161,8 +174,14 @@ async def test_ticker_range_follows_next_url_with_auth() -> None:
         seen.append(request)
         if "cursor" not in request.query:
             base = f"http://{request.host}"
-            return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t1}],
-                       "next_url": f"{base}/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz"})
+            return ok(
+                {
+                    "ticker": "AAA",
+                    "status": "OK",
+                    "results": [{**ROW, "t": t1}],
+                    "next_url": f"{base}/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz",
+                }
+            )
         return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t2}]})
 
     async with client_for(handler) as client:
@@ -184,11 +203,24 @@ async def test_next_url_to_another_host_is_refused() -> None:
 async def test_details_and_splits_shapes() -> None:
     def handler(request: web.Request) -> web.Response:
         if request.path.startswith("/v3/reference/tickers/"):
-            return ok({"status": "OK", "results": {"ticker": "AAA", "market_cap": 1.5e9, "sic_code": "7372",
-                                                   "sic_description": "SERVICES-PREPACKAGED SOFTWARE",
-                                                   "share_class_shares_outstanding": 1e7}})
-        return ok({"status": "OK", "results": [{"execution_date": "2026-06-01", "split_from": 1, "split_to": 4,
-                                                "ticker": "AAA"}]})
+            return ok(
+                {
+                    "status": "OK",
+                    "results": {
+                        "ticker": "AAA",
+                        "market_cap": 1.5e9,
+                        "sic_code": "7372",
+                        "sic_description": "SERVICES-PREPACKAGED SOFTWARE",
+                        "share_class_shares_outstanding": 1e7,
+                    },
+                }
+            )
+        return ok(
+            {
+                "status": "OK",
+                "results": [{"execution_date": "2026-06-01", "split_from": 1, "split_to": 4, "ticker": "AAA"}],
+            }
+        )
 
     async with client_for(handler) as client:
         details = await client.ticker_details("AAA")
