@@ -6,7 +6,7 @@ import asyncio
 
 from services.common.grpc_server import GrpcService, Health, serve
 from services.common.logs import configure_logging, register_secret
-from services.fetcher.panels import warm_kernels
+from services.fetcher.gather import warm_kernels
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from technic.v1 import fetcher_pb2_grpc

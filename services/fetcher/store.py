@@ -1,4 +1,4 @@
-"""The fetcher's Redis keyspace (DESIGN section 5). Every value is a codec block; every key starts with
+"""The fetcher's Redis keyspace. Every value is a codec block; every key starts with
 ``technic:``.
 
 =============================================  ==========================================  ==========
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from cachetools import LRUCache, TLRUCache, TTLCache
 
 from services.common.codec import Block, BlockError, decode_block, encode_block
 from services.common.redis_client import ResilientRedis
@@ -62,6 +62,13 @@ TICKER_TTL = 7 * 24 * 3600.0
 PANEL_MEMO = 4096
 SESSION_WRITES = 8
 PANEL_READ_MARGIN = 120.0
+# Sessions in progress kept in process memory (there is one at a time, two around a session's change).
+IN_PROGRESS_SESSIONS = 4
+
+
+def _expires_at(_key: str, expires: float, _now: float) -> float:
+    """A remembered panel key's expiry is the value stored with it."""
+    return expires
 
 
 def session_key(day: np.datetime64) -> str:
@@ -77,7 +84,7 @@ def splits_key(scope: str, start: np.datetime64, end: np.datetime64) -> str:
 
 
 def panel_key(as_of: np.datetime64, lookback: int, digest: str, chunk_index: int) -> str:
-    """A chunk's key; ``digest`` is its content digest (see panels.chunk_digest), so rebuilt content gets a new key."""
+    """A chunk's key; ``digest`` is its content digest (see chunks.chunk_digest), so rebuilt content gets a new key."""
     return f"{PREFIX}panel:{day_str(as_of)}:{lookback}:{digest}:{chunk_index}"
 
 
@@ -149,11 +156,13 @@ class BarStore:
         self.index = TickerIndex()
         self.session_cache = session_cache
         self.unfinished_ttl = unfinished_ttl
-        self._sessions: OrderedDict[np.datetime64, SessionData] = OrderedDict()
-        # Sessions cached with a TTL (unfinished) must not outlive it in process memory either.
-        self._expiry: dict[np.datetime64, float] = {}
-        # Panel keys this process stored in Redis -> when they expire (monotonic seconds).
-        self._panels: dict[str, float] = {}
+        self._sessions: LRUCache[np.datetime64, SessionData] = LRUCache(maxsize=max(session_cache, 1))
+        # Sessions still in progress are stored with a TTL in Redis and must not outlive it here either.
+        self._in_progress: TTLCache[np.datetime64, SessionData] | None = (
+            TTLCache(maxsize=IN_PROGRESS_SESSIONS, ttl=unfinished_ttl) if unfinished_ttl > 0 else None
+        )
+        # Panel keys this process stored in Redis -> when they expire (monotonic seconds), dropped then.
+        self._panels: TLRUCache[str, float] = TLRUCache(maxsize=PANEL_MEMO, ttu=_expires_at)
         # Raw session writes in flight: a cold fetch downloads faster than Redis takes the blocks, and
         # each waiting write would hold a pooled connection.
         self._session_writes = asyncio.Semaphore(SESSION_WRITES)
@@ -164,26 +173,19 @@ class BarStore:
 
     # --- raw sessions ---------------------------------------------------------------------------
 
-    def _remember(self, data: SessionData, ttl: float | None) -> None:
-        self._sessions[data.day] = data
-        self._sessions.move_to_end(data.day)
-        if ttl:
-            self._expiry[data.day] = time.monotonic() + ttl
-        else:
-            self._expiry.pop(data.day, None)
-        while len(self._sessions) > self.session_cache:
-            old, _ = self._sessions.popitem(last=False)
-            self._expiry.pop(old, None)
+    def _remember(self, data: SessionData, *, in_progress: bool) -> None:
+        if in_progress and self._in_progress is not None:
+            self._sessions.pop(data.day, None)
+            self._in_progress[data.day] = data
+            return
+        if self._in_progress is not None:
+            self._in_progress.pop(data.day, None)
+        if self.session_cache > 0:
+            self._sessions[data.day] = data
 
     def _cached(self, day: np.datetime64) -> SessionData | None:
-        data = self._sessions.get(day)
-        if data is not None and self._expiry.get(day, float("inf")) < time.monotonic():
-            del self._sessions[day]
-            self._expiry.pop(day, None)
-            return None
-        if data is not None:
-            self._sessions.move_to_end(day)
-        return data
+        data = self._in_progress.get(day) if self._in_progress is not None else None
+        return data if data is not None else self._sessions.get(day)
 
     def _session_from_block(self, day: np.datetime64, block: Block) -> SessionData:
         ids = self.index.ids(block.rows)
@@ -213,7 +215,7 @@ class BarStore:
                     log.warning("discarding a corrupt session block", session=day_str(day), error=str(exc))
                     continue
                 found[day] = data
-                self._remember(data, None)
+                self._remember(data, in_progress=False)
         return found
 
     async def newest_session(self, days: Sequence[np.datetime64]) -> np.datetime64 | None:
@@ -238,7 +240,7 @@ class BarStore:
             await self.redis.set(session_key(day), raw, ttl=ttl)
         ids = grouped.ids if grouped.ids is not None else self.index.ids(grouped.tickers)
         data = SessionData(day=day, ids=ids, padded=padded)
-        self._remember(data, ttl)
+        self._remember(data, in_progress=unfinished)
         return data
 
     # --- per-ticker ranges ----------------------------------------------------------------------
@@ -382,11 +384,6 @@ class BarStore:
         stored = await self.redis.set(key, block, ttl=ttl)
         self._panels.pop(key, None)
         if stored:
-            if len(self._panels) >= PANEL_MEMO:
-                now = time.monotonic()
-                self._panels = {k: t for k, t in self._panels.items() if t > now}
-                for old in list(self._panels)[: max(0, len(self._panels) - PANEL_MEMO // 2)]:
-                    del self._panels[old]
             self._panels[key] = time.monotonic() + ttl
         return stored
 
@@ -404,10 +401,3 @@ class BarStore:
             return True
         self._panels.pop(key, None)
         return False
-
-    async def has_panels(self, keys: Sequence[str]) -> bool:
-        """Whether :meth:`has_panel` holds for every one of ``keys``, asking Redis once for all."""
-        now = time.monotonic() + PANEL_READ_MARGIN
-        if self.redis.degraded or any(self._panels.get(key, 0.0) <= now for key in keys):
-            return False
-        return not keys or await self.redis.count_existing(keys) == len(keys)

@@ -30,7 +30,13 @@ from tests.support import (
 
 pytestmark = pytest.mark.integration
 TODAY = "2026-11-13"
+# The fetcher's clock stands still on the Saturday after the simulator's today (a Friday): the
+# calendar's latest session is the simulator's, whatever the machine's date.
+NOW = "2026-11-14T12:00:00Z"
 LOOKBACK = 250
+# Requests a cold fetcher makes besides the window's sessions: the probe of the session after its
+# latest (the latest itself comes with its own probe), and the split table.
+OVERHEAD = 2
 
 
 @dataclass
@@ -116,6 +122,7 @@ def fetcher_env(sim: Simulator, redis_url: str, port: int, **extra: str) -> dict
         "TECHNIC_FETCHER_BACKOFF_BASE": "0.02",
         "TECHNIC_FETCHER_BACKOFF_MAX": "0.2",
         "TECHNIC_FETCHER_LATEST_TTL": "60",
+        "TECHNIC_FETCHER_NOW": NOW,
         **extra,
     }
 
@@ -202,8 +209,8 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         chunks, final = prefetch(stub, symbols, chunk_size=128)
         cold = clean.requests() - before
         assert final.as_of == TODAY and not final.failed_sessions and not final.degraded
-        # One grouped daily per session, the splits table, and the probes that find the latest session.
-        assert LOOKBACK <= cold <= LOOKBACK + 12
+        # One grouped daily per session, the probe after the latest session, the split table.
+        assert cold == LOOKBACK + OVERHEAD
         assert final.stats.counters["requests"] == cold
 
         names, block, meta = panel(chunks, redis_server.url)
@@ -224,15 +231,15 @@ def test_cold_then_warm_prefetch(clean: Simulator, tickers: list[str], redis_ser
         assert warm_final.stats.counters["requests"] == 0 and warm_final.stats.counters["cache_hits"] >= LOOKBACK
         np.testing.assert_array_equal(panel(warm_chunks, redis_server.url)[1], block)
         # Same content, same digest and key: the warm request hands out the chunks already stored.
-        digests = [r.chunk_digest for r in chunks]
+        digests = [r.chunk.content_digest for r in chunks]
         assert len(set(digests)) == 3 and all(len(d) == 32 for d in digests)
-        assert all(r.chunk_digest in r.chunk.key and r.chunk.content_digest == r.chunk_digest for r in chunks)
-        assert [r.chunk_digest for r in warm_chunks] == digests
+        assert all(r.chunk.content_digest in r.chunk.key for r in chunks)
+        assert [r.chunk.content_digest for r in warm_chunks] == digests
         assert [r.chunk.key for r in warm_chunks] == [r.chunk.key for r in chunks]
         assert warm_final.stats.counters["chunks_reused"] == 3
         # Another symbol set in the first chunk: another digest there, the others unchanged.
         other, _ = prefetch(stub, [tickers[300], *symbols[1:-1]], chunk_size=128)
-        assert [r.chunk_digest == d for r, d in zip(other, digests, strict=True)] == [False, True, True]
+        assert [r.chunk.content_digest == d for r, d in zip(other, digests, strict=True)] == [False, True, True]
 
         # Split adjustment equals the simulator's adjusted endpoint (built here from raw sessions).
         splitters = split_tickers(clean, meta["sessions"][0], 6)
@@ -258,7 +265,7 @@ def test_concurrent_requests_share_each_session_download(
             thread.join()
         assert len(answers) == 2 and all(final.as_of == TODAY and not final.failed_sessions for _, final in answers)
         # Both windows are cold at once: each session is downloaded once and handed to both requests.
-        assert LOOKBACK <= clean.requests() - before <= LOOKBACK + 12
+        assert clean.requests() - before == LOOKBACK + OVERHEAD
         for chunks, _ in answers:
             names, block, meta = panel(chunks, redis_server.url)
             sample = list(range(0, 300, 60))
@@ -274,8 +281,9 @@ def test_watchlist_goes_per_ticker_and_matches_adjusted(
         before = clean.requests()
         chunks, _ = prefetch(stub, watchlist)
         cost = clean.requests() - before
-        # A request per symbol, the split table and the latest-session probes: not one per session.
-        assert cost <= len(watchlist) + 12
+        # A request per symbol, the latest session's probe, the next one's and the split table: not one
+        # per session.
+        assert cost == len(watchlist) + 1 + OVERHEAD
         names, block, meta = panel(chunks, redis_server.url)
         assert chunks[0].no_data == ["NOPE2"]
         assert_matches_adjusted(clean, names[:-1], block[:-1], meta["sessions"])
@@ -339,7 +347,7 @@ def test_failed_sessions_are_named_and_fetched_again(
         for day in final.failed_sessions:
             assert np.isfinite(block[:, meta["sessions"].index(day), 3]).any()
         # The chunk built with sessions missing had another digest (and key) than the complete one.
-        assert chunks[0].chunk_digest != failed_chunks[0].chunk_digest
+        assert chunks[0].chunk.content_digest != failed_chunks[0].chunk.content_digest
         assert chunks[0].chunk.key != failed_chunks[0].chunk.key
 
 
