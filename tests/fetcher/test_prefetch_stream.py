@@ -106,6 +106,7 @@ async def test_a_chunk_reference_arrives_before_the_request_stream_is_closed(red
     assert [r.chunk.chunk_index for r in chunks] == [0, 1, 2]
     # The chunk's content digest names it, also inside its key.
     assert all(len(r.chunk.content_digest) == 32 and r.chunk.content_digest in r.chunk.key for r in chunks)
+    assert "chunk_digest" not in fetcher_pb2.PrefetchResponse.DESCRIPTOR.fields_by_name
 
 
 async def test_batches_make_the_same_chunks_however_they_are_cut(redis_server: RedisServer) -> None:
