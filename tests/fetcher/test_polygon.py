@@ -45,7 +45,7 @@ async def client_for(handler: Handler, **kwargs) -> AsyncIterator[PolygonClient]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]  # the port the OS gave (bound to port 0)
     client = PolygonClient(f"http://127.0.0.1:{port}", KEY, backoff_base=0.001, backoff_max=0.01, **kwargs)
     try:
         yield client

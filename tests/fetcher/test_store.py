@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import redis
@@ -143,3 +145,28 @@ async def test_sessions_name_their_rows_through_the_ticker_index(flushed: RedisS
     assert store.index.names(first.ids) == ["AAA", "BBB"] and store.index.names(second.ids) == ["BBB", "CCC"]
     assert other.index.names(read.ids) == ["AAA", "BBB"]
     assert list(store.index.ids(["CCC", "AAA", "ZZZ"], add=False)) == [2, 0, -1]
+
+
+async def test_decoded_sessions_are_kept_within_bounds(flushed: RedisServer) -> None:
+    """Settled sessions stay in memory, the least recently used leaving first; one in progress leaves
+    memory when its TTL runs out, as its Redis key does."""
+    sync = redis.Redis.from_url(flushed.url)
+    store = BarStore(ResilientRedis(flushed.url), session_cache=2, unfinished_ttl=0.3)
+    days = [as_day(d) for d in ("2026-11-10", "2026-11-11", "2026-11-12")]
+    for day in days[:2]:
+        await store.put_session(day, grouped(), unfinished=False)
+    await store.get_sessions([days[0]])  # the first is used again: the second is now the oldest
+    await store.put_session(days[2], grouped(), unfinished=False)
+    sync.flushdb()  # from here on only process memory answers
+    assert sorted(await store.get_sessions(days)) == [days[0], days[2]]
+
+    await store.put_session(DAY, grouped(), unfinished=True)
+    sync.delete(session_key(DAY))
+    assert list(await store.get_sessions([DAY])) == [DAY]
+    await asyncio.sleep(0.4)
+    assert await store.get_sessions([DAY]) == {}
+    # Settled once fetched again: kept without a TTL.
+    await store.put_session(DAY, grouped(), unfinished=False)
+    sync.delete(session_key(DAY))
+    await asyncio.sleep(0.4)
+    assert list(await store.get_sessions([DAY])) == [DAY]
