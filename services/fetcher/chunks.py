@@ -120,27 +120,42 @@ class _Pending:
     memo_key: tuple[object, ...] | None
 
 
+@dataclass
+class _Request:
+    """One panel request once its sessions, split table and per-ticker ranges are known."""
+
+    window: np.ndarray
+    days: list[SessionData | None]
+    volatile_days: list[SessionData]  # present sessions still in progress (their bars may change)
+    splits: SplitTable
+    ranges: dict[str, TickerRange]
+    lookback: int
+    chunk_size: int
+    ttl: float
+    report: PanelReport
+
+    def __post_init__(self) -> None:
+        # Raw sessions are immutable: the same symbols at the same position over the same session
+        # objects, split table and in-progress sessions give the same chunk, so a request asking for
+        # it again (a warm scan) is handed it while Redis still holds it. Ranges are not remembered.
+        self.defined_by: tuple[object, ...] | None = None
+        if not self.ranges:
+            serials = tuple(0 if d is None else d.serial for d in self.days)
+            self.defined_by = (self.window[-1], self.lookback, serials, tuple(d.serial for d in self.volatile_days))
+
+
 class _Assembly:
     """What the chunks of one request are built from; made when the first chunk must be built."""
 
-    def __init__(
-        self,
-        stack: SessionStack,
-        store: BarStore,
-        calendar: TradingCalendar,
-        window: np.ndarray,
-        days: list[SessionData | None],
-        volatile_days: list[SessionData],
-    ) -> None:
+    def __init__(self, stack: SessionStack, store: BarStore, calendar: TradingCalendar, request: _Request) -> None:
         self.stack = stack
-        self.store = store
-        self.window = window
-        self.days = days
-        self.first = calendar.index(window[0])
-        stacked = stack.load(self.first, days, len(store.index))
-        self.gatherer = None if stacked else Gatherer(days)
-        self.present = np.array([d is not None for d in days])
-        self.volatile = [d.padded.tobytes() for d in volatile_days]
+        self.window = request.window
+        self.days = request.days
+        self.first = calendar.index(request.window[0])
+        stacked = stack.load(self.first, request.days, len(store.index))
+        self.gatherer = None if stacked else Gatherer(request.days)
+        self.present = np.array([d is not None for d in request.days])
+        self.volatile = [d.padded.tobytes() for d in request.volatile_days]
 
     def block(self, ids: np.ndarray) -> np.ndarray:
         """Unadjusted (len(ids), sessions, 5) block of the tickers ``ids``."""
@@ -239,7 +254,22 @@ class Panels:
                     splits_task.cancel()
                 stats.extra["sessions_fetched"] = len(missing) if report.strategy == "grouped" else 0
                 stats.extra["tickers_fetched"] = len(ranges)
-                chunks = self._chunks_of(feed, window, stored, splits, ranges, lookback, chunk_size, report)
+                settled = self.calendar.latest_completed(self.now())
+                days = [stored.get(d) for d in window]
+                request = _Request(
+                    window=window,
+                    days=days,
+                    volatile_days=[
+                        d for d in days if d is not None and d.day > settled and self.downloads.unfinished(d.day)
+                    ],
+                    splits=splits,
+                    ranges=ranges,
+                    lookback=lookback,
+                    chunk_size=chunk_size,
+                    ttl=self._panel_ttl(as_of_day),
+                    report=report,
+                )
+                chunks = self._chunks_of(feed, request)
                 async with contextlib.aclosing(chunks):
                     async for chunk in chunks:
                         yield chunk
@@ -247,121 +277,98 @@ class Panels:
         finally:
             await feed.aclose()
 
-    async def _chunks_of(
-        self,
-        feed: SymbolFeed,
-        window: np.ndarray,
-        stored: dict[np.datetime64, SessionData],
-        splits: SplitTable,
-        ranges: dict[str, TickerRange],
-        lookback: int,
-        chunk_size: int,
-        report: PanelReport,
-    ) -> AsyncGenerator[PanelChunk, None]:
+    async def _chunks_of(self, feed: SymbolFeed, request: _Request) -> AsyncGenerator[PanelChunk, None]:
         """Build (or hand out again) and write each chunk as its symbols arrive, in order."""
-        stats = report.stats
-        as_of_day = window[-1]
-        settled = self.calendar.latest_completed(self.now())
-        days = [stored.get(d) for d in window]
-        volatile_days = [d for d in days if d is not None and d.day > settled and self.downloads.unfinished(d.day)]
-        # Raw sessions are immutable: the same symbols at the same position over the same session objects,
-        # split table and in-progress sessions give the same chunk, so an identical request (a warm scan)
-        # hands out the chunks it got before while Redis still holds them. Ranges are not remembered.
-        defined_by = (
-            as_of_day,
-            lookback,
-            tuple(0 if d is None else d.serial for d in days),
-            tuple(d.serial for d in volatile_days),
-        )
-        ttl = self._panel_ttl(as_of_day)
-        meta_common = {"as_of": report.as_of, "sessions": report.sessions, "lookback": lookback}
+        size = request.chunk_size
         assembly: _Assembly | None = None
         pending: _Pending | None = None
+        held: dict[int, PanelChunk] = {}  # remembered chunks ahead that Redis was found to hold
         index, lo = 0, 0
         try:
             while True:
-                if pending is not None and not feed.ready(lo + chunk_size):
+                if pending is not None and not feed.ready(lo + size):
                     # The next chunk's symbols are not all here yet: hand this one out before waiting.
-                    yield await self._hand_out(pending, splits, report)
+                    yield await self._hand_out(request, pending)
                     pending = None
-                hi = min(lo + chunk_size, await feed.wait(lo + chunk_size))
+                hi = min(lo + size, await feed.wait(lo + size))
                 if hi <= lo:
                     break
                 names = feed.symbols[lo:hi]
-                memo_key = None if ranges else (defined_by, index, tuple(names))
-                item = await self._reused(memo_key, splits, stats)
-                if item is None:
+                if request.defined_by is not None and index not in held:
+                    held = await self._held(request, feed, index, lo)
+                reused = held.pop(index, None)
+                if reused is not None:
+                    item = _Pending(None, reused, b"", None)
+                else:
                     if assembly is None:
-                        with stats.phase("assemble"):
-                            assembly = _Assembly(self.stack, self.store, self.calendar, window, days, volatile_days)
-                    item = await self._build(
-                        assembly, names, index, splits, ranges, lookback, ttl, meta_common, memo_key, report
-                    )
+                        with request.report.stats.phase("assemble"):
+                            assembly = _Assembly(self.stack, self.store, self.calendar, request)
+                    item = await self._build(request, assembly, names, index)
                 # The write runs while the next chunk is assembled; chunks are handed out in order.
                 if pending is not None:
-                    yield await self._hand_out(pending, splits, report)
+                    yield await self._hand_out(request, pending)
                 pending = item
                 index, lo = index + 1, hi
             if pending is not None:
-                yield await self._hand_out(pending, splits, report)
+                yield await self._hand_out(request, pending)
                 pending = None
         finally:
             if pending is not None and pending.write is not None:
                 pending.write.cancel()
 
-    async def _reused(
-        self, memo_key: tuple[object, ...] | None, splits: SplitTable, stats: RequestStats
-    ) -> _Pending | None:
-        """The remembered chunk defined by ``memo_key`` when Redis still holds it, else None."""
-        memo = self._chunks.get(memo_key) if memo_key is not None else None
-        if memo is None or memo[0] is not splits:
-            return None
-        with stats.phase("write"):
-            held = await self.store.has_panel(memo[1].key)
-        return _Pending(None, memo[1], b"", None) if held else None
+    async def _held(self, request: _Request, feed: SymbolFeed, index: int, lo: int) -> dict[int, PanelChunk]:
+        """The remembered chunks from ``index`` on (as far as their symbols have arrived and each is
+        remembered) that Redis still holds, by index: one round trip to Redis for all of them."""
+        found: dict[int, PanelChunk] = {}
+        while True:
+            hi = min(lo + request.chunk_size, len(feed.symbols))
+            if hi <= lo or (hi - lo < request.chunk_size and not feed.closed):
+                break
+            memo = self._chunks.get((request.defined_by, index, tuple(feed.symbols[lo:hi])))
+            if memo is None or memo[0] is not request.splits:
+                break
+            found[index] = memo[1]
+            index, lo = index + 1, hi
+        if not found:
+            return found
+        with request.report.stats.phase("write"):
+            if await self.store.has_panels([c.key for c in found.values()]):
+                return found
+            # Some were evicted: those that are left are told apart one by one.
+            return {i: c for i, c in found.items() if await self.store.has_panel(c.key)}
 
-    async def _build(
-        self,
-        assembly: _Assembly,
-        names: list[str],
-        index: int,
-        splits: SplitTable,
-        ranges: dict[str, TickerRange],
-        lookback: int,
-        ttl: float,
-        meta_common: dict[str, object],
-        memo_key: tuple[object, ...] | None,
-        report: PanelReport,
-    ) -> _Pending:
+    async def _build(self, request: _Request, assembly: _Assembly, names: list[str], index: int) -> _Pending:
         """Assemble chunk ``index`` (``names``) and start its write unless Redis holds it already."""
-        stats = report.stats
+        report, stats = request.report, request.report.stats
         with stats.phase("assemble"):
             ids = self.store.index.ids(names, add=False)
-            split_rows, factors = split_factors(splits, names, assembly.window)
-            ranged = [(i, ranges[s]) for i, s in enumerate(names) if s in ranges]
+            split_rows, factors = split_factors(request.splits, names, request.window)
+            ranged = [(i, request.ranges[s]) for i, s in enumerate(names) if s in request.ranges]
+            ranged_rows = np.array([i for i, _ in ranged], dtype=np.int64)
             digest = chunk_digest(
                 report.as_of,
-                lookback,
+                request.lookback,
                 names,
                 assembly.present,
                 assembly.volatile,
                 split_rows,
                 factors,
-                np.array([i for i, _ in ranged], dtype=np.int64),
+                ranged_rows,
             )
-        key = panel_key(assembly.window[-1], lookback, digest, index)
+        key = panel_key(request.window[-1], request.lookback, digest, index)
         with stats.phase("write"):
             written = await self.store.has_panel(key)
         with stats.phase("assemble"):
             block = assembly.block(ids)
-            overlay(block, assembly.window, ranged)
+            overlay(block, request.window, ranged)
             adjust(block, split_rows, factors)
             no_data = np.isnan(block[:, :, 3]).all(axis=1)
+            meta = {"as_of": report.as_of, "sessions": report.sessions, "lookback": request.lookback}
             # Already in Redis under its content digest: the same bytes, not written again.
             raw = (
                 b""
                 if written
-                else encode_block(block, rows=names, fields=PANEL_FIELDS, meta={**meta_common, "chunk_index": index})
+                else encode_block(block, rows=names, fields=PANEL_FIELDS, meta={**meta, "chunk_index": index})
             )
         chunk = PanelChunk(
             index=index,
@@ -369,27 +376,29 @@ class Panels:
             inline=b"",
             symbols=names,
             no_data=[n for n, m in zip(names, no_data, strict=True) if m],
-            n_sessions=len(assembly.window),
+            n_sessions=len(request.window),
             as_of=report.as_of,
             digest=digest,
         )
-        write = None if written else asyncio.ensure_future(self.store.put_panel(key, raw, ttl))
+        write = None if written else asyncio.ensure_future(self.store.put_panel(key, raw, request.ttl))
+        memo_key = None if request.defined_by is None else (request.defined_by, index, tuple(names))
         return _Pending(write, chunk, raw, memo_key)
 
-    async def _hand_out(self, pending: _Pending, splits: SplitTable, report: PanelReport) -> PanelChunk:
+    async def _hand_out(self, request: _Request, pending: _Pending) -> PanelChunk:
         """The chunk once its write finished: by key, or inline when Redis could not take it. A chunk in
-        Redis is remembered (with the split table it used) for an identical request."""
+        Redis is remembered (with the split table it used) for a request that asks for it again."""
+        stats = request.report.stats
         if pending.write is None:
-            report.stats.extra["chunks_reused"] = report.stats.extra.get("chunks_reused", 0) + 1
+            stats.extra["chunks_reused"] = stats.extra.get("chunks_reused", 0) + 1
             chunk = pending.chunk
         else:
-            with report.stats.phase("write"):
+            with stats.phase("write"):
                 stored_ok = await pending.write
             if stored_ok:
                 chunk = pending.chunk
             else:
-                report.degraded = True
+                request.report.degraded = True
                 chunk = replace(pending.chunk, key="", inline=pending.raw)
         if pending.memo_key is not None and chunk.key:
-            self._chunks[pending.memo_key] = (splits, chunk)
+            self._chunks[pending.memo_key] = (request.splits, chunk)
         return chunk

@@ -401,3 +401,10 @@ class BarStore:
             return True
         self._panels.pop(key, None)
         return False
+
+    async def has_panels(self, keys: Sequence[str]) -> bool:
+        """Whether :meth:`has_panel` holds for every one of ``keys``, asking Redis once for all."""
+        due = time.monotonic() + PANEL_READ_MARGIN
+        if self.redis.degraded or any((self._panels.get(key) or 0.0) <= due for key in keys):
+            return False
+        return not keys or await self.redis.count_existing(keys) == len(keys)
