@@ -15,8 +15,8 @@ from the sessions when the window is too long to stack, split-adjusted, and writ
 carries its content digest (:func:`chunk_digest`); each write overlaps the next chunk's assembly when
 the next chunk's symbols are already there. Sessions that fail after retries stay NaN, are named in
 the report and are fetched again by the next request, because they are not stored. A chunk defined
-exactly as a recent one (the same symbols at the same position, session objects and split table) is
-handed out again without being gathered while Redis still holds it.
+exactly as a recent one is handed out again without being gathered while Redis still holds it
+(services/fetcher/memo.py).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
-from cachetools import LRUCache
 
 from services.common.codec import encode_block
 from services.fetcher.calendar import TradingCalendar, day_str
 from services.fetcher.downloads import Downloads
 from services.fetcher.feed import SymbolFeed
 from services.fetcher.gather import Gatherer, overlay
+from services.fetcher.memo import ChunkMemo, Remembered
 from services.fetcher.polygon import SplitTable, TickerRange, counting
 from services.fetcher.request import RequestStats
 from services.fetcher.splits import Splits, adjust, split_factors
@@ -45,8 +45,6 @@ from services.fetcher.store import PANEL_FIELDS, BarStore, SessionData, panel_ke
 # Panel chunks live until the next session closes, within these bounds (seconds).
 PANEL_TTL_MIN = 600.0
 PANEL_TTL_MAX = 4 * 24 * 3600.0
-# Chunks remembered by what defines them, to hand out again (a warm scan asks the same again).
-CHUNK_MEMO = 512
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,8 @@ class _Pending:
     write: asyncio.Future[bool] | None
     chunk: PanelChunk
     raw: bytes
-    memo_key: tuple[object, ...] | None
+    memo_key: tuple[object, ...] | None  # where to remember it once stored
+    remembered: Remembered | None = None  # its memo entry, when it is handed out again
 
 
 @dataclass
@@ -133,6 +132,7 @@ class _Request:
     chunk_size: int
     ttl: float
     report: PanelReport
+    last: Remembered | None = None  # the memo entry of the chunk handed out last
 
     def __post_init__(self) -> None:
         # Raw sessions are immutable: the same symbols at the same position over the same session
@@ -187,8 +187,7 @@ class Panels:
         self.calendar = calendar
         self.now = now
         self.stack = SessionStack(stack_sessions)
-        # Chunks written to Redis, by what defines them (see _chunks_of), with the split table they used.
-        self._chunks: LRUCache[tuple[object, ...], tuple[SplitTable, PanelChunk]] = LRUCache(maxsize=CHUNK_MEMO)
+        self.memo = ChunkMemo(store)
 
     def _stacker(
         self, window: np.ndarray, stored: dict[np.datetime64, SessionData]
@@ -282,7 +281,7 @@ class Panels:
         size = request.chunk_size
         assembly: _Assembly | None = None
         pending: _Pending | None = None
-        held: dict[int, PanelChunk] = {}  # remembered chunks ahead that Redis was found to hold
+        held: dict[int, Remembered] = {}  # remembered chunks ahead that Redis was found to hold
         index, lo = 0, 0
         try:
             while True:
@@ -294,11 +293,15 @@ class Panels:
                 if hi <= lo:
                     break
                 names = feed.symbols[lo:hi]
-                if request.defined_by is not None and index not in held:
-                    held = await self._held(request, feed, index, lo)
                 reused = held.pop(index, None)
+                if request.defined_by is not None and (reused is None or reused.chunk.symbols != names):
+                    # Not looked for yet, or another chunk than the one that followed last time.
+                    held = await self.memo.held(
+                        request.defined_by, request.splits, index, lo, request.chunk_size, feed, request.report.stats
+                    )
+                    reused = held.pop(index, None)
                 if reused is not None:
-                    item = _Pending(None, reused, b"", None)
+                    item = _Pending(None, reused.chunk, b"", None, reused)
                 else:
                     if assembly is None:
                         with request.report.stats.phase("assemble"):
@@ -315,27 +318,6 @@ class Panels:
         finally:
             if pending is not None and pending.write is not None:
                 pending.write.cancel()
-
-    async def _held(self, request: _Request, feed: SymbolFeed, index: int, lo: int) -> dict[int, PanelChunk]:
-        """The remembered chunks from ``index`` on (as far as their symbols have arrived and each is
-        remembered) that Redis still holds, by index: one round trip to Redis for all of them."""
-        found: dict[int, PanelChunk] = {}
-        while True:
-            hi = min(lo + request.chunk_size, len(feed.symbols))
-            if hi <= lo or (hi - lo < request.chunk_size and not feed.closed):
-                break
-            memo = self._chunks.get((request.defined_by, index, tuple(feed.symbols[lo:hi])))
-            if memo is None or memo[0] is not request.splits:
-                break
-            found[index] = memo[1]
-            index, lo = index + 1, hi
-        if not found:
-            return found
-        with request.report.stats.phase("write"):
-            if await self.store.has_panels([c.key for c in found.values()]):
-                return found
-            # Some were evicted: those that are left are told apart one by one.
-            return {i: c for i, c in found.items() if await self.store.has_panel(c.key)}
 
     async def _build(self, request: _Request, assembly: _Assembly, names: list[str], index: int) -> _Pending:
         """Assemble chunk ``index`` (``names``) and start its write unless Redis holds it already."""
@@ -399,6 +381,10 @@ class Panels:
             else:
                 request.report.degraded = True
                 chunk = replace(pending.chunk, key="", inline=pending.raw)
-        if pending.memo_key is not None and chunk.key:
-            self._chunks[pending.memo_key] = (request.splits, chunk)
+        remembered = pending.remembered
+        if remembered is None and pending.memo_key is not None and chunk.key:
+            remembered = self.memo.remember(pending.memo_key, request.splits, chunk)
+        if request.last is not None:
+            request.last.next_names = tuple(chunk.symbols)
+        request.last = remembered
         return chunk

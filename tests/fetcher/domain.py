@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,7 +81,10 @@ async def store_window(
             await store.put_session(day, GroupedDay(tickers=list(symbols), values=values), unfinished=False)
 
 
-async def batches_of(symbols: Sequence[str], size: int) -> AsyncIterator[list[str]]:
-    """``symbols`` as a stream of batches of ``size``."""
+async def batches_of(symbols: Sequence[str], size: int, pause: float = 0.0) -> AsyncIterator[list[str]]:
+    """``symbols`` as a stream of batches of ``size``, ``pause`` seconds apart (with none, a reader
+    takes them all at once)."""
     for lo in range(0, len(symbols), size):
+        if lo and pause:
+            await asyncio.sleep(pause)
         yield list(symbols[lo : lo + size])

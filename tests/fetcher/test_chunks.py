@@ -255,12 +255,28 @@ async def test_an_identical_panel_request_reuses_its_chunks_while_redis_holds_th
     await store_window(fetcher.store, window, symbols, seed=7, skip=[5])  # a session the source fails to serve
 
     async def request() -> tuple[list[PanelChunk], PanelReport]:
-        return await collect(fetcher, batches_of(symbols, 3), 20, 4)
+        return await collect(fetcher, batches_of(symbols, 3, pause=0.01), 20, 4)
 
+    asked: list[int] = []  # how many keys each round trip to Redis asked about
+    has_panels, has_panel = fetcher.store.has_panels, fetcher.store.has_panel
+
+    async def counted_many(keys: Sequence[str]) -> bool:
+        asked.append(len(keys))
+        return await has_panels(keys)
+
+    async def counted_one(key: str) -> bool:
+        asked.append(1)
+        return await has_panel(key)
+
+    fetcher.store.has_panels = counted_many  # type: ignore[method-assign]
+    fetcher.store.has_panel = counted_one  # type: ignore[method-assign]
     first, report = await request()
     assert len(first) == 3 and "chunks_reused" not in report.stats.extra and len(report.failed_sessions) == 1
+    asked.clear()
     again, report = await request()
     assert again == first and report.stats.extra["chunks_reused"] == 3 and "assemble" not in report.stats.seconds
+    # One question to Redis for the three chunks, though the symbols of the later ones were still on their way.
+    assert asked == [3]
     # A chunk Redis no longer holds: that chunk is assembled and written again.
     client.delete(first[1].key)
     rebuilt, report = await request()
