@@ -124,7 +124,7 @@ async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """A failed attempt worth another: why it failed, and the answer's Retry-After header, if any."""
 
     def __init__(self, reason: str, retry_after: str | None = None) -> None:
@@ -441,27 +441,27 @@ class PolygonClient:
         """GET ``url`` and ``decode`` its body, with retries; raises a PolygonError subclass. ``gate``
         bounds the requests in flight (the bar gate unless given).
 
-        Only :class:`_Retryable` outcomes are tried again, at most ``max_retries`` times; the client
+        Only :class:`Retryable` outcomes are tried again, at most ``max_retries`` times; the client
         errors raise from the first answer."""
         path = urlsplit(url).path
         full = url if urlsplit(url).scheme else self.base_url + url
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(Retryable),
             before=self._count_retry,
             before_sleep=partial(_log_retry, path),
             reraise=True,
         )
         try:
             return await retrying(self._attempt, full, params, decode, gate or self._semaphore, path)
-        except _Retryable as exc:
+        except Retryable as exc:
             raise PolygonUnavailable(f"failed after {self.max_retries + 1} attempts: {exc}", path=path) from None
 
     def _wait(self, state: RetryCallState) -> float:
         """Seconds before the next attempt (tenacity's wait): see :func:`retry_delay`."""
         failure = state.outcome.exception() if state.outcome is not None else None
-        retry_after = failure.retry_after if isinstance(failure, _Retryable) else None
+        retry_after = failure.retry_after if isinstance(failure, Retryable) else None
         return retry_delay(state.attempt_number - 1, retry_after, self.backoff_base, self.backoff_max)
 
     def _count_retry(self, state: RetryCallState) -> None:
@@ -472,7 +472,7 @@ class PolygonClient:
         self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T], gate: asyncio.Semaphore, path: str
     ) -> T:
         """One request: the decoded body, a typed PolygonError for answers that retrying cannot change,
-        or :class:`_Retryable` (429, 5xx, timeouts, transport errors, malformed or truncated bodies)."""
+        or :class:`Retryable` (429, 5xx, timeouts, transport errors, malformed or truncated bodies)."""
         await self._bucket.acquire()
         async with gate:
             self._count(requests=1)
@@ -482,7 +482,7 @@ class PolygonClient:
                     retry_after = response.headers.get("Retry-After")
                     reason = response.reason or ""
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+                raise Retryable(f"{type(exc).__name__}: {exc}") from None
         self._count(bytes=len(body))
         if status == 200:
             try:
@@ -490,7 +490,7 @@ class PolygonClient:
                     return await asyncio.to_thread(decode, body)
                 return decode(body)
             except msgspec.DecodeError as exc:
-                raise _Retryable(f"malformed body: {exc}", retry_after) from None
+                raise Retryable(f"malformed body: {exc}", retry_after) from None
         self._count(errors=1)
         message, request_id = _error_message(body, reason)
         if status in (401, 403):
@@ -499,7 +499,7 @@ class PolygonClient:
             raise PolygonNotFound(message, status_code=status, path=path, request_id=request_id)
         if status != 429 and status < 500:
             raise PolygonBadRequest(message, status_code=status, path=path, request_id=request_id)
-        raise _Retryable(f"HTTP {status}: {message}", retry_after)
+        raise Retryable(f"HTTP {status}: {message}", retry_after)
 
     async def _pages(self, path: str, params: dict[str, Any], decode: Callable[[bytes], Any]) -> list[Any]:
         """Every page of a cursor-paginated endpoint (follows ``next_url``)."""
