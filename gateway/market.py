@@ -11,7 +11,6 @@ cost tens of milliseconds).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from gateway.errors import ScanError, Unavailable
 from gateway.prefilter import DEFAULT_TYPES, EXCLUDED_EXCHANGES, Prefiltered, PrefilterSpec, lookup, prefilter
 from gateway.settings import GatewaySettings
 from services.common.codec import Block, BlockError, decode_block
+from services.common.singleflight import SingleFlight
 from technic.v1 import common_pb2, fetcher_pb2, ranker_pb2, scan_pb2
 
 log = structlog.get_logger(__name__)
@@ -103,7 +103,7 @@ class MarketView:
         self.backends = backends
         self.settings = settings
         self.latest: Snapshot | None = None
-        self._latest_call: asyncio.Future[Snapshot] | None = None
+        self._snapshot_calls: SingleFlight[str, Snapshot] = SingleFlight()
         self._pinned: LRUCache[str, Snapshot] = LRUCache(PINNED_SNAPSHOTS)
         self._prefilters: LRUCache[tuple[object, ...], PrefilterResult] = LRUCache(PREFILTERS)
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
@@ -147,11 +147,8 @@ class MarketView:
             pinned = self._pinned.get(as_of)
             if pinned is not None:
                 return pinned
-            return await self._fetch_snapshot(as_of)
-        # One request for the latest session at a time: concurrent scans wait for the same answer.
-        if self._latest_call is None or self._latest_call.done():
-            self._latest_call = asyncio.ensure_future(self._fetch_snapshot(""))
-        return await asyncio.shield(self._latest_call)
+        # One request per session at a time: concurrent scans wait for the same answer.
+        return await self._snapshot_calls.run(as_of, lambda: self._fetch_snapshot(as_of))
 
     async def _fetch_snapshot(self, as_of: str) -> Snapshot:
         response = await self.backends.snapshot(as_of)
