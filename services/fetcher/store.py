@@ -19,7 +19,7 @@ key                                            value                            
 ``technic:splits:{scope}:{from}:{to}``         float64 (events, 3) day, split_from,          24 h
                                                split_to; rows = tickers; scope ``all`` or
                                                a ticker
-``technic:panel:{as_of}:{lookback}:{digest}:{i}``  panel chunk, contract 1: float32         next
+``technic:panel:{as_of}:{lookback}:{digest}:{i}``  panel chunk, PANEL_FIELDS: float32        next
                                                (symbols, sessions, 5), meta as_of/sessions/  session's
                                                lookback/chunk_index; digest = the chunk's    close
                                                content digest: its symbols, the sessions
