@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from services.common.codec import Block, BlockError, decode_block
@@ -399,7 +401,7 @@ _FLAGS = [
 ]
 
 
-def _segments_dtype(segments: list[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
+def _segments_dtype(segments: Sequence[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
     """A packed structured dtype: for each segment its constant prefix bytes, then its value."""
     return np.dtype(
         [
