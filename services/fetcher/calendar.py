@@ -28,6 +28,8 @@ SETTLE = timedelta(minutes=20)
 
 def as_day(value: str | date | np.datetime64) -> np.datetime64:
     """A session label (YYYY-MM-DD, date or datetime64) as datetime64[D]; ValueError when malformed."""
+    if isinstance(value, np.datetime64):  # numpy's stubs have no (datetime64, unit) constructor
+        return value.astype(DAY)
     return np.datetime64(value, "D")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from services.common.codec import Block, BlockError, decode_block
@@ -400,7 +402,7 @@ def _label_codes(derived: Derived, idx: np.ndarray) -> np.ndarray:
     return code * len(_RISKS) + derived.risk_label[idx] + 1
 
 
-def _segments_dtype(segments: list[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
+def _segments_dtype(segments: Sequence[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
     """A packed structured dtype: for each segment its constant prefix bytes, then its value."""
     return np.dtype(
         [
