@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from typing import Any, cast
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import httpx
