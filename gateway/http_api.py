@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import importlib.metadata
 import time
 import uuid
@@ -32,6 +31,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.auth import matching_key
 from gateway.orchestrator import InvalidRequest, NotFound, Progress, ScanError, Unavailable
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
@@ -298,12 +298,8 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
     limiter = RateLimiter(settings.gateway_rate_limit, settings.gateway_rate_burst)
 
     async def require_key(x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
-        given = (x_api_key or "").encode()
-        matched = b""
-        for key in keys:  # every key is compared, so the time does not depend on which one matched
-            if hmac.compare_digest(given, key):
-                matched = key
-        if not matched:
+        matched = matching_key(x_api_key, keys)
+        if matched is None:
             raise HTTPException(401, "missing or invalid X-API-Key header")
         wait = limiter.acquire(matched)
         if wait:
