@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from services.common.codec import decode_block, encode_block
 from services.ranker.engine import RankConfig, RankInput, ScanSpec, SymbolInfo, rank_scan
 from services.ranker.errors import RankerInputError
-from services.ranker.rank import FilterSpec, PageSpec, RangeSpec, percentile
+from services.ranker.rank import FilterSpec, PageSpec, RangeSpec
 from services.ranker.result import NUMBER_COLUMNS, Issues, RankedScan
 from services.ranker.scoring import WinProbCalibration
 from services.ranker.styles import style_for
 from services.ranker.synthetic import FEATURES, SECTORS, benchmark_closes, synthetic_universe
 from tests.ranker.conftest import WIN_PROB
+from tests.ranker.oracles import percentile_of
 
 CAL = WinProbCalibration.from_metadata({"win_prob": WIN_PROB, "version": "test-10d"}, "test")
 CONFIG = RankConfig(CAL)
@@ -92,9 +93,10 @@ def test_sector_percentiles_are_within_sector() -> None:
     scan = rank_scan(make_input(u.info), u.decoded(), CONFIG)
     sectors = scan.text["sector"]
     comp, sp = scan.number("composite_score"), scan.number("sector_percentile")
+    np.testing.assert_allclose(sp, percentile_of(comp.tolist(), sectors.tolist()), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scan.number("percentile"), percentile_of(comp.tolist()), rtol=0, atol=1e-9)
     for s in set(sectors):
         inside = sectors == s
-        np.testing.assert_allclose(sp[inside], percentile(comp[inside]))
         assert sp[inside].max() == 100.0 or inside.sum() == 1
 
 
