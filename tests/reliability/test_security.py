@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import gateway.auth
 import gateway.http_api
 from gateway.orchestrator import Orchestrator
 from gateway.ratelimit import RateLimiter
@@ -67,7 +68,7 @@ def test_keys_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> 
         compared.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(gateway.http_api.hmac, "compare_digest", spy)
+    monkeypatch.setattr(gateway.auth.hmac, "compare_digest", spy)
     keys = ["first-key-1234", "second-key-5678", "third-key-9012"]
     app = gateway.http_api.create_app(OrchestratorDouble(), GatewaySettings(api_keys=",".join(keys)))
     with TestClient(app) as client:
