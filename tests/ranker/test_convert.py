@@ -16,13 +16,21 @@ from technic.v1 import scan_pb2
 from tests.ranker.test_engine import CAL, make_input
 
 
+def rationale(signal: str, subs: dict[str, float], blend: float, a5: float, a10: float) -> str:
+    """The rationale written out: the two strongest subscores and the weakest (ties in SUBSCORES order)."""
+    by_strength = sorted(subs, key=lambda name: -subs[name])
+    first, second, weakest = by_strength[0], by_strength[1], by_strength[-1]
+    models = f"models {blend:+.2f} (5d {a5:+.2f}, 10d {a10:+.2f})" if math.isfinite(blend) else "models n/a"
+    return (f"{signal}: {first} {subs[first]:.0f} and {second} {subs[second]:.0f} lead, "
+            f"{weakest} weakest ({subs[weakest]:.0f}); {models}")
+
+
 def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
     """One row through the plain protobuf API."""
     v = dict(zip(NUMBER_COLUMNS, scan.numbers[i].tolist(), strict=True))
     text = {k: str(col[i]) for k, col in scan.text.items()}
     subs = {s: v[f"{s}_score"] for s in SUBSCORES}
-    note = convert.rationales([text["signal"]], np.array([list(subs.values())]), np.array([v["alpha_5d"]]),
-                              np.array([v["alpha_10d"]]), np.array([v["alpha_score"]]))[0]
+    note = rationale(text["signal"], subs, v["alpha_score"], v["alpha_5d"], v["alpha_10d"])
     return scan_pb2.ScanRow(
         rank=int(v["rank"]), symbol=text["symbol"], name=text["name"], sector=text["sector"],
         industry=text["industry"], signal=text["signal"], tech_rating=v["tech_rating"], alpha_score=v["alpha_score"],
@@ -54,7 +62,11 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     assert len(result.rows) == 60
     for row, i in zip(result.rows, idx.tolist(), strict=True):
         assert same(row, oracle_row(scan, i)), row.symbol
-    assert any(r.plan.side == "short" for r in result.rows) or not any(scan.text["side"] == "short")
+    shorts = np.flatnonzero(scan.text["side"] == "short")
+    assert len(shorts), "the Day style rates some names short on this universe"
+    short = scan_pb2.ScanResult()
+    short.MergeFromString(convert.rows(scan, shorts[:1]))
+    assert short.rows[0].plan.side == "short" and same(short.rows[0], oracle_row(scan, int(shorts[0])))
     row3 = scan_pb2.ScanResult()
     row3.MergeFromString(convert.rows(scan, np.array([3])))
     assert math.isnan(row3.rows[0].plan.stop)

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
-from services.common.codec import encode_block
+from services.common.codec import decode_block, encode_block
 from services.common.redis_client import ResilientRedis
 from services.ranker.cache import ScanCache
 from services.ranker.core import Ranker
@@ -61,13 +61,24 @@ async def stub(redis_server: RedisServer) -> AsyncIterator[ranker_pb2_grpc.Ranke
     redis = ResilientRedis(redis_server.url)
     await redis.client.flushdb()
     server = grpc.aio.server()
-    ranker_pb2_grpc.add_RankerServicer_to_server(RankerService(Ranker(RankConfig(CAL), ScanCache(redis))), server)
-    port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
+    cache = ScanCache(redis)
+    ranker_pb2_grpc.add_RankerServicer_to_server(RankerService(Ranker(RankConfig(CAL), cache)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield ranker_pb2_grpc.RankerStub(channel)
     await server.stop(None)
+    await cache.drain()
     await redis.close()
+
+
+def feature_of(symbol: str, name: str, u: Universe = UNIVERSE) -> float:
+    """The value compute sent for ``symbol``'s feature ``name`` (float32, as on the wire)."""
+    for chunk in u.chunks:
+        block = decode_block(chunk.features)
+        if symbol in block.rows:
+            return float(block.column(name)[block.rows.index(symbol)])
+    raise KeyError(symbol)
 
 
 async def test_rank_then_page(stub: ranker_pb2_grpc.RankerStub) -> None:
@@ -79,7 +90,9 @@ async def test_rank_then_page(stub: ranker_pb2_grpc.RankerStub) -> None:
     assert len(result.issues) == 803 - acc.ranked and result.total_rows == acc.ranked
     assert [r.rank for r in result.rows] == list(range(1, 26))
     row = result.rows[0]
-    assert row.features["rsi_14"] == pytest.approx(float(row.features["rsi_14"])) and len(row.features) == 38
+    assert row.features["rsi_14"] == feature_of(row.symbol, "rsi_14") and len(row.features) == 38
+    names = sorted(row.features)
+    np.testing.assert_array_equal([row.features[k] for k in names], [feature_of(row.symbol, k) for k in names])
     assert set(row.subscores) == {"trend", "momentum", "volume", "volatility", "oscillator", "breakout"}
     assert row.plan.entry == row.last_close and row.plan.side in ("long", "short") and row.rationale
     assert len(row.sparkline) == 30 and row.play_style == "Short-term swing" and row.tech_rating >= 40
