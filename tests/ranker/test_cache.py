@@ -124,6 +124,8 @@ async def test_a_failed_flight_fails_its_waiters_and_a_cancelled_one_hands_over(
     first.cancel()
     scan, cached = await waiter
     assert scan.fingerprint == "fp-c" and cached is False
+    assert first.cancelled()
+    await cache.drain()  # the handed-over flight's write to Redis
 
 
 async def test_redis_down_still_works() -> None:
