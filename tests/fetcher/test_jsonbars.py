@@ -95,3 +95,15 @@ def test_next_page_link_is_found_outside_the_rows() -> None:
 ])
 def test_declines_what_it_cannot_read_exactly(body: bytes) -> None:
     assert parse_results(body) is None
+
+
+def test_a_body_without_rows_gives_empty_arrays_of_the_row_shapes() -> None:
+    for body in (b'{"status":"OK"}', b'{"results":null}', b'{"results":[]}'):
+        parsed = parse_results(body)
+        assert parsed is not None
+        assert parsed.values.shape == (0, 7) and parsed.values.dtype == np.float64
+        assert parsed.spans.shape == (0, 2) and parsed.spans.dtype == np.int64
+
+
+def test_the_first_results_key_is_the_array_even_when_a_row_has_one() -> None:
+    check(b'{"results":[{"T":"A","results":2,"o":1.5}],"count":1}')
