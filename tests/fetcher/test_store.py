@@ -23,8 +23,9 @@ def flushed(redis_server: RedisServer) -> RedisServer:
 
 
 def grouped() -> GroupedDay:
-    return GroupedDay(tickers=["AAA", "BBB"], values=np.array([[1, 2, 0.5, 1.5, 100, 1.2], [5, 6, 4, 5.5, 7, 5]],
-                                                              dtype=np.float64))
+    return GroupedDay(
+        tickers=["AAA", "BBB"], values=np.array([[1, 2, 0.5, 1.5, 100, 1.2], [5, 6, 4, 5.5, 7, 5]], dtype=np.float64)
+    )
 
 
 async def test_sessions_round_trip_and_ttl(flushed: RedisServer) -> None:
@@ -50,11 +51,15 @@ async def test_sessions_round_trip_and_ttl(flushed: RedisServer) -> None:
 
 async def test_ticker_ranges_cover_only_their_window(flushed: RedisServer) -> None:
     store = BarStore(ResilientRedis(flushed.url))
-    rng = TickerRange("AAA", np.array(["2026-11-12", "2026-11-13"], dtype="datetime64[D]"),
-                      np.arange(12, dtype=np.float64).reshape(2, 6))
+    rng = TickerRange(
+        "AAA",
+        np.array(["2026-11-12", "2026-11-13"], dtype="datetime64[D]"),
+        np.arange(12, dtype=np.float64).reshape(2, 6),
+    )
     await store.put_ticker_range(rng, as_day("2026-11-10"), DAY, unfinished=False)
-    await store.put_ticker_range(TickerRange("NOPE", np.zeros(0, "datetime64[D]"), np.zeros((0, 6))),
-                                 as_day("2026-11-10"), DAY, unfinished=False)
+    await store.put_ticker_range(
+        TickerRange("NOPE", np.zeros(0, "datetime64[D]"), np.zeros((0, 6))), as_day("2026-11-10"), DAY, unfinished=False
+    )
     got = await store.get_ticker_ranges(["AAA", "NOPE", "BBB"], as_day("2026-11-11"), DAY)
     assert set(got) == {"AAA", "NOPE"}
     np.testing.assert_array_equal(got["AAA"].values, rng.values)
@@ -70,8 +75,9 @@ async def test_splits_universe_details(flushed: RedisServer) -> None:
     got = await store.get_splits("all", as_day("2026-01-02"), DAY)
     assert got is not None and got.tickers == ["AAA"] and got.dates[0] == table.dates[0]
     assert await store.get_splits("all", as_day("2026-01-05"), DAY) is None
-    await store.put_splits("BBB", as_day("2026-01-02"), DAY, SplitTable([], np.zeros(0, "datetime64[D]"),
-                                                                        np.zeros(0), np.zeros(0)))
+    await store.put_splits(
+        "BBB", as_day("2026-01-02"), DAY, SplitTable([], np.zeros(0, "datetime64[D]"), np.zeros(0), np.zeros(0))
+    )
     empty = await store.get_splits("BBB", as_day("2026-01-02"), DAY)
     assert empty is not None and empty.tickers == []
 
@@ -132,8 +138,9 @@ async def test_newest_stored_session_from_memory_or_redis(flushed: RedisServer) 
 async def test_sessions_name_their_rows_through_the_ticker_index(flushed: RedisServer) -> None:
     store = BarStore(ResilientRedis(flushed.url))
     first = await store.put_session(DAY, grouped(), unfinished=False)
-    second = await store.put_session(as_day("2026-11-12"), GroupedDay(tickers=["BBB", "CCC"], values=np.ones((2, 6))),
-                                     unfinished=False)
+    second = await store.put_session(
+        as_day("2026-11-12"), GroupedDay(tickers=["BBB", "CCC"], values=np.ones((2, 6))), unfinished=False
+    )
     other = BarStore(ResilientRedis(flushed.url))
     read = (await other.get_sessions([DAY]))[DAY]
     assert store.index.names(first.ids) == ["AAA", "BBB"] and store.index.names(second.ids) == ["BBB", "CCC"]

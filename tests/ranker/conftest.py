@@ -16,8 +16,17 @@ WIN_PROB = {"edges": [-1e9, -1.0, -0.25, 0.25, 1.0, 1e9], "p_up": [0.40, 0.47, 0
 def write_metadata(folder: Path, win_prob: object = WIN_PROB, version: str = "test-10d") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "alpha_10d.json"
-    path.write_bytes(orjson.dumps({"name": "alpha_10d", "version": version, "feature_version": "synthetic-1",
-                                   "horizon": 10, "win_prob": win_prob}))
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "name": "alpha_10d",
+                "version": version,
+                "feature_version": "synthetic-1",
+                "horizon": 10,
+                "win_prob": win_prob,
+            }
+        )
+    )
     return path
 
 

@@ -23,8 +23,11 @@ UNIVERSE = synthetic_universe(300, chunk_size=100)
 
 def scan_for(fingerprint: str, scan_id: str = "scan-1") -> RankedScan:
     inp = make_input(UNIVERSE.info)
-    return rank_scan(inp.__class__(**{**inp.__dict__, "fingerprint": fingerprint, "scan_id": scan_id}),
-                     UNIVERSE.decoded(), RankConfig(CAL))
+    return rank_scan(
+        inp.__class__(**{**inp.__dict__, "fingerprint": fingerprint, "scan_id": scan_id}),
+        UNIVERSE.decoded(),
+        RankConfig(CAL),
+    )
 
 
 @pytest.fixture

@@ -21,8 +21,10 @@ def rationale(signal: str, subs: dict[str, float], blend: float, a5: float, a10:
     by_strength = sorted(subs, key=lambda name: -subs[name])
     first, second, weakest = by_strength[0], by_strength[1], by_strength[-1]
     models = f"models {blend:+.2f} (5d {a5:+.2f}, 10d {a10:+.2f})" if math.isfinite(blend) else "models n/a"
-    return (f"{signal}: {first} {subs[first]:.0f} and {second} {subs[second]:.0f} lead, "
-            f"{weakest} weakest ({subs[weakest]:.0f}); {models}")
+    return (
+        f"{signal}: {first} {subs[first]:.0f} and {second} {subs[second]:.0f} lead, "
+        f"{weakest} weakest ({subs[weakest]:.0f}); {models}"
+    )
 
 
 def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
@@ -32,23 +34,49 @@ def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
     subs = {s: v[f"{s}_score"] for s in SUBSCORES}
     note = rationale(text["signal"], subs, v["alpha_score"], v["alpha_5d"], v["alpha_10d"])
     return scan_pb2.ScanRow(
-        rank=int(v["rank"]), symbol=text["symbol"], name=text["name"], sector=text["sector"],
-        industry=text["industry"], signal=text["signal"], tech_rating=v["tech_rating"], alpha_score=v["alpha_score"],
-        composite_score=v["composite_score"], percentile=v["percentile"], sector_percentile=v["sector_percentile"],
-        win_prob_10d=v["win_prob_10d"], alpha_5d=v["alpha_5d"], alpha_10d=v["alpha_10d"], last_close=v["last_close"],
-        change_pct=v["change_pct"], atr_pct=v["atr_pct"], avg_dollar_volume=v["avg_dollar_volume"],
-        market_cap=v["market_cap"], rating_percentile=v["rating_percentile"], alpha_percentile=v["alpha_percentile"],
-        plan=scan_pb2.TradePlan(entry=v["entry"], stop=v["stop"], target=v["target"], reward_risk=v["reward_risk"],
-                                position_size=v["position_size"], side="short" if text["side"] == "short" else "long"),
-        subscores=subs, features=dict(zip(scan.feature_names, scan.features[i].astype(float).tolist(), strict=True)),
-        sparkline=scan.sparklines[i].tolist(), rationale=note, play_style=scan.style,
+        rank=int(v["rank"]),
+        symbol=text["symbol"],
+        name=text["name"],
+        sector=text["sector"],
+        industry=text["industry"],
+        signal=text["signal"],
+        tech_rating=v["tech_rating"],
+        alpha_score=v["alpha_score"],
+        composite_score=v["composite_score"],
+        percentile=v["percentile"],
+        sector_percentile=v["sector_percentile"],
+        win_prob_10d=v["win_prob_10d"],
+        alpha_5d=v["alpha_5d"],
+        alpha_10d=v["alpha_10d"],
+        last_close=v["last_close"],
+        change_pct=v["change_pct"],
+        atr_pct=v["atr_pct"],
+        avg_dollar_volume=v["avg_dollar_volume"],
+        market_cap=v["market_cap"],
+        rating_percentile=v["rating_percentile"],
+        alpha_percentile=v["alpha_percentile"],
+        plan=scan_pb2.TradePlan(
+            entry=v["entry"],
+            stop=v["stop"],
+            target=v["target"],
+            reward_risk=v["reward_risk"],
+            position_size=v["position_size"],
+            side="short" if text["side"] == "short" else "long",
+        ),
+        subscores=subs,
+        features=dict(zip(scan.feature_names, scan.features[i].astype(float).tolist(), strict=True)),
+        sparkline=scan.sparklines[i].tolist(),
+        rationale=note,
+        play_style=scan.style,
     )
 
 
 def same(a: scan_pb2.ScanRow, b: scan_pb2.ScanRow) -> bool:
     """Equal, NaN matching NaN (protobuf equality says NaN != NaN)."""
+
     def norm(m: scan_pb2.ScanRow) -> bytes:
         return m.SerializeToString(deterministic=True)
+
     return norm(a) == norm(b)
 
 
@@ -74,16 +102,32 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
 
 def test_issues_encoded_ahead_give_the_same_result_as_issues_built_after_ranking() -> None:
     u = synthetic_universe(200, chunk_size=50, unscored=0.2)
-    header = Issues(["P1", "P2", "P3"], ["filtered", "skipped", "filtered"], ["prefilter_price", "no_snapshot",
-                                                                                "prefilter_type"], ["", "", "etf"])
+    header = Issues(
+        ["P1", "P2", "P3"],
+        ["filtered", "skipped", "filtered"],
+        ["prefilter_price", "no_snapshot", "prefilter_type"],
+        ["", "", "etf"],
+    )
     scan = rank_scan(make_input(u.info, issues=header), u.decoded(), RankConfig(CAL))
     assert len(scan.issues) > len(header)  # the compute states add issues after the header's
     plain = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True)
-    ahead = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True,
-                                known_issues=convert.encoded_issues(header))
+    ahead = convert.scan_result(
+        scan,
+        PageSpec(limit=5),
+        scan_id="s",
+        cached=False,
+        include_issues=True,
+        known_issues=convert.encoded_issues(header),
+    )
     assert ahead == plain and [i.symbol for i in ahead.issues][:3] == ["P1", "P2", "P3"]
     # Issues encoded for another header (a scan ranked by another call) are not used.
     other = Issues(["P9"], ["filtered"], ["prefilter_price"], [""])
-    stale = convert.scan_result(scan, PageSpec(limit=5), scan_id="s", cached=False, include_issues=True,
-                                known_issues=convert.encoded_issues(other))
+    stale = convert.scan_result(
+        scan,
+        PageSpec(limit=5),
+        scan_id="s",
+        cached=False,
+        include_issues=True,
+        known_issues=convert.encoded_issues(other),
+    )
     assert stale == plain

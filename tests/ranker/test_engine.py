@@ -24,12 +24,25 @@ CAL = WinProbCalibration.from_metadata({"win_prob": WIN_PROB, "version": "test-1
 CONFIG = RankConfig(CAL)
 
 
-def make_input(info: SymbolInfo, filters: FilterSpec | None = None, issues: Issues | None = None,
-               style: str = "Short-term swing", page: PageSpec | None = None) -> RankInput:
+def make_input(
+    info: SymbolInfo,
+    filters: FilterSpec | None = None,
+    issues: Issues | None = None,
+    style: str = "Short-term swing",
+    page: PageSpec | None = None,
+) -> RankInput:
     issues = issues or Issues()
-    return RankInput("scan-1", "fp-1", "2026-11-13", ScanSpec(style_for(style), filters or FilterSpec(),
-                                                               page or PageSpec()),
-                     info, issues, len(info.symbols) + len(issues), benchmark_closes(), {"fetch": 0.5})
+    return RankInput(
+        "scan-1",
+        "fp-1",
+        "2026-11-13",
+        ScanSpec(style_for(style), filters or FilterSpec(), page or PageSpec()),
+        info,
+        issues,
+        len(info.symbols) + len(issues),
+        benchmark_closes(),
+        {"fetch": 0.5},
+    )
 
 
 def ranked(n: int = 400, filters: FilterSpec | None = None, **kw: object) -> RankedScan:
@@ -38,11 +51,18 @@ def ranked(n: int = 400, filters: FilterSpec | None = None, **kw: object) -> Ran
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(0, 300), unscored=st.floats(0, 0.5), min_rating=st.floats(0, 80),
-       sectors=st.lists(st.sampled_from(SECTORS[:4]), max_size=2, unique=True), prefiltered=st.integers(0, 20),
-       drop_chunk=st.booleans(), seed=st.integers(0, 1000))
-def test_every_symbol_lands_in_one_bucket(n: int, unscored: float, min_rating: float, sectors: list[str],
-                                          prefiltered: int, drop_chunk: bool, seed: int) -> None:
+@given(
+    n=st.integers(0, 300),
+    unscored=st.floats(0, 0.5),
+    min_rating=st.floats(0, 80),
+    sectors=st.lists(st.sampled_from(SECTORS[:4]), max_size=2, unique=True),
+    prefiltered=st.integers(0, 20),
+    drop_chunk=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_every_symbol_lands_in_one_bucket(
+    n: int, unscored: float, min_rating: float, sectors: list[str], prefiltered: int, drop_chunk: bool, seed: int
+) -> None:
     u = synthetic_universe(n, seed=seed, chunk_size=64, unscored=unscored, n_sectors=4)
     chunks = u.decoded()
     if drop_chunk and chunks:
@@ -144,14 +164,14 @@ def test_bad_chunks_and_headers_are_input_errors() -> None:
     chunks = u.decoded()
     with pytest.raises(RankerInputError, match="more than one chunk"):
         rank_scan(make_input(u.info), [chunks[0], dataclasses.replace(chunks[0], chunk_index=5)], CONFIG)
-    short_info = dataclasses.replace(u.info, **{f.name: getattr(u.info, f.name)[:25]
-                                                for f in dataclasses.fields(u.info)})
+    short_info = dataclasses.replace(
+        u.info, **{f.name: getattr(u.info, f.name)[:25] for f in dataclasses.fields(u.info)}
+    )
     with pytest.raises(RankerInputError, match=r"not announced in header\.info"):
         rank_scan(make_input(short_info), chunks, CONFIG)
     block = chunks[0].features
     keep = [i for i, f in enumerate(block.fields) if f != "rsi_14"]
-    bad = decode_block(encode_block(np.ascontiguousarray(block.array[:, keep]),
-                                    fields=[block.fields[i] for i in keep]))
+    bad = decode_block(encode_block(np.ascontiguousarray(block.array[:, keep]), fields=[block.fields[i] for i in keep]))
     with pytest.raises(RankerInputError, match="lacks rsi_14"):
         rank_scan(make_input(u.info), [dataclasses.replace(chunks[0], features=bad)], CONFIG)
     levels = chunks[0].levels

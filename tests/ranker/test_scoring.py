@@ -68,8 +68,9 @@ def test_win_probability_interpolates_the_calibration_table(calibration: WinProb
 
 
 def test_calibration_with_infinite_outer_edges() -> None:
-    cal = WinProbCalibration.from_metadata({"win_prob": {"edges": [-np.inf, 0.0, np.inf], "p_up": [0.4, 0.6]}},
-                                           "inline")
+    cal = WinProbCalibration.from_metadata(
+        {"win_prob": {"edges": [-np.inf, 0.0, np.inf], "p_up": [0.4, 0.6]}}, "inline"
+    )
     assert cal(np.array([-1.0, 0.0, 1.0])).tolist() == pytest.approx([0.4, 0.5, 0.6])
 
 
@@ -103,8 +104,9 @@ def test_market_regime() -> None:
 
 def test_trade_plans_long_and_short() -> None:
     style = style_for("Short-term swing")  # stop 1.5 ATR, reward/risk 2
-    p = trade_plans(np.array([100.0, 100.0, 100.0]), np.array([2.0, 2.0, np.nan]), np.array([False, True, False]),
-                    style, 1000.0)
+    p = trade_plans(
+        np.array([100.0, 100.0, 100.0]), np.array([2.0, 2.0, np.nan]), np.array([False, True, False]), style, 1000.0
+    )
     assert p.stop[:2].tolist() == [97.0, 103.0]
     assert p.target[:2].tolist() == [106.0, 94.0]
     assert p.reward_risk[:2].tolist() == pytest.approx([2.0, 2.0])

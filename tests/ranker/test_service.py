@@ -23,31 +23,55 @@ from technic.v1 import common_pb2, compute_pb2, ranker_pb2, ranker_pb2_grpc, sca
 from tests.ranker.test_engine import CAL
 from tests.support import RedisServer, free_port, running_service, service_env
 
-STATES = {"ok": common_pb2.SYMBOL_STATE_OK, "insufficient_history": common_pb2.SYMBOL_STATE_INSUFFICIENT_HISTORY,
-          "no_data": common_pb2.SYMBOL_STATE_NO_DATA, "stale": common_pb2.SYMBOL_STATE_STALE,
-          "error": common_pb2.SYMBOL_STATE_ERROR}
+STATES = {
+    "ok": common_pb2.SYMBOL_STATE_OK,
+    "insufficient_history": common_pb2.SYMBOL_STATE_INSUFFICIENT_HISTORY,
+    "no_data": common_pb2.SYMBOL_STATE_NO_DATA,
+    "stale": common_pb2.SYMBOL_STATE_STALE,
+    "error": common_pb2.SYMBOL_STATE_ERROR,
+}
 UNIVERSE = synthetic_universe(800, chunk_size=200, seed=11)
 
 
 def score_response(c: EncodedChunk) -> compute_pb2.ScoreResponse:
     return compute_pb2.ScoreResponse(
-        chunk_index=c.chunk_index, symbols=c.symbols, states=[STATES[s] for s in c.states], features=c.features,
-        scores=c.scores, levels=c.levels, sparklines=c.sparklines, feature_version=c.feature_version,
-        model_versions=c.model_versions, replica="test")
+        chunk_index=c.chunk_index,
+        symbols=c.symbols,
+        states=[STATES[s] for s in c.states],
+        features=c.features,
+        scores=c.scores,
+        levels=c.levels,
+        sparklines=c.sparklines,
+        feature_version=c.feature_version,
+        model_versions=c.model_versions,
+        replica="test",
+    )
 
 
-def header(u: Universe, fingerprint: str, scan_id: str = "scan-1", prefiltered: int = 3,
-           **options: object) -> ranker_pb2.RankHeader:
+def header(
+    u: Universe, fingerprint: str, scan_id: str = "scan-1", prefiltered: int = 3, **options: object
+) -> ranker_pb2.RankHeader:
     info = u.info
     return ranker_pb2.RankHeader(
-        scan_id=scan_id, fingerprint=fingerprint, options=scan_pb2.ScanOptions(**options), as_of="2026-11-13",
-        info=ranker_pb2.SymbolInfo(symbols=info.symbols, names=info.names, sectors=info.sectors,
-                                   industries=info.industries, market_caps=info.market_caps),
-        issues=[common_pb2.SymbolIssue(symbol=f"PENNY{i}", bucket=common_pb2.BUCKET_FILTERED,
-                                       reason="prefilter_price") for i in range(prefiltered)],
+        scan_id=scan_id,
+        fingerprint=fingerprint,
+        options=scan_pb2.ScanOptions(**options),
+        as_of="2026-11-13",
+        info=ranker_pb2.SymbolInfo(
+            symbols=info.symbols,
+            names=info.names,
+            sectors=info.sectors,
+            industries=info.industries,
+            market_caps=info.market_caps,
+        ),
+        issues=[
+            common_pb2.SymbolIssue(symbol=f"PENNY{i}", bucket=common_pb2.BUCKET_FILTERED, reason="prefilter_price")
+            for i in range(prefiltered)
+        ],
         requested=len(info.symbols) + prefiltered,
         benchmark=encode_block(benchmark_closes().astype(np.float32)[:, None], fields=["close"]),
-        stage_seconds={"fetch": 0.2, "compute": 0.1})
+        stage_seconds={"fetch": 0.2, "compute": 0.1},
+    )
 
 
 def stream(head: ranker_pb2.RankHeader, u: Universe = UNIVERSE) -> Iterator[ranker_pb2.RankRequest]:
@@ -104,21 +128,26 @@ async def test_rank_then_page(stub: ranker_pb2_grpc.RankerStub) -> None:
     again = await stub.Rank(stream(header(UNIVERSE, "fp-1", scan_id="scan-2", limit=25, min_tech_rating=40)))
     assert again.cached and again.scan_id == "scan-2" and again.rows == result.rows
 
-    page = await stub.GetResults(ranker_pb2.GetResultsRequest(scan_id="scan-2", offset=10, limit=5,
-                                                              sort_by="rsi_14", ascending=True))
+    page = await stub.GetResults(
+        ranker_pb2.GetResultsRequest(scan_id="scan-2", offset=10, limit=5, sort_by="rsi_14", ascending=True)
+    )
     values = [r.features["rsi_14"] for r in page.rows]
     assert len(values) == 5 and values == sorted(values) and page.offset == 10 and not page.issues
     full = await stub.GetResults(ranker_pb2.GetResultsRequest(fingerprint="fp-1", include_issues=True, limit=10))
     assert list(full.issues) == list(result.issues) and full.rows[0] == result.rows[0]
 
 
-@pytest.mark.parametrize(("request_", "message"), [
-    (ranker_pb2.GetResultsRequest(fingerprint="fp-b", sort_by="shoe_size"), "allowed: .*tech_rating"),
-    (ranker_pb2.GetResultsRequest(fingerprint="fp-b", limit=-1), "limit must be between 0 and 10000"),
-    (ranker_pb2.GetResultsRequest(), "give a scan_id or a fingerprint"),
-])
-async def test_get_results_bad_options(stub: ranker_pb2_grpc.RankerStub, request_: ranker_pb2.GetResultsRequest,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (ranker_pb2.GetResultsRequest(fingerprint="fp-b", sort_by="shoe_size"), "allowed: .*tech_rating"),
+        (ranker_pb2.GetResultsRequest(fingerprint="fp-b", limit=-1), "limit must be between 0 and 10000"),
+        (ranker_pb2.GetResultsRequest(), "give a scan_id or a fingerprint"),
+    ],
+)
+async def test_get_results_bad_options(
+    stub: ranker_pb2_grpc.RankerStub, request_: ranker_pb2.GetResultsRequest, message: str
+) -> None:
     await stub.Rank(stream(header(UNIVERSE, "fp-b")))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.GetResults(request_)
@@ -135,9 +164,15 @@ async def test_rank_bad_options_and_input(stub: ranker_pb2_grpc.RankerStub) -> N
         (stream(header(UNIVERSE, "fp-x", trade_style=9)), "allowed: Day, Short-term swing"),
         (stream(header(UNIVERSE, "")), "fingerprint is required"),
         (iter([ranker_pb2.RankRequest(chunk=score_response(UNIVERSE.chunks[0]))]), "first message .* RankHeader"),
-        (iter([ranker_pb2.RankRequest(header=header(UNIVERSE, "fp-y")),
-               ranker_pb2.RankRequest(chunk=compute_pb2.ScoreResponse(chunk_index=4, features=b"junk"))]),
-         "chunk 4: features block"),
+        (
+            iter(
+                [
+                    ranker_pb2.RankRequest(header=header(UNIVERSE, "fp-y")),
+                    ranker_pb2.RankRequest(chunk=compute_pb2.ScoreResponse(chunk_index=4, features=b"junk")),
+                ]
+            ),
+            "chunk 4: features block",
+        ),
     ]
     for requests, message in cases:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -155,8 +190,13 @@ async def test_unknown_scan_is_not_found(stub: ranker_pb2_grpc.RankerStub) -> No
 @pytest.mark.integration
 def test_process_refuses_to_start_without_model_metadata(tmp_path: Path) -> None:
     env = service_env({"TECHNIC_MODEL_DIR": str(tmp_path / "empty"), "TECHNIC_RANKER_PORT": str(free_port())})
-    proc = subprocess.run([sys.executable, "-m", "services.ranker"], env=env, capture_output=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.ranker"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 2
     assert b"alpha_10d.json not found" in proc.stderr + proc.stdout
 
@@ -170,5 +210,7 @@ def test_process_serves_rank(redis_server: RedisServer, model_dir: Path, logdir:
         stub = ranker_pb2_grpc.RankerStub(ch)
         result = stub.Rank(stream(header(small, "fp-proc", prefiltered=0), small), timeout=30)
         assert result.accounting.requested == 120 and result.rows
-        assert stub.GetResults(ranker_pb2.GetResultsRequest(scan_id="scan-1", limit=3), timeout=10).rows[0] == \
-            result.rows[0]
+        assert (
+            stub.GetResults(ranker_pb2.GetResultsRequest(scan_id="scan-1", limit=3), timeout=10).rows[0]
+            == result.rows[0]
+        )

@@ -48,8 +48,9 @@ def baseline(cluster: SupervisedCluster) -> tuple[int, scan_pb2.ScanResult]:
     return len(progress), result
 
 
-def at_event(index: int, action: Callable[[], None], stages: tuple[str, ...] = ()) -> Callable[
-        [scanner_pb2.Progress], None]:
+def at_event(
+    index: int, action: Callable[[], None], stages: tuple[str, ...] = ()
+) -> Callable[[scanner_pb2.Progress], None]:
     """A progress callback that runs ``action`` once, at the ``index``-th event (of ``stages``, when given)."""
     seen = [0]
     done: list[bool] = []
@@ -182,8 +183,14 @@ def injected(cluster: SupervisedCluster) -> dict[str, int]:
 
 # Every kind of fault, at rates the fetcher's retries (seven attempts a request) always get through: a
 # request fails every attempt with a probability below 1e-5, so no session is lost (the dice are seeded).
-STORM = {"rate_429": 0.1, "rate_5xx": 0.05, "rate_malformed": 0.02, "rate_truncated": 0.02,
-         "results_null": 1.0, "jitter_ms": 500.0}
+STORM = {
+    "rate_429": 0.1,
+    "rate_5xx": 0.05,
+    "rate_malformed": 0.02,
+    "rate_truncated": 0.02,
+    "results_null": 1.0,
+    "jitter_ms": 500.0,
+}
 
 
 @pytest.mark.parametrize(("round_", "newest"), [(0, 12), pytest.param(1, None, marks=pytest.mark.reliability)])
@@ -266,8 +273,14 @@ def test_gateway_sigterm_during_scan(cluster: SupervisedCluster, baseline, round
 
     def http_scan() -> None:  # an HTTP scan in flight as well: the HTTP side stops with the gRPC side
         try:
-            http_outcome.append(httpx.post(f"{cluster.http}/v1/scan", json={"refresh": True, "limit": 10},
-                                           headers={"X-API-Key": API_KEYS[1]}, timeout=SCAN_JOIN).status_code)
+            http_outcome.append(
+                httpx.post(
+                    f"{cluster.http}/v1/scan",
+                    json={"refresh": True, "limit": 10},
+                    headers={"X-API-Key": API_KEYS[1]},
+                    timeout=SCAN_JOIN,
+                ).status_code
+            )
         except httpx.HTTPError as exc:
             http_outcome.append(exc)
 
