@@ -249,6 +249,11 @@ def _scan(buf: np.ndarray, pos: int, values: np.ndarray, spans: np.ndarray) -> t
                         return _DECLINE, 0
                     pos += 1
                 elif c == 110 and buf[pos + 1] == 117 and buf[pos + 2] == 108 and buf[pos + 3] == 108:  # null
+                    # A repeated key's null replaces its earlier value, as in a JSON decoder (the last wins).
+                    if column == _TICKER:
+                        spans[rows, 1] = 0
+                    elif column >= 0:
+                        values[rows, column] = np.nan
                     pos += 4
                 elif column < 0 and c == 116 and buf[pos + 1] == 114 and buf[pos + 2] == 117 and buf[pos + 3] == 101:
                     pos += 4  # true, outside the bar fields

@@ -96,14 +96,17 @@ async def test_splits_universe_details(flushed: RedisServer) -> None:
 async def test_redis_down_serves_from_memory() -> None:
     states: list[bool] = []
     client = ResilientRedis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2, on_state_change=states.append)
-    store = BarStore(client)
-    await store.put_session(DAY, grouped(), unfinished=False)
-    assert store.degraded and states == [True]
-    fresh = BarStore(client)  # decoded cache empty: the fallback LRU answers
-    assert list(await fresh.get_sessions([DAY])) == [DAY]
-    assert await fresh.put_panel("technic:panel:x", b"abc", 600) is False
-    # A chunk that only the fallback holds is never handed out by key.
-    assert await fresh.has_panel("technic:panel:x") is False
+    try:
+        store = BarStore(client)
+        await store.put_session(DAY, grouped(), unfinished=False)
+        assert store.degraded and states == [True]
+        fresh = BarStore(client)  # decoded cache empty: the fallback LRU answers
+        assert list(await fresh.get_sessions([DAY])) == [DAY]
+        assert await fresh.put_panel("technic:panel:x", b"abc", 600) is False
+        # A chunk that only the fallback holds is never handed out by key.
+        assert await fresh.has_panel("technic:panel:x") is False
+    finally:
+        await client.close()  # stops the watcher that pings the dead server
 
 
 async def test_stored_panels_are_known_until_redis_loses_them(flushed: RedisServer) -> None:
