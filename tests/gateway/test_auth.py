@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.http_api.auth import key_matches, matching_key
 from gateway.http_api import create_app
+from gateway.http_api.auth import key_matches, matching_key
 from gateway.settings import GatewaySettings
 from tests.gateway.doubles import OrchestratorDouble
 

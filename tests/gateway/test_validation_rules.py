@@ -40,8 +40,8 @@ NOT_A_TICKER = "is not a ticker (letters, digits, '.', '-', '/'; at most 15)"
         (Opts(min_tech_rating=math.inf), "min_tech_rating must be between 0 and 100, got inf"),
         (Opts(sectors=["Energy"] * (MAX_SECTORS + 1)), "sectors has 201 entries; at most 200 are allowed"),
         (Opts(sectors=["Energy", ""]), "sectors must not contain empty strings"),
-        (Opts(lookback_days=MIN_LOOKBACK - 1), "lookback_days must be between 60 and 2520, got 59"),
-        (Opts(lookback_days=MAX_LOOKBACK + 1), "lookback_days must be between 60 and 2520, got 2521"),
+        (Opts(lookback_days=MIN_LOOKBACK - 1), f"lookback_days must be between 30 and 2520, got {MIN_LOOKBACK - 1}"),
+        (Opts(lookback_days=MAX_LOOKBACK + 1), "lookback_days must be between 30 and 2520, got 2521"),
         (
             Opts(signals=["Long", "Up"]),
             "unknown signal 'Up'; one of Avoid, Long, Neutral, Short, Strong Long, Strong Short",

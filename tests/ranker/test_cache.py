@@ -94,6 +94,7 @@ async def test_identical_concurrent_calls_compute_once(redis: ResilientRedis) ->
     assert all(scan.fingerprint == "fp-s" and np.array_equal(scan.numbers, first.numbers) for scan, _ in results)
     assert sorted(cached for _, cached in results) == [False] + [True] * 11
     assert (await cache.get_or_compute("fp-s", compute))[1] is True and calls == 1
+    await cache.drain()
 
 
 async def test_a_failed_flight_fails_its_waiters_and_a_cancelled_one_hands_over(redis: ResilientRedis) -> None:
@@ -129,6 +130,8 @@ async def test_a_failed_flight_fails_its_waiters_and_a_cancelled_one_hands_over(
     first.cancel()
     scan, cached = await waiter
     assert scan.fingerprint == "fp-c" and cached is False
+    assert first.cancelled()
+    await cache.drain()  # the handed-over flight's write to Redis
 
 
 def encoded(*symbols: str) -> dict[str, bytes]:

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
+from services.contract.styles import style_for
 from services.ranker.plan import rationales, trade_plans
-from services.ranker.styles import style_for
 
 SWING = style_for("Short-term swing")  # stop 1.5 ATR, reward/risk 2
 

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
+from services.contract.styles import SUBSCORES, style_for
 from services.ranker import rating
-from services.ranker.styles import SUBSCORES, style_for
-from services.ranker.synthetic import FEATURES
+from tests.ranker.synthetic import FEATURES
 
 DAY, POSITION = style_for("Day"), style_for("Position")
 

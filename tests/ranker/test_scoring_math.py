@@ -6,24 +6,22 @@ from __future__ import annotations
 import math
 import statistics
 import warnings
-from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.contract.styles import style_for
 from services.ranker.scoring import (
     MIN_REGIME_SESSIONS,
     CalibrationError,
+    WinProbCalibration,
     alpha_score,
     composite,
     liquidity_factor,
-    load_calibration,
     market_regime,
 )
-from services.ranker.styles import style_for
 
 DAY, POSITION = style_for("Day"), style_for("Position")
 Z = math.sqrt(1.5)  # z-scores of 1, 2, 3 (population std sqrt(2/3)) are -Z, 0, Z
@@ -75,25 +73,23 @@ def test_liquidity_factor_by_hand(dollars: list[float], floor: float, expected: 
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-def test_calibration_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(CalibrationError) as err:
-        load_calibration(tmp_path)
-    assert str(err.value) == (
-        f"model metadata {tmp_path / 'alpha_10d.json'} not found: train the models "
-        "(`technic train`) or point TECHNIC_MODEL_DIR at a folder holding it"
-    )
-    path = tmp_path / "alpha_10d.json"
-    path.write_bytes(b"{nope")
-    with pytest.raises(CalibrationError, match=f"^model metadata {path} is not valid JSON: "):
-        load_calibration(tmp_path)
-    path.write_bytes(b"[1, 2]")
-    with pytest.raises(CalibrationError) as err:
-        load_calibration(tmp_path)
-    assert str(err.value) == f"model metadata {path} is not a JSON object"
-    path.write_bytes(orjson.dumps({"win_prob": {"edges": [0, 1], "p_up": [2.0]}}))
-    with pytest.raises(CalibrationError) as err:
-        load_calibration(tmp_path)
-    assert str(err.value) == f"{path}: win_prob edges must increase and p_up lie in [0, 1]"
+def test_calibration_errors_name_the_source_and_the_rule() -> None:
+    def refused(model: str, edges: list[float], p_up: list[float]) -> str:
+        with pytest.raises(CalibrationError) as err:
+            WinProbCalibration.from_table(model, "v1", edges, p_up, source="header.win_prob")
+        return str(err.value)
+
+    assert refused("alpha_5d", [0, 1], [0.5]) == (
+        "header.win_prob is for model 'alpha_5d'; the win probability is calibrated on 'alpha_10d'")
+    assert refused("alpha_10d", [0, 1, 2], [0.5]) == (
+        "header.win_prob needs len(edges) == len(p_up) + 1 >= 2, got 3 edges and 1 probabilities")
+    assert refused("alpha_10d", [0, 1], [2.0]) == "header.win_prob: edges must increase and p_up lie in [0, 1]"
+    assert refused("alpha_10d", [1, 0], [0.5]) == "header.win_prob: edges must increase and p_up lie in [0, 1]"
+    assert refused("alpha_10d", [-np.inf, np.inf], [0.5]) == (
+        "header.win_prob: bins must have finite, increasing centres")
+    ok = WinProbCalibration.from_table("alpha_10d", "v1", [-np.inf, 0.0, 1.0, np.inf], [0.2, 0.5, 0.8])
+    np.testing.assert_allclose(ok.centers, [-0.5, 0.5, 1.5])
+    np.testing.assert_allclose(ok(np.array([-5.0, 0.5, 1.0, np.nan])), [0.2, 0.5, 0.65, np.nan])
 
 
 def regime_by_rule(closes: list[float]) -> tuple[str, str]:
