@@ -78,8 +78,7 @@ _N_ROWS = 31
 
 
 @njit(cache=True)
-def _indicators(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                first: int) -> np.ndarray:
+def _indicators(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, first: int) -> np.ndarray:
     """Every indicator the features use, over one symbol's present sessions (rows: _SMA10, ...)."""
     m = c.size
     s = np.full((_N_ROWS, m), np.nan)
@@ -122,8 +121,9 @@ def _div(a: float, b: float) -> float:
 
 
 @njit(cache=True)
-def _write_features(val: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                    v: np.ndarray, t: int, out: np.ndarray) -> None:
+def _write_features(
+    val: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, t: int, out: np.ndarray
+) -> None:
     """Features at present-session ``t`` into ``out`` (FEATURES order) from the indicator values
     ``val`` at ``t`` (indexed by the scratch rows; ``val[_OBV]`` holds the 21-session OBV change)."""
     x = c[t]
@@ -200,8 +200,9 @@ def _window_extremes(h: np.ndarray, lo: np.ndarray, t: int, n: int) -> tuple[flo
 
 
 @njit(cache=True)
-def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                   tp: np.ndarray, val: np.ndarray) -> None:
+def _window_values(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, tp: np.ndarray, val: np.ndarray
+) -> None:
     """Window indicators at the last present session into ``val``: they read only their last window.
 
     ``tp`` is a scratch of at least 20 values (CCI's typical prices). The recursive indicators
@@ -324,8 +325,9 @@ def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
 
 
 @njit(cache=True, inline="always")
-def _dmi_step(pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-              i: int) -> tuple[float, float, float, float, float]:
+def _dmi_step(
+    pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, c: np.ndarray, i: int
+) -> tuple[float, float, float, float, float]:
     """One Wilder step of +DM, -DM and TR at session ``i``: (pdm, mdm, tr, DX or -1, TR_i).
 
     TA-Lib's DX is 100 |-DI - +DI| / (+DI + -DI) with each DI = 100 DM / TR; TR cancels, so DX takes
@@ -360,8 +362,7 @@ _STEADY = 50  # every recursive indicator below is seeded before this session
 @njit(cache=True, inline="always")
 def _wilder3(gain: float, loss: float, atr: float, d: float, r: float) -> tuple[float, float, float]:
     """One Wilder step (period 14) of RSI's average gain and loss and of the ATR."""
-    return ((gain * 13 + max(d, 0.0)) * _INV14, (loss * 13 + max(-d, 0.0)) * _INV14,
-            (atr * 13 + r) * _INV14)
+    return ((gain * 13 + max(d, 0.0)) * _INV14, (loss * 13 + max(-d, 0.0)) * _INV14, (atr * 13 + r) * _INV14)
 
 
 @njit(cache=True)
@@ -497,8 +498,19 @@ def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, b
 
 
 @njit(cache=True)
-def _put_symbol(r: int, buf: np.ndarray, n: int, closes: int, last: bool, val: np.ndarray, tp: np.ndarray,
-                row: np.ndarray, feats: np.ndarray, levels: np.ndarray, spark: np.ndarray) -> None:
+def _put_symbol(
+    r: int,
+    buf: np.ndarray,
+    n: int,
+    closes: int,
+    last: bool,
+    val: np.ndarray,
+    tp: np.ndarray,
+    row: np.ndarray,
+    feats: np.ndarray,
+    levels: np.ndarray,
+    spark: np.ndarray,
+) -> None:
     """Row ``r`` of the outputs from its gathered bars and recursive indicator values."""
     levels[r, N_LEVELS - 1] = closes
     o, h, lo, c, v = buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n]
@@ -511,8 +523,22 @@ def _put_symbol(r: int, buf: np.ndarray, n: int, closes: int, last: bool, val: n
     _write_features(val, o, h, lo, c, v, t, row)
     for k in range(N_FEATURES):
         feats[r, k] = row[k]
-    lv = (c[t], c[t - 1] if t >= 1 else np.nan, o[t], h[t], lo[t], v[t], val[_ATR], val[_SMA20],
-          val[_SMA50], val[_SMA200], val[_HH252], val[_LL252], val[_AVGV20], val[_DV20])
+    lv = (
+        c[t],
+        c[t - 1] if t >= 1 else np.nan,
+        o[t],
+        h[t],
+        lo[t],
+        v[t],
+        val[_ATR],
+        val[_SMA20],
+        val[_SMA50],
+        val[_SMA200],
+        val[_HH252],
+        val[_LL252],
+        val[_AVGV20],
+        val[_DV20],
+    )
     for k in range(N_LEVELS - 1):
         levels[r, k] = lv[k]
 
@@ -541,8 +567,7 @@ def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 @njit(cache=True)
-def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                 np.ndarray]:
+def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Row ``r``'s complete bars (all five fields finite) as float64 series, and their positions."""
     t = panel.shape[1]
     buf = np.empty((5, t))
