@@ -12,6 +12,16 @@ Two entry points share one Numba kernel per symbol:
   of the axis), plus the sparkline closes and a state per symbol;
 - :func:`training_features`: features at chosen sessions, for training.
 
+Panels hold float32 bars, but prices are decimals (cents; hundredths of a cent below $1), and
+float32 rounding breaks their ties: an up-move and a down-move that are equal in the real prices
+differ after rounding, so +DM/-DM and the like take the other branch. The gathers therefore widen
+each price to the float64 decimal it was rounded from (:func:`_restore_decimal`): the most decimals
+that float32 still tells apart at that magnitude, 4 below 1024, 3 below 8192, 2 below 131072, and
+none above. The result is exactly the double a JSON parser gives for the decimal, so the kernels
+see the bars TA-Lib sees. A price that float32 cannot place on that grid is widened as it is: a
+split-adjusted price off the grid, any price above 131072, and sub-penny prices above 1024, whose
+decimals float32 no longer separates. Volumes are widened as they are.
+
 Changing any definition here changes :data:`FEATURE_VERSION`; models trained on another version
 are refused at load time.
 """
@@ -469,13 +479,57 @@ def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarra
         val[_ADX] = adx
 
 
+# Below each bound (exclusive) float32 separates prices that differ in the given decimal place.
+_FOUR_DECIMALS = 1024.0
+_THREE_DECIMALS = 8192.0
+_TWO_DECIMALS = 131072.0
+_HALF_ULP32 = 2.0**-24  # half a float32 unit in the last place, relative to the value, at most
+
+
+@njit(cache=True, inline="always")
+def _on_grid(x: float, scale: float, step: float) -> float:
+    """``x`` as the nearest multiple of ``step`` (= 1 / ``scale``) when that decimal rounds to ``x`` in
+    float32, else ``x``.
+
+    ``x * scale`` is exact (24 by at most 10 significant bits), so is its distance ``e`` to the nearest
+    integer k, and ``x + e * step`` is k / scale correctly rounded (checked for every k of each
+    grid by the tests), without a division. ``e`` is within half a float32 unit of ``x`` exactly when
+    ``x`` is the decimal's float32, up to the unit's size: a value off the grid is never moved further
+    than float32 rounding moved it.
+    """
+    y = x * scale
+    e = np.rint(y) - y
+    return x + e * step if abs(e) <= abs(y) * _HALF_ULP32 else x
+
+
+@njit(cache=True, inline="always")
+def _restore_decimal(x: float) -> float:
+    """A float32 price (widened) as the float64 of the decimal it was rounded from, when float32 can
+    tell; NaN and infinities pass through."""
+    a = abs(x)
+    four = a < _FOUR_DECIMALS
+    three = a < _THREE_DECIMALS
+    d = _on_grid(x, 1e4 if four else (1e3 if three else 1e2), 1e-4 if four else (1e-3 if three else 1e-2))
+    return d if a < _TWO_DECIMALS else x
+
+
+@njit(cache=True)
+def _restore_rows(buf: np.ndarray, first: int, last: int, n: int) -> None:
+    """:func:`_restore_decimal` over ``buf[first:last, :n]`` in place, one contiguous row at a time
+    (the loops vectorise)."""
+    for k in range(first, last):
+        for i in range(n):
+            buf[k, i] = _restore_decimal(buf[k, i])
+
+
 @njit(cache=True)
 def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, bool]:
     """Row ``r``'s complete bars (all five fields finite) into ``buf[field, :n]`` as float64.
 
     Returns (n complete bars, finite closes, whether the as-of session is complete). Branch-free:
     every bar is written at the next slot, which advances only past a complete one (the sum of the
-    five is finite exactly when all five are).
+    five is finite exactly when all five are). High, low and close are restored to their decimals;
+    the open only at the last bar, the one session whose open the scoring features read.
     """
     n = 0
     closes = 0
@@ -494,6 +548,9 @@ def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, b
         ok = np.isfinite(o + hi + low + x + vol)
         n += ok
         closes += np.isfinite(x)
+    _restore_rows(buf, 1, 4, n)
+    if n > 0:
+        buf[0, n - 1] = _restore_decimal(buf[0, n - 1])
     return n, closes, ok
 
 
@@ -568,7 +625,8 @@ def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 @njit(cache=True)
 def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Row ``r``'s complete bars (all five fields finite) as float64 series, and their positions."""
+    """Row ``r``'s complete bars (all five fields finite) as float64 series, prices restored to their
+    decimals, and their positions."""
     t = panel.shape[1]
     buf = np.empty((5, t))
     idx = np.empty(t, dtype=np.int64)
@@ -583,6 +641,7 @@ def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             buf[4, n] = v
             idx[n] = j
             n += 1
+    _restore_rows(buf, 0, 4, n)
     return buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], idx[:n]
 
 
