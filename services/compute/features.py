@@ -375,13 +375,15 @@ def _wilder3(gain: float, loss: float, atr: float, d: float, r: float) -> tuple[
     return ((gain * 13 + max(d, 0.0)) * _INV14, (loss * 13 + max(-d, 0.0)) * _INV14, (atr * 13 + r) * _INV14)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarray) -> None:
     """EMA 20/50, MACD 12/26/9, RSI 14, ATR 14 and ADX/DI 14 at the last session, one pass.
 
     Sessions before ``_STEADY`` seed the indicators the way TA-Lib does (a simple mean, then the
     recursion), one short loop per phase so that no loop tests the session number; the rest run one
-    loop of the EMA and Wilder steps of every indicator.
+    loop of the EMA and Wilder steps of every indicator. Each ``a * b + c`` of those steps may run
+    as one fused multiply-add (``contract``): one rounding instead of two, fewer instructions in the
+    loop that dominates the kernel, and results within TA-Lib's tolerance like the reordered DX.
     """
     m = c.size
     seed = min(m, _STEADY)
