@@ -80,11 +80,18 @@ class SymbolState(IntEnum):
     STALE = 4
 
 
-# Rows of the per-symbol indicator scratch block.
+# Rows of the per-symbol indicator scratch block, named in INDICATORS.
 _SMA10, _SMA20, _SMA50, _SMA100, _SMA200, _EMA20, _EMA50, _HH252, _LL252, _RSI = range(10)
 _MACD, _MACDS, _MACDH, _BBU, _BBM, _BBL, _ATR, _ADX, _PDI, _MDI = range(10, 20)
 _STK, _STD, _CCI, _WILLR, _OBV, _RV21, _RV63, _RELVOL, _DV20, _AVGV20, _ROC10 = range(20, 31)
 _N_ROWS = 31
+# What the scoring kernel derives the features from, at the as-of session (see as_of_indicators).
+INDICATORS: tuple[str, ...] = (
+    "sma_10", "sma_20", "sma_50", "sma_100", "sma_200", "ema_20", "ema_50", "high_252", "low_252", "rsi_14",
+    "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14", "adx_14", "plus_di_14",
+    "minus_di_14", "stoch_k", "stoch_d", "cci_20", "willr_14", "obv_change_21", "realized_vol_21",
+    "realized_vol_63", "rel_volume_20", "dollar_volume_20", "avg_volume_20", "roc_10",
+)  # fmt: skip
 
 
 @njit(cache=True)
@@ -564,13 +571,12 @@ def _put_symbol(
     closes: int,
     last: bool,
     val: np.ndarray,
-    tp: np.ndarray,
     row: np.ndarray,
     feats: np.ndarray,
     levels: np.ndarray,
     spark: np.ndarray,
 ) -> None:
-    """Row ``r`` of the outputs from its gathered bars and recursive indicator values."""
+    """Row ``r`` of the outputs from its gathered bars and its indicator values at the as-of session."""
     levels[r, N_LEVELS - 1] = closes
     o, h, lo, c, v = buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n]
     for i in range(min(n, SPARKLINE_LENGTH)):
@@ -578,7 +584,6 @@ def _put_symbol(
     if n == 0 or not last:
         return
     t = n - 1
-    _window_values(o, h, lo, c, v, tp, val)
     _write_features(val, o, h, lo, c, v, t, row)
     for k in range(N_FEATURES):
         feats[r, k] = row[k]
@@ -602,6 +607,18 @@ def _put_symbol(
         levels[r, k] = lv[k]
 
 
+@njit(cache=True)
+def _as_of_values(panel: np.ndarray, r: int, buf: np.ndarray, tp: np.ndarray, val: np.ndarray) -> tuple[int, int, bool]:
+    """Row ``r`` gathered into ``buf`` (see :func:`_gather_row`, whose result this returns) and its
+    indicator values at the as-of session into ``val`` (NaN when that session's bar is missing)."""
+    n, closes, last = _gather_row(panel, r, buf)
+    val[:] = np.nan
+    if n > 0 and last:
+        _last_recursive(buf[1, :n], buf[2, :n], buf[3, :n], val)
+        _window_values(buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], tp, val)
+    return n, closes, last
+
+
 _BLOCK = 64  # symbols per parallel task: scratch buffers are allocated once per block
 
 
@@ -617,12 +634,32 @@ def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         tp = np.empty(20)
         row = np.empty(N_FEATURES)
         for r in range(b * _BLOCK, min(n_sym, (b + 1) * _BLOCK)):
-            n, closes, last = _gather_row(panel, r, buf)
-            val[:] = np.nan
-            if n > 0 and last:
-                _last_recursive(buf[1, :n], buf[2, :n], buf[3, :n], val)
-            _put_symbol(r, buf, n, closes, last, val, tp, row, feats, levels, spark)
+            n, closes, last = _as_of_values(panel, r, buf, tp, val)
+            _put_symbol(r, buf, n, closes, last, val, row, feats, levels, spark)
     return feats, levels, spark
+
+
+@njit(cache=True, parallel=True)
+def _as_of_kernel(panel: np.ndarray) -> np.ndarray:
+    n_sym, n_ses = panel.shape[0], panel.shape[1]
+    out = np.empty((n_sym, _N_ROWS))
+    for b in prange((n_sym + _BLOCK - 1) // _BLOCK):
+        buf = np.empty((5, max(n_ses, 1)))
+        tp = np.empty(20)
+        for r in range(b * _BLOCK, min(n_sym, (b + 1) * _BLOCK)):
+            _as_of_values(panel, r, buf, tp, out[r])
+    return out
+
+
+@njit(cache=True)
+def _decimal_block(panel: np.ndarray) -> np.ndarray:
+    out = np.empty(panel.shape)
+    for r in range(panel.shape[0]):
+        for j in range(panel.shape[1]):
+            for k in range(4):
+                out[r, j, k] = _restore_decimal(np.float64(panel[r, j, k]))
+            out[r, j, 4] = panel[r, j, 4]
+    return out
 
 
 @njit(cache=True)
@@ -704,6 +741,20 @@ def score_features(panel: np.ndarray) -> PanelFeatures:
     last_close = panel[:, -1, PANEL_FIELDS.index("close")] if panel.shape[1] else np.full(panel.shape[0], np.nan)
     states = symbol_states(levels[:, N_LEVELS - 1], last_close)
     return PanelFeatures(features=feats, levels=levels, sparklines=spark, states=states)
+
+
+def as_of_indicators(panel: np.ndarray) -> np.ndarray:
+    """Float64 (symbols, len(INDICATORS)): the indicator values :func:`score_features` derives the
+    features from, through the same kernels; NaN in warm-up and where the as-of bar is missing."""
+    check_panel(panel)
+    return _as_of_kernel(np.ascontiguousarray(panel, dtype=np.float32))
+
+
+def decimal_prices(panel: np.ndarray) -> np.ndarray:
+    """The float32 ``panel`` as float64, open, high, low and close restored to their decimals as the
+    gathers restore them (volume widened as it is): the bars the kernels compute on."""
+    check_panel(panel)
+    return _decimal_block(np.ascontiguousarray(panel, dtype=np.float32))
 
 
 def training_features(panel: np.ndarray, sessions: np.ndarray) -> np.ndarray:
