@@ -138,8 +138,9 @@ def _atr_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, out: np.nda
 
 
 @njit(cache=True)
-def _dmi_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
-               adx: np.ndarray, plus_di: np.ndarray, minus_di: np.ndarray) -> None:
+def _dmi_dense(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, adx: np.ndarray, plus_di: np.ndarray, minus_di: np.ndarray
+) -> None:
     """ADX, +DI, -DI (TA-Lib ADX / PLUS_DI / MINUS_DI): DI from index n, ADX from 2n - 1."""
     m = c.size
     pdm = 0.0
@@ -185,8 +186,9 @@ def _dmi_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
 
 
 @njit(cache=True)
-def _macd_dense(x: np.ndarray, fast: int, slow: int, signal: int,
-                line: np.ndarray, sig: np.ndarray, hist: np.ndarray) -> None:
+def _macd_dense(
+    x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, sig: np.ndarray, hist: np.ndarray
+) -> None:
     """TA-Lib MACD: both EMAs are seeded at index slow - 1, the signal EMA seeds on the line."""
     m = x.size
     start = slow - 1
@@ -209,8 +211,7 @@ def _macd_dense(x: np.ndarray, fast: int, slow: int, signal: int,
 
 
 @njit(cache=True)
-def _bollinger_dense(x: np.ndarray, n: int, k: float,
-                     upper: np.ndarray, middle: np.ndarray, lower: np.ndarray) -> None:
+def _bollinger_dense(x: np.ndarray, n: int, k: float, upper: np.ndarray, middle: np.ndarray, lower: np.ndarray) -> None:
     """TA-Lib BBANDS with an SMA middle and population deviation from running sums of squares."""
     m = x.size
     if m < n:
@@ -271,8 +272,16 @@ def _rolling_min_dense(x: np.ndarray, n: int, out: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _stochastic_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int, slowd: int,
-                      k_out: np.ndarray, d_out: np.ndarray) -> None:
+def _stochastic_dense(
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    fastk: int,
+    slowk: int,
+    slowd: int,
+    k_out: np.ndarray,
+    d_out: np.ndarray,
+) -> None:
     """TA-Lib STOCH with SMA smoothing: raw %K from index fastk - 1, slow %K and %D both start at
     fastk - 1 + (slowk - 1) + (slowd - 1)."""
     m = c.size
@@ -290,7 +299,7 @@ def _stochastic_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, 
     k_smooth = np.full(raw.size, np.nan)
     _sma_dense(raw, slowk, k_smooth)
     d_smooth = np.full(raw.size, np.nan)
-    _sma_dense(k_smooth[slowk - 1:], slowd, d_smooth[slowk - 1:])
+    _sma_dense(k_smooth[slowk - 1 :], slowd, d_smooth[slowk - 1 :])
     for i in range(first, m):
         j = i - fastk + 1
         k_out[i] = k_smooth[j]
@@ -530,8 +539,9 @@ def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def stochastic(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int,
-               slowd: int) -> tuple[np.ndarray, np.ndarray]:
+def stochastic(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int, slowd: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(slow %K, slow %D), both smoothed with SMAs (TA-Lib STOCH, matype 0)."""
     idx = present_index(h, lo, c)
     k = np.full(idx.size, np.nan)
@@ -642,8 +652,7 @@ def atr_wilder_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.nd
 
 
 @njit(cache=True, parallel=True)
-def adx_wilder_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                  n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def adx_wilder_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a = np.empty(c.shape)
     p = np.empty(c.shape)
     q = np.empty(c.shape)
@@ -673,8 +682,9 @@ def bollinger_2d(x: np.ndarray, n: int, k: float) -> tuple[np.ndarray, np.ndarra
 
 
 @njit(cache=True, parallel=True)
-def stochastic_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int,
-                  slowd: int) -> tuple[np.ndarray, np.ndarray]:
+def stochastic_2d(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int, slowd: int
+) -> tuple[np.ndarray, np.ndarray]:
     k = np.empty(c.shape)
     d = np.empty(c.shape)
     for r in prange(c.shape[0]):
