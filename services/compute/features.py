@@ -40,6 +40,7 @@ from services.compute.indicators import (
     _atr_dense,
     _bollinger_dense,
     _cci_dense,
+    _cci_value,
     _directional_move,
     _dmi_dense,
     _dollar_volume_dense,
@@ -57,6 +58,7 @@ from services.compute.indicators import (
     _stochastic_dense,
     _true_range,
     _williams_r_dense,
+    _window_deviation,
 )
 from services.contract.features import FEATURE_LABELS as FEATURE_LABELS  # re-exported
 from services.contract.features import FEATURE_VERSION as FEATURE_VERSION  # re-exported
@@ -223,24 +225,20 @@ def _window_values(
     """Window indicators at the last present session into ``val``: they read only their last window.
 
     ``tp`` is a scratch of at least 20 values (CCI's typical prices). The recursive indicators
-    (EMA, MACD, RSI, ATR, ADX/DI) come from :func:`_recursive_lanes`.
+    (EMA, MACD, RSI, ATR, ADX/DI) come from :func:`_last_recursive`.
     """
     m = c.size
     t = m - 1
-    # Moving averages and window sums of the close, from the last session backwards: one loop per
-    # window length, each going on from where the shorter one stopped.
+    # Moving averages of the close, from the last session backwards: one loop per window length,
+    # each going on from where the shorter one stopped.
     total = 0.0
-    total2 = 0.0
     for j in range(min(m, 20)):
-        x = c[t - j]
-        total += x
-        total2 += x * x
+        total += c[t - j]
         if j == 9:
             val[_SMA10] = total / 10
     if m >= 20:
         mid = total / 20
-        var = total2 / 20 - mid * mid
-        sd = math.sqrt(var) if var >= 1e-8 else 0.0
+        sd = _window_deviation(c, t - 19, 20)
         val[_SMA20] = mid
         val[_BBM] = mid
         val[_BBU] = mid + 2.0 * sd
@@ -300,7 +298,7 @@ def _window_values(
             dev += abs(tp[q] - avg)
             q = q + 1 if q < 19 else 0
         diff = tp[19] - avg
-        val[_CCI] = diff / (0.015 * (dev / 20)) if (diff != 0.0 and dev != 0.0) else 0.0
+        val[_CCI] = _cci_value(diff, dev / 20, avg)
         vol = 0.0
         dollars = 0.0
         for j in range(t - 19, t + 1):

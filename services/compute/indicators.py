@@ -1,8 +1,9 @@
 """Technical indicators as Numba kernels over float64 series and (symbols, sessions) blocks.
 
 Layout (the vectorbt way): every indicator has a ``_<name>_dense`` kernel that follows TA-Lib's C
-code step for step (seeding, warm-up length, order of floating-point operations, TA-Lib's
-``TA_IS_ZERO`` guards) on a series without gaps, a public 1-D kernel ``<name>(...)`` that applies
+code step for step (seeding, warm-up length, order of floating-point operations, TA-Lib's zero
+guards as of TA-Lib 0.8, whose flat-window tests for CCI and BBANDS differ from earlier releases)
+on a series without gaps, a public 1-D kernel ``<name>(...)`` that applies
 the missing-session policy below, and a 2-D driver ``<name>_2d(...)`` that runs rows (symbols) in
 ``prange``. Everything is float64 inside; results are new arrays.
 
@@ -29,6 +30,19 @@ ANNUALISATION = 252.0
 @njit(cache=True, inline="always")
 def _is_zero(v: float) -> bool:
     return -_EPS < v < _EPS
+
+
+# TA-Lib's TA_EPSILON for its scale-relative zero test TA_IS_ZERO_SCALED.
+_EPS_SCALED = 1e-14
+
+
+@njit(cache=True, inline="always")
+def _cci_value(diff: float, dev: float, avg: float) -> float:
+    """CCI from the typical price's distance ``diff`` to the window mean ``avg`` and the mean
+    absolute deviation ``dev``: 0 when either is within TA-Lib's relative band of the mean, so a
+    window of identical prices gives 0 whatever residue the mean's rounding leaves."""
+    band = _EPS_SCALED * abs(avg)
+    return diff / (0.015 * dev) if (abs(diff) > band and abs(dev) > band) else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,23 +224,33 @@ def _macd_dense(
         hist[i] = raw[j] - seeded[j]
 
 
+@njit(cache=True, inline="always")
+def _window_deviation(x: np.ndarray, start: int, n: int) -> float:
+    """Population standard deviation of ``x[start:start + n]`` in two passes (mean, then squared
+    distances), as TA-Lib 0.8 computes it; 0 within TA-Lib's relative band of the mean, so a window
+    of equal prices gives 0 whatever residue the mean's rounding leaves."""
+    mean = 0.0
+    for j in range(start, start + n):
+        mean += x[j]
+    mean /= n
+    var = 0.0
+    for j in range(start, start + n):
+        d = x[j] - mean
+        var += d * d
+    sd = math.sqrt(var / n)
+    return sd if sd > _EPS_SCALED * abs(mean) else 0.0
+
+
 @njit(cache=True)
 def _bollinger_dense(x: np.ndarray, n: int, k: float, upper: np.ndarray, middle: np.ndarray, lower: np.ndarray) -> None:
-    """TA-Lib BBANDS with an SMA middle and population deviation from running sums of squares."""
+    """TA-Lib BBANDS with an SMA middle and the window's population deviation (see
+    :func:`_window_deviation`)."""
     m = x.size
     if m < n:
         return
     _sma_dense(x, n, middle)
-    total2 = 0.0
-    for i in range(n - 1):
-        total2 += x[i] * x[i]
     for i in range(n - 1, m):
-        total2 += x[i] * x[i]
-        mean2 = total2 / n
-        total2 -= x[i - n + 1] * x[i - n + 1]
-        mean2 -= middle[i] * middle[i]
-        sd = math.sqrt(mean2) if mean2 >= _EPS else 0.0
-        width = sd * k
+        width = _window_deviation(x, i - n + 1, n) * k
         upper[i] = middle[i] + width
         lower[i] = middle[i] - width
 
@@ -343,8 +367,7 @@ def _cci_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, first: int,
         dev = 0.0
         for j in range(n):
             dev += abs(tp[start + (j - start) % n] - avg)
-        diff = tp[i] - avg
-        out[i] = diff / (0.015 * (dev / n)) if (diff != 0.0 and dev != 0.0) else 0.0
+        out[i] = _cci_value(tp[i] - avg, dev / n, avg)
 
 
 @njit(cache=True)
