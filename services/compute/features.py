@@ -520,13 +520,26 @@ def _restore_decimal(x: float) -> float:
     return d if a < _TWO_DECIMALS else x
 
 
+@njit(cache=True, inline="always")
+def _magnitude(a: float, b: float, c: float, top: float) -> float:
+    """The largest of ``top``, |a|, |b| and |c|, NaN left out (every comparison with it is false)."""
+    m = abs(a) if abs(a) > abs(b) else abs(b)
+    m = m if m > abs(c) else abs(c)
+    return m if m > top else top
+
+
 @njit(cache=True)
-def _restore_rows(buf: np.ndarray, first: int, last: int, n: int) -> None:
+def _restore_rows(buf: np.ndarray, first: int, last: int, n: int, top: float) -> None:
     """:func:`_restore_decimal` over ``buf[first:last, :n]`` in place, one contiguous row at a time
-    (the loops vectorise)."""
+    (the loops vectorise). ``top`` bounds the magnitudes: below 1024 every price has the same grid,
+    and the loop skips choosing one per price."""
     for k in range(first, last):
-        for i in range(n):
-            buf[k, i] = _restore_decimal(buf[k, i])
+        if top < _FOUR_DECIMALS:
+            for i in range(n):
+                buf[k, i] = _on_grid(buf[k, i], 1e4, 1e-4)
+        else:
+            for i in range(n):
+                buf[k, i] = _restore_decimal(buf[k, i])
 
 
 @njit(cache=True)
@@ -541,6 +554,7 @@ def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, b
     n = 0
     closes = 0
     ok = False
+    top = 0.0
     for j in range(panel.shape[1]):
         o = np.float64(panel[r, j, 0])
         hi = np.float64(panel[r, j, 1])
@@ -555,7 +569,8 @@ def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, b
         ok = np.isfinite(o + hi + low + x + vol)
         n += ok
         closes += np.isfinite(x)
-    _restore_rows(buf, 1, 4, n)
+        top = _magnitude(hi, low, x, top)
+    _restore_rows(buf, 1, 4, n, top)
     if n > 0:
         buf[0, n - 1] = _restore_decimal(buf[0, n - 1])
     return n, closes, ok
@@ -668,6 +683,7 @@ def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     buf = np.empty((5, t))
     idx = np.empty(t, dtype=np.int64)
     n = 0
+    top = 0.0
     for j in range(t):
         o, h, lo, c, v = panel[r, j, 0], panel[r, j, 1], panel[r, j, 2], panel[r, j, 3], panel[r, j, 4]
         if np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c) and np.isfinite(v):
@@ -678,7 +694,8 @@ def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             buf[4, n] = v
             idx[n] = j
             n += 1
-    _restore_rows(buf, 0, 4, n)
+            top = _magnitude(_magnitude(o, h, lo, top), c, c, top)
+    _restore_rows(buf, 0, 4, n, top)
     return buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], idx[:n]
 
 
