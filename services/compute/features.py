@@ -12,6 +12,16 @@ Two entry points share one Numba kernel per symbol:
   of the axis), plus the sparkline closes and a state per symbol;
 - :func:`training_features`: features at chosen sessions, for training.
 
+Panels hold float32 bars, but prices are decimals (cents; hundredths of a cent below $1), and
+float32 rounding breaks their ties: an up-move and a down-move that are equal in the real prices
+differ after rounding, so +DM/-DM and the like take the other branch. The gathers therefore widen
+each price to the float64 decimal it was rounded from (:func:`_restore_decimal`): the most decimals
+that float32 still tells apart at that magnitude, 4 below 1024, 3 below 8192, 2 below 131072, and
+none above. The result is exactly the double a JSON parser gives for the decimal, so the kernels
+see the bars TA-Lib sees. A price that float32 cannot place on that grid is widened as it is: a
+split-adjusted price off the grid, any price above 131072, and sub-penny prices above 1024, whose
+decimals float32 no longer separates. Volumes are widened as they are.
+
 Changing any definition here changes :data:`FEATURE_VERSION`; models trained on another version
 are refused at load time.
 """
@@ -30,6 +40,7 @@ from services.compute.indicators import (
     _atr_dense,
     _bollinger_dense,
     _cci_dense,
+    _cci_value,
     _directional_move,
     _dmi_dense,
     _dollar_volume_dense,
@@ -47,6 +58,7 @@ from services.compute.indicators import (
     _stochastic_dense,
     _true_range,
     _williams_r_dense,
+    _window_deviation,
 )
 from services.contract.features import FEATURE_LABELS as FEATURE_LABELS  # re-exported
 from services.contract.features import FEATURE_VERSION as FEATURE_VERSION  # re-exported
@@ -70,16 +82,22 @@ class SymbolState(IntEnum):
     STALE = 4
 
 
-# Rows of the per-symbol indicator scratch block.
+# Rows of the per-symbol indicator scratch block, named in INDICATORS.
 _SMA10, _SMA20, _SMA50, _SMA100, _SMA200, _EMA20, _EMA50, _HH252, _LL252, _RSI = range(10)
 _MACD, _MACDS, _MACDH, _BBU, _BBM, _BBL, _ATR, _ADX, _PDI, _MDI = range(10, 20)
 _STK, _STD, _CCI, _WILLR, _OBV, _RV21, _RV63, _RELVOL, _DV20, _AVGV20, _ROC10 = range(20, 31)
 _N_ROWS = 31
+# What the scoring kernel derives the features from, at the as-of session (see as_of_indicators).
+INDICATORS: tuple[str, ...] = (
+    "sma_10", "sma_20", "sma_50", "sma_100", "sma_200", "ema_20", "ema_50", "high_252", "low_252", "rsi_14",
+    "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14", "adx_14", "plus_di_14",
+    "minus_di_14", "stoch_k", "stoch_d", "cci_20", "willr_14", "obv_change_21", "realized_vol_21",
+    "realized_vol_63", "rel_volume_20", "dollar_volume_20", "avg_volume_20", "roc_10",
+)  # fmt: skip
 
 
 @njit(cache=True)
-def _indicators(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                first: int) -> np.ndarray:
+def _indicators(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, first: int) -> np.ndarray:
     """Every indicator the features use, over one symbol's present sessions (rows: _SMA10, ...)."""
     m = c.size
     s = np.full((_N_ROWS, m), np.nan)
@@ -122,8 +140,9 @@ def _div(a: float, b: float) -> float:
 
 
 @njit(cache=True)
-def _write_features(val: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                    v: np.ndarray, t: int, out: np.ndarray) -> None:
+def _write_features(
+    val: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, t: int, out: np.ndarray
+) -> None:
     """Features at present-session ``t`` into ``out`` (FEATURES order) from the indicator values
     ``val`` at ``t`` (indexed by the scratch rows; ``val[_OBV]`` holds the 21-session OBV change)."""
     x = c[t]
@@ -181,48 +200,50 @@ def _values_at(s: np.ndarray, t: int) -> np.ndarray:
 def _window_extremes(h: np.ndarray, lo: np.ndarray, t: int, n: int) -> tuple[float, float]:
     """Highest ``h`` and lowest ``lo`` of the ``n`` sessions ending at ``t``.
 
-    Two interleaved running extremes halve the loop's dependency chain; max and min are exact, so
-    the result does not depend on the order.
+    Four interleaved running extremes per series cut the loop's dependency chain to a quarter; max
+    and min are exact, so the result does not depend on the order.
     """
-    hh0 = hh1 = h[t]
-    ll0 = ll1 = lo[t]
+    h0 = h1 = h2 = h3 = h[t]
+    l0 = l1 = l2 = l3 = lo[t]
     j = t - n + 1
-    while j + 1 < t:
-        hh0 = max(hh0, h[j])
-        hh1 = max(hh1, h[j + 1])
-        ll0 = min(ll0, lo[j])
-        ll1 = min(ll1, lo[j + 1])
-        j += 2
-    if j < t:
-        hh0 = max(hh0, h[j])
-        ll0 = min(ll0, lo[j])
-    return max(hh0, hh1), min(ll0, ll1)
+    while j + 3 < t:
+        h0 = max(h0, h[j])
+        h1 = max(h1, h[j + 1])
+        h2 = max(h2, h[j + 2])
+        h3 = max(h3, h[j + 3])
+        l0 = min(l0, lo[j])
+        l1 = min(l1, lo[j + 1])
+        l2 = min(l2, lo[j + 2])
+        l3 = min(l3, lo[j + 3])
+        j += 4
+    while j < t:
+        h0 = max(h0, h[j])
+        l0 = min(l0, lo[j])
+        j += 1
+    return max(max(h0, h1), max(h2, h3)), min(min(l0, l1), min(l2, l3))
 
 
 @njit(cache=True)
-def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-                   tp: np.ndarray, val: np.ndarray) -> None:
+def _window_values(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, tp: np.ndarray, val: np.ndarray
+) -> None:
     """Window indicators at the last present session into ``val``: they read only their last window.
 
     ``tp`` is a scratch of at least 20 values (CCI's typical prices). The recursive indicators
-    (EMA, MACD, RSI, ATR, ADX/DI) come from :func:`_recursive_lanes`.
+    (EMA, MACD, RSI, ATR, ADX/DI) come from :func:`_last_recursive`.
     """
     m = c.size
     t = m - 1
-    # Moving averages and window sums of the close, from the last session backwards: one loop per
-    # window length, each going on from where the shorter one stopped.
+    # Moving averages of the close, from the last session backwards: one loop per window length,
+    # each going on from where the shorter one stopped.
     total = 0.0
-    total2 = 0.0
     for j in range(min(m, 20)):
-        x = c[t - j]
-        total += x
-        total2 += x * x
+        total += c[t - j]
         if j == 9:
             val[_SMA10] = total / 10
     if m >= 20:
         mid = total / 20
-        var = total2 / 20 - mid * mid
-        sd = math.sqrt(var) if var >= 1e-8 else 0.0
+        sd = _window_deviation(c, t - 19, 20)
         val[_SMA20] = mid
         val[_BBM] = mid
         val[_BBU] = mid + 2.0 * sd
@@ -282,7 +303,7 @@ def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
             dev += abs(tp[q] - avg)
             q = q + 1 if q < 19 else 0
         diff = tp[19] - avg
-        val[_CCI] = diff / (0.015 * (dev / 20)) if (diff != 0.0 and dev != 0.0) else 0.0
+        val[_CCI] = _cci_value(diff, dev / 20, avg)
         vol = 0.0
         dollars = 0.0
         for j in range(t - 19, t + 1):
@@ -324,8 +345,9 @@ def _window_values(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, 
 
 
 @njit(cache=True, inline="always")
-def _dmi_step(pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-              i: int) -> tuple[float, float, float, float, float]:
+def _dmi_step(
+    pdm: float, mdm: float, tr: float, h: np.ndarray, lo: np.ndarray, c: np.ndarray, i: int
+) -> tuple[float, float, float, float, float]:
     """One Wilder step of +DM, -DM and TR at session ``i``: (pdm, mdm, tr, DX or -1, TR_i).
 
     TA-Lib's DX is 100 |-DI - +DI| / (+DI + -DI) with each DI = 100 DM / TR; TR cancels, so DX takes
@@ -360,17 +382,18 @@ _STEADY = 50  # every recursive indicator below is seeded before this session
 @njit(cache=True, inline="always")
 def _wilder3(gain: float, loss: float, atr: float, d: float, r: float) -> tuple[float, float, float]:
     """One Wilder step (period 14) of RSI's average gain and loss and of the ATR."""
-    return ((gain * 13 + max(d, 0.0)) * _INV14, (loss * 13 + max(-d, 0.0)) * _INV14,
-            (atr * 13 + r) * _INV14)
+    return ((gain * 13 + max(d, 0.0)) * _INV14, (loss * 13 + max(-d, 0.0)) * _INV14, (atr * 13 + r) * _INV14)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarray) -> None:
     """EMA 20/50, MACD 12/26/9, RSI 14, ATR 14 and ADX/DI 14 at the last session, one pass.
 
     Sessions before ``_STEADY`` seed the indicators the way TA-Lib does (a simple mean, then the
     recursion), one short loop per phase so that no loop tests the session number; the rest run one
-    loop of the EMA and Wilder steps of every indicator.
+    loop of the EMA and Wilder steps of every indicator. Each ``a * b + c`` of those steps may run
+    as one fused multiply-add (``contract``): one rounding instead of two, fewer instructions in the
+    loop that dominates the kernel, and results within TA-Lib's tolerance like the reordered DX.
     """
     m = c.size
     seed = min(m, _STEADY)
@@ -468,17 +491,75 @@ def _last_recursive(h: np.ndarray, lo: np.ndarray, c: np.ndarray, val: np.ndarra
         val[_ADX] = adx
 
 
+# Below each bound (exclusive) float32 separates prices that differ in the given decimal place.
+_FOUR_DECIMALS = 1024.0
+_THREE_DECIMALS = 8192.0
+_TWO_DECIMALS = 131072.0
+_HALF_ULP32 = 2.0**-24  # half a float32 unit in the last place, relative to the value, at most
+
+
+@njit(cache=True, inline="always")
+def _on_grid(x: float, scale: float, step: float) -> float:
+    """``x`` as the nearest multiple of ``step`` (= 1 / ``scale``) when that decimal rounds to ``x`` in
+    float32, else ``x``.
+
+    ``x * scale`` is exact (24 by at most 10 significant bits), so is its distance ``e`` to the nearest
+    integer k, and ``x + e * step`` is k / scale correctly rounded (checked for every k of each
+    grid by the tests), without a division. ``e`` is within half a float32 unit of ``x`` exactly when
+    ``x`` is the decimal's float32, up to the unit's size: a value off the grid is never moved further
+    than float32 rounding moved it.
+    """
+    y = x * scale
+    e = np.rint(y) - y
+    return x + e * step if abs(e) <= abs(y) * _HALF_ULP32 else x
+
+
+@njit(cache=True, inline="always")
+def _restore_decimal(x: float) -> float:
+    """A float32 price (widened) as the float64 of the decimal it was rounded from, when float32 can
+    tell; NaN and infinities pass through."""
+    a = abs(x)
+    four = a < _FOUR_DECIMALS
+    three = a < _THREE_DECIMALS
+    d = _on_grid(x, 1e4 if four else (1e3 if three else 1e2), 1e-4 if four else (1e-3 if three else 1e-2))
+    return d if a < _TWO_DECIMALS else x
+
+
+@njit(cache=True, inline="always")
+def _magnitude(a: float, b: float, c: float, top: float) -> float:
+    """The largest of ``top``, |a|, |b| and |c|, NaN left out (every comparison with it is false)."""
+    m = abs(a) if abs(a) > abs(b) else abs(b)
+    m = m if m > abs(c) else abs(c)
+    return m if m > top else top
+
+
+@njit(cache=True)
+def _restore_rows(buf: np.ndarray, first: int, last: int, n: int, top: float) -> None:
+    """:func:`_restore_decimal` over ``buf[first:last, :n]`` in place, one contiguous row at a time
+    (the loops vectorise). ``top`` bounds the magnitudes: below 1024 every price has the same grid,
+    and the loop skips choosing one per price."""
+    for k in range(first, last):
+        if top < _FOUR_DECIMALS:
+            for i in range(n):
+                buf[k, i] = _on_grid(buf[k, i], 1e4, 1e-4)
+        else:
+            for i in range(n):
+                buf[k, i] = _restore_decimal(buf[k, i])
+
+
 @njit(cache=True)
 def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, bool]:
     """Row ``r``'s complete bars (all five fields finite) into ``buf[field, :n]`` as float64.
 
     Returns (n complete bars, finite closes, whether the as-of session is complete). Branch-free:
     every bar is written at the next slot, which advances only past a complete one (the sum of the
-    five is finite exactly when all five are).
+    five is finite exactly when all five are). High, low and close are restored to their decimals;
+    the open only at the last bar, the one session whose open the scoring features read.
     """
     n = 0
     closes = 0
     ok = False
+    top = 0.0
     for j in range(panel.shape[1]):
         o = np.float64(panel[r, j, 0])
         hi = np.float64(panel[r, j, 1])
@@ -493,13 +574,27 @@ def _gather_row(panel: np.ndarray, r: int, buf: np.ndarray) -> tuple[int, int, b
         ok = np.isfinite(o + hi + low + x + vol)
         n += ok
         closes += np.isfinite(x)
+        top = _magnitude(hi, low, x, top)
+    _restore_rows(buf, 1, 4, n, top)
+    if n > 0:
+        buf[0, n - 1] = _restore_decimal(buf[0, n - 1])
     return n, closes, ok
 
 
 @njit(cache=True)
-def _put_symbol(r: int, buf: np.ndarray, n: int, closes: int, last: bool, val: np.ndarray, tp: np.ndarray,
-                row: np.ndarray, feats: np.ndarray, levels: np.ndarray, spark: np.ndarray) -> None:
-    """Row ``r`` of the outputs from its gathered bars and recursive indicator values."""
+def _put_symbol(
+    r: int,
+    buf: np.ndarray,
+    n: int,
+    closes: int,
+    last: bool,
+    val: np.ndarray,
+    row: np.ndarray,
+    feats: np.ndarray,
+    levels: np.ndarray,
+    spark: np.ndarray,
+) -> None:
+    """Row ``r`` of the outputs from its gathered bars and its indicator values at the as-of session."""
     levels[r, N_LEVELS - 1] = closes
     o, h, lo, c, v = buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n]
     for i in range(min(n, SPARKLINE_LENGTH)):
@@ -507,14 +602,39 @@ def _put_symbol(r: int, buf: np.ndarray, n: int, closes: int, last: bool, val: n
     if n == 0 or not last:
         return
     t = n - 1
-    _window_values(o, h, lo, c, v, tp, val)
     _write_features(val, o, h, lo, c, v, t, row)
     for k in range(N_FEATURES):
         feats[r, k] = row[k]
-    lv = (c[t], c[t - 1] if t >= 1 else np.nan, o[t], h[t], lo[t], v[t], val[_ATR], val[_SMA20],
-          val[_SMA50], val[_SMA200], val[_HH252], val[_LL252], val[_AVGV20], val[_DV20])
+    lv = (
+        c[t],
+        c[t - 1] if t >= 1 else np.nan,
+        o[t],
+        h[t],
+        lo[t],
+        v[t],
+        val[_ATR],
+        val[_SMA20],
+        val[_SMA50],
+        val[_SMA200],
+        val[_HH252],
+        val[_LL252],
+        val[_AVGV20],
+        val[_DV20],
+    )
     for k in range(N_LEVELS - 1):
         levels[r, k] = lv[k]
+
+
+@njit(cache=True)
+def _as_of_values(panel: np.ndarray, r: int, buf: np.ndarray, tp: np.ndarray, val: np.ndarray) -> tuple[int, int, bool]:
+    """Row ``r`` gathered into ``buf`` (see :func:`_gather_row`, whose result this returns) and its
+    indicator values at the as-of session into ``val`` (NaN when that session's bar is missing)."""
+    n, closes, last = _gather_row(panel, r, buf)
+    val[:] = np.nan
+    if n > 0 and last:
+        _last_recursive(buf[1, :n], buf[2, :n], buf[3, :n], val)
+        _window_values(buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], tp, val)
+    return n, closes, last
 
 
 _BLOCK = 64  # symbols per parallel task: scratch buffers are allocated once per block
@@ -532,22 +652,43 @@ def _score_kernel(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         tp = np.empty(20)
         row = np.empty(N_FEATURES)
         for r in range(b * _BLOCK, min(n_sym, (b + 1) * _BLOCK)):
-            n, closes, last = _gather_row(panel, r, buf)
-            val[:] = np.nan
-            if n > 0 and last:
-                _last_recursive(buf[1, :n], buf[2, :n], buf[3, :n], val)
-            _put_symbol(r, buf, n, closes, last, val, tp, row, feats, levels, spark)
+            n, closes, last = _as_of_values(panel, r, buf, tp, val)
+            _put_symbol(r, buf, n, closes, last, val, row, feats, levels, spark)
     return feats, levels, spark
 
 
+@njit(cache=True, parallel=True)
+def _as_of_kernel(panel: np.ndarray) -> np.ndarray:
+    n_sym, n_ses = panel.shape[0], panel.shape[1]
+    out = np.empty((n_sym, _N_ROWS))
+    for b in prange((n_sym + _BLOCK - 1) // _BLOCK):
+        buf = np.empty((5, max(n_ses, 1)))
+        tp = np.empty(20)
+        for r in range(b * _BLOCK, min(n_sym, (b + 1) * _BLOCK)):
+            _as_of_values(panel, r, buf, tp, out[r])
+    return out
+
+
 @njit(cache=True)
-def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                 np.ndarray]:
-    """Row ``r``'s complete bars (all five fields finite) as float64 series, and their positions."""
+def _decimal_block(panel: np.ndarray) -> np.ndarray:
+    out = np.empty(panel.shape)
+    for r in range(panel.shape[0]):
+        for j in range(panel.shape[1]):
+            for k in range(4):
+                out[r, j, k] = _restore_decimal(np.float64(panel[r, j, k]))
+            out[r, j, 4] = panel[r, j, 4]
+    return out
+
+
+@njit(cache=True)
+def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row ``r``'s complete bars (all five fields finite) as float64 series, prices restored to their
+    decimals, and their positions."""
     t = panel.shape[1]
     buf = np.empty((5, t))
     idx = np.empty(t, dtype=np.int64)
     n = 0
+    top = 0.0
     for j in range(t):
         o, h, lo, c, v = panel[r, j, 0], panel[r, j, 1], panel[r, j, 2], panel[r, j, 3], panel[r, j, 4]
         if np.isfinite(o) and np.isfinite(h) and np.isfinite(lo) and np.isfinite(c) and np.isfinite(v):
@@ -558,6 +699,8 @@ def _gather(panel: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             buf[4, n] = v
             idx[n] = j
             n += 1
+            top = _magnitude(_magnitude(o, h, lo, top), c, c, top)
+    _restore_rows(buf, 0, 4, n, top)
     return buf[0, :n], buf[1, :n], buf[2, :n], buf[3, :n], buf[4, :n], idx[:n]
 
 
@@ -618,6 +761,20 @@ def score_features(panel: np.ndarray) -> PanelFeatures:
     last_close = panel[:, -1, PANEL_FIELDS.index("close")] if panel.shape[1] else np.full(panel.shape[0], np.nan)
     states = symbol_states(levels[:, N_LEVELS - 1], last_close)
     return PanelFeatures(features=feats, levels=levels, sparklines=spark, states=states)
+
+
+def as_of_indicators(panel: np.ndarray) -> np.ndarray:
+    """Float64 (symbols, len(INDICATORS)): the indicator values :func:`score_features` derives the
+    features from, through the same kernels; NaN in warm-up and where the as-of bar is missing."""
+    check_panel(panel)
+    return _as_of_kernel(np.ascontiguousarray(panel, dtype=np.float32))
+
+
+def decimal_prices(panel: np.ndarray) -> np.ndarray:
+    """The float32 ``panel`` as float64, open, high, low and close restored to their decimals as the
+    gathers restore them (volume widened as it is): the bars the kernels compute on."""
+    check_panel(panel)
+    return _decimal_block(np.ascontiguousarray(panel, dtype=np.float32))
 
 
 def training_features(panel: np.ndarray, sessions: np.ndarray) -> np.ndarray:

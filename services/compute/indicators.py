@@ -1,8 +1,9 @@
 """Technical indicators as Numba kernels over float64 series and (symbols, sessions) blocks.
 
 Layout (the vectorbt way): every indicator has a ``_<name>_dense`` kernel that follows TA-Lib's C
-code step for step (seeding, warm-up length, order of floating-point operations, TA-Lib's
-``TA_IS_ZERO`` guards) on a series without gaps, a public 1-D kernel ``<name>(...)`` that applies
+code step for step (seeding, warm-up length, order of floating-point operations, TA-Lib's zero
+guards as of TA-Lib 0.8, whose flat-window tests for CCI and BBANDS differ from earlier releases)
+on a series without gaps, a public 1-D kernel ``<name>(...)`` that applies
 the missing-session policy below, and a 2-D driver ``<name>_2d(...)`` that runs rows (symbols) in
 ``prange``. Everything is float64 inside; results are new arrays.
 
@@ -29,6 +30,19 @@ ANNUALISATION = 252.0
 @njit(cache=True, inline="always")
 def _is_zero(v: float) -> bool:
     return -_EPS < v < _EPS
+
+
+# TA-Lib's TA_EPSILON for its scale-relative zero test TA_IS_ZERO_SCALED.
+_EPS_SCALED = 1e-14
+
+
+@njit(cache=True, inline="always")
+def _cci_value(diff: float, dev: float, avg: float) -> float:
+    """CCI from the typical price's distance ``diff`` to the window mean ``avg`` and the mean
+    absolute deviation ``dev``: 0 when either is within TA-Lib's relative band of the mean, so a
+    window of identical prices gives 0 whatever residue the mean's rounding leaves."""
+    band = _EPS_SCALED * abs(avg)
+    return diff / (0.015 * dev) if (abs(diff) > band and abs(dev) > band) else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,8 +152,9 @@ def _atr_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, out: np.nda
 
 
 @njit(cache=True)
-def _dmi_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
-               adx: np.ndarray, plus_di: np.ndarray, minus_di: np.ndarray) -> None:
+def _dmi_dense(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, adx: np.ndarray, plus_di: np.ndarray, minus_di: np.ndarray
+) -> None:
     """ADX, +DI, -DI (TA-Lib ADX / PLUS_DI / MINUS_DI): DI from index n, ADX from 2n - 1."""
     m = c.size
     pdm = 0.0
@@ -185,8 +200,9 @@ def _dmi_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int,
 
 
 @njit(cache=True)
-def _macd_dense(x: np.ndarray, fast: int, slow: int, signal: int,
-                line: np.ndarray, sig: np.ndarray, hist: np.ndarray) -> None:
+def _macd_dense(
+    x: np.ndarray, fast: int, slow: int, signal: int, line: np.ndarray, sig: np.ndarray, hist: np.ndarray
+) -> None:
     """TA-Lib MACD: both EMAs are seeded at index slow - 1, the signal EMA seeds on the line."""
     m = x.size
     start = slow - 1
@@ -208,24 +224,33 @@ def _macd_dense(x: np.ndarray, fast: int, slow: int, signal: int,
         hist[i] = raw[j] - seeded[j]
 
 
+@njit(cache=True, inline="always")
+def _window_deviation(x: np.ndarray, start: int, n: int) -> float:
+    """Population standard deviation of ``x[start:start + n]`` in two passes (mean, then squared
+    distances), as TA-Lib 0.8 computes it; 0 within TA-Lib's relative band of the mean, so a window
+    of equal prices gives 0 whatever residue the mean's rounding leaves."""
+    mean = 0.0
+    for j in range(start, start + n):
+        mean += x[j]
+    mean /= n
+    var = 0.0
+    for j in range(start, start + n):
+        d = x[j] - mean
+        var += d * d
+    sd = math.sqrt(var / n)
+    return sd if sd > _EPS_SCALED * abs(mean) else 0.0
+
+
 @njit(cache=True)
-def _bollinger_dense(x: np.ndarray, n: int, k: float,
-                     upper: np.ndarray, middle: np.ndarray, lower: np.ndarray) -> None:
-    """TA-Lib BBANDS with an SMA middle and population deviation from running sums of squares."""
+def _bollinger_dense(x: np.ndarray, n: int, k: float, upper: np.ndarray, middle: np.ndarray, lower: np.ndarray) -> None:
+    """TA-Lib BBANDS with an SMA middle and the window's population deviation (see
+    :func:`_window_deviation`)."""
     m = x.size
     if m < n:
         return
     _sma_dense(x, n, middle)
-    total2 = 0.0
-    for i in range(n - 1):
-        total2 += x[i] * x[i]
     for i in range(n - 1, m):
-        total2 += x[i] * x[i]
-        mean2 = total2 / n
-        total2 -= x[i - n + 1] * x[i - n + 1]
-        mean2 -= middle[i] * middle[i]
-        sd = math.sqrt(mean2) if mean2 >= _EPS else 0.0
-        width = sd * k
+        width = _window_deviation(x, i - n + 1, n) * k
         upper[i] = middle[i] + width
         lower[i] = middle[i] - width
 
@@ -271,8 +296,16 @@ def _rolling_min_dense(x: np.ndarray, n: int, out: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _stochastic_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int, slowd: int,
-                      k_out: np.ndarray, d_out: np.ndarray) -> None:
+def _stochastic_dense(
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    fastk: int,
+    slowk: int,
+    slowd: int,
+    k_out: np.ndarray,
+    d_out: np.ndarray,
+) -> None:
     """TA-Lib STOCH with SMA smoothing: raw %K from index fastk - 1, slow %K and %D both start at
     fastk - 1 + (slowk - 1) + (slowd - 1)."""
     m = c.size
@@ -290,7 +323,7 @@ def _stochastic_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, 
     k_smooth = np.full(raw.size, np.nan)
     _sma_dense(raw, slowk, k_smooth)
     d_smooth = np.full(raw.size, np.nan)
-    _sma_dense(k_smooth[slowk - 1:], slowd, d_smooth[slowk - 1:])
+    _sma_dense(k_smooth[slowk - 1 :], slowd, d_smooth[slowk - 1 :])
     for i in range(first, m):
         j = i - fastk + 1
         k_out[i] = k_smooth[j]
@@ -334,8 +367,7 @@ def _cci_dense(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int, first: int,
         dev = 0.0
         for j in range(n):
             dev += abs(tp[start + (j - start) % n] - avg)
-        diff = tp[i] - avg
-        out[i] = diff / (0.015 * (dev / n)) if (diff != 0.0 and dev != 0.0) else 0.0
+        out[i] = _cci_value(tp[i] - avg, dev / n, avg)
 
 
 @njit(cache=True)
@@ -530,8 +562,9 @@ def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def stochastic(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int,
-               slowd: int) -> tuple[np.ndarray, np.ndarray]:
+def stochastic(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int, slowd: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(slow %K, slow %D), both smoothed with SMAs (TA-Lib STOCH, matype 0)."""
     idx = present_index(h, lo, c)
     k = np.full(idx.size, np.nan)
@@ -642,8 +675,7 @@ def atr_wilder_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> np.nd
 
 
 @njit(cache=True, parallel=True)
-def adx_wilder_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-                  n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def adx_wilder_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a = np.empty(c.shape)
     p = np.empty(c.shape)
     q = np.empty(c.shape)
@@ -673,8 +705,9 @@ def bollinger_2d(x: np.ndarray, n: int, k: float) -> tuple[np.ndarray, np.ndarra
 
 
 @njit(cache=True, parallel=True)
-def stochastic_2d(h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int,
-                  slowd: int) -> tuple[np.ndarray, np.ndarray]:
+def stochastic_2d(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, fastk: int, slowk: int, slowd: int
+) -> tuple[np.ndarray, np.ndarray]:
     k = np.empty(c.shape)
     d = np.empty(c.shape)
     for r in prange(c.shape[0]):
