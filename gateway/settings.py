@@ -7,6 +7,8 @@ every deployment sets its own keys.
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from services.common.settings import CommonSettings
 
 DEV_API_KEY = "technic-dev-key"
@@ -17,6 +19,9 @@ class GatewaySettings(CommonSettings):
 
     gateway_port: int = 50051
     gateway_http_port: int = 8080
+    # Gateway processes serving these two ports on this host (supervisord's numprocs); above one,
+    # each binds them with SO_REUSEPORT.
+    gateway_processes: int = Field(default=1, ge=1)
     # The HTTP API faces the app, so it listens on every interface unless told otherwise.
     gateway_http_host: str = "0.0.0.0"
     fetcher_target: str = "127.0.0.1:50052"
