@@ -34,7 +34,8 @@ _SEP = b"\n"
 ALIASES = 4096
 MAX_ALIAS_BYTES = 2048
 JSON = b"application/json"
-Rendered = tuple[int, list[tuple[bytes, bytes]], bytes]
+Body = bytes | memoryview
+Rendered = tuple[int, list[tuple[bytes, bytes]], Body]
 
 
 def request_key(normalized: scan_pb2.ScanOptions, shape: bytes) -> bytes:
@@ -86,13 +87,16 @@ class RenderedAnswers:
     def token(self) -> int:
         return self.plain.token()
 
-    def get(self, key: bytes) -> tuple[str, str, bytes] | None:
-        """(etag, latest as-of, body) of a kept answer, or None."""
+    def get(self, key: bytes) -> tuple[str, str, Body] | None:
+        """(etag, latest as-of, body) of a kept answer, or None. The body is a view of the kept bytes,
+        not a copy."""
         data = self.plain.get(key)
         if data is None:
             return None
-        etag, latest_as_of, body = data.split(_SEP, 2)
-        return etag.decode(), latest_as_of.decode(), body
+        first = data.index(_SEP)
+        second = data.index(_SEP, first + 1)
+        body = memoryview(data)[second + 1 :]
+        return data[:first].decode(), data[first + 1 : second].decode(), body
 
     def put(self, key: bytes, etag: str, body: bytes, token: int, latest_as_of: str) -> None:
         packed = etag.encode() + _SEP + latest_as_of.encode() + _SEP + body
@@ -103,7 +107,7 @@ class RenderedAnswers:
         if raw is not None and len(raw) <= MAX_ALIAS_BYTES:
             self.aliases[raw] = key
 
-    def lookup(self, raw: bytes) -> tuple[bytes, tuple[str, str, bytes]] | None:
+    def lookup(self, raw: bytes) -> tuple[bytes, tuple[str, str, Body]] | None:
         """(normalized key, kept answer) of a raw request seen before, or None."""
         key = self.aliases.get(raw)
         if key is None:
@@ -116,7 +120,7 @@ class RenderedAnswers:
         if_none_match: str,
         accept_encoding: str,
         etag: str,
-        body: bytes,
+        body: Body,
         key: bytes | None = None,
         latest_as_of: str = "",
     ) -> Rendered:
@@ -139,7 +143,7 @@ class RenderedAnswers:
         return 200, headers, body
 
     def respond(
-        self, request: Request, etag: str, body: bytes, key: bytes | None = None, latest_as_of: str = ""
+        self, request: Request, etag: str, body: Body, key: bytes | None = None, latest_as_of: str = ""
     ) -> Response:
         """:meth:`render` as a Starlette response."""
         status, headers, content = self.render(

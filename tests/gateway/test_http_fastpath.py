@@ -162,3 +162,14 @@ def test_http_socket_is_shared_only_when_asked() -> None:
             http_socket("127.0.0.1", port, reuse_port=False).close()
     finally:
         first.close()
+
+
+def test_gateway_processes_reach_supervisord_and_agree() -> None:
+    from gateway.cluster import ClusterSettings, environment
+
+    env = environment(ClusterSettings(gateway_processes=3), {})
+    assert (env["TECHNIC_GATEWAY_PROCESSES"], env["TECHNIC_GATEWAY_PEERS"]) == ("3", "2")
+    assert environment(ClusterSettings(), {})["TECHNIC_GATEWAY_PEERS"] == "0"
+    assert GatewaySettings(gateway_processes=2, gateway_peers=1).gateway_processes == 2
+    with pytest.raises(ValueError, match="TECHNIC_GATEWAY_PEERS"):
+        GatewaySettings(gateway_processes=2, gateway_peers=0)
