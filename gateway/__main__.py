@@ -8,6 +8,13 @@ serve()'s warm-up and stopped in its on_stop, with its own signal handling switc
 and gRPC ports (supervisord starts them): each then binds both with ``SO_REUSEPORT`` and the kernel
 spreads connections over them. With one, the ports are bound exclusively, so a second gateway
 started by mistake fails at start instead of taking part of the traffic.
+
+What the processes share lives in the ranker and Redis (ranked scans, bars, the universe). Each
+process keeps for itself only what is derived from those and checked before use: finished results
+and rendered answers (valid for its own generation and the latest session it confirmed; another
+process serves the ranker's ranking of the same fingerprint), the latest result it finished (the
+row a symbol page shows), the latest session for a few seconds, rate-limit buckets (a client's
+connection stays with one process), and the asynchronous scans it started.
 """
 
 from __future__ import annotations
