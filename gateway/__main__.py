@@ -92,14 +92,15 @@ async def run(settings: GatewaySettings) -> None:
             await asyncio.sleep(0.02)
 
     async def on_stop() -> None:
-        http.should_exit = True
+        http.should_exit = True  # uvicorn's graceful stop runs alongside the gRPC server's, not before it
         await app.state.jobs.stop()
-        if http_task is not None:
-            await http_task
-        await orchestrator.close()
 
     scanner = GrpcService(SERVICE, ScannerService(orchestrator, settings.gateway_page_cache_mb << 20), add_to_server)
     await serve(settings, settings.gateway_port, [scanner], warmup=warmup, on_stop=on_stop, reuse_port=shared)
+    # The backends close last: in-flight calls of either API keep them for the whole grace period.
+    if http_task is not None:
+        await http_task
+    await orchestrator.close()
 
 
 def main() -> None:

@@ -7,13 +7,12 @@ once and again whenever a scored chunk reports other versions (replicas rolled t
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import structlog
 
 from gateway.backends import Backends
 from services.common.codec import encode_block
+from services.common.singleflight import SingleFlight
 from services.contract.features import FEATURE_VERSION, FEATURES, LEVEL_FIELDS, SPARKLINE_LENGTH
 from services.contract.models import MODEL_NAMES
 from technic.v1 import common_pb2, compute_pb2
@@ -27,7 +26,7 @@ class ModelCatalog:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
         self.description: compute_pb2.DescribeResponse | None = None
-        self._call: asyncio.Future[compute_pb2.DescribeResponse] | None = None
+        self._calls: SingleFlight[str, compute_pb2.DescribeResponse] = SingleFlight()
 
     @property
     def feature_version(self) -> str:
@@ -41,9 +40,7 @@ class ModelCatalog:
         """The description, asked for when none is known yet (one call at a time)."""
         if self.description is not None:
             return self.description
-        if self._call is None or self._call.done():
-            self._call = asyncio.ensure_future(self.backends.describe())
-        description = await asyncio.shield(self._call)
+        description = await self._calls.run("describe", self.backends.describe)
         self.description = description
         return description
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import grpc
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gateway.settings import GatewaySettings
@@ -188,7 +188,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             console=err,
             transient=args.format != "table",
         ) as bars:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
+            total_of: dict[TaskID, int] = {}
             for event in stub.Scan(
                 scanner_pb2.ScanRequest(options=options, refresh=args.refresh), timeout=args.timeout
             ):
@@ -198,10 +199,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
                     if p.stage not in tasks:
                         tasks[p.stage] = bars.add_task(p.stage, total=total)
                     bars.update(tasks[p.stage], completed=min(p.done, total), total=total)
+                    total_of[tasks[p.stage]] = total
                 else:
                     result = event.result
                     for task in tasks.values():
-                        bars.update(task, completed=bars.tasks[task].total)
+                        bars.update(task, completed=total_of[task])
     except grpc.RpcError as exc:
         return _fail(err, exc, "scan")
     finally:

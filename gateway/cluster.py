@@ -15,6 +15,7 @@ import time
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import httpx
@@ -90,7 +91,8 @@ def _proxy(settings: ClusterSettings) -> xmlrpc.client.ServerProxy:
 
 def supervisor_running(settings: ClusterSettings) -> bool:
     try:
-        return _proxy(settings).supervisor.getState()["statename"] == "RUNNING"
+        state = cast(dict[str, Any], _proxy(settings).supervisor.getState())
+        return state["statename"] == "RUNNING"
     except (OSError, xmlrpc.client.Fault):
         return False
 
@@ -142,7 +144,8 @@ def _check(settings: ClusterSettings, name: str) -> tuple[str, str]:
 
 def collect(settings: ClusterSettings) -> list[ProcessHealth]:
     """Every supervised process with its supervisor state and health."""
-    infos = _proxy(settings).supervisor.getAllProcessInfo()
+    # XML-RPC answers are untyped; supervisord documents these as lists of structs.
+    infos = cast(list[dict[str, Any]], _proxy(settings).supervisor.getAllProcessInfo())
     rows = []
     for info in infos:
         name = f"{info['group']}:{info['name']}" if info["group"] != info["name"] else info["name"]

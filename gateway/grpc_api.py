@@ -38,6 +38,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
         await context.abort(STATUS_OF.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
     log.exception("scanner request failed", error=repr(exc))
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the gateway log has the details")
+    raise AssertionError("context.abort returns only by raising")
 
 
 async def _guarded(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:

@@ -11,10 +11,10 @@ cost tens of milliseconds).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import structlog
@@ -25,6 +25,7 @@ from gateway.errors import ScanError, Unavailable
 from gateway.prefilter import DEFAULT_TYPES, EXCLUDED_EXCHANGES, Prefiltered, PrefilterSpec, lookup, prefilter
 from gateway.settings import GatewaySettings
 from services.common.codec import Block, BlockError, decode_block
+from services.common.singleflight import SingleFlight
 from technic.v1 import common_pb2, fetcher_pb2, ranker_pb2, scan_pb2
 
 log = structlog.get_logger(__name__)
@@ -79,11 +80,12 @@ def aligned_info(details: fetcher_pb2.GetUniverseResponse, symbols: np.ndarray) 
     idx = lookup(details.symbols, symbols)
     found = idx >= 0
 
-    def column(values: Iterable[object], missing: object, dtype: type) -> list:
-        arr = np.asarray(list(values), dtype=dtype)
+    def column(values: Iterable[object], missing: object, dtype: type) -> list[Any]:
+        arr: np.ndarray = np.asarray(list(values), dtype=dtype)
         if not len(arr):
             return [missing] * len(symbols)
-        return np.where(found, arr[np.clip(idx, 0, None)], missing).tolist()
+        filler: np.ndarray = np.asarray(missing, dtype=dtype)
+        return list(np.where(found, arr[np.clip(idx, 0, None)], filler).tolist())
 
     return ranker_pb2.SymbolInfo(
         symbols=symbols.tolist(),
@@ -101,11 +103,11 @@ class MarketView:
         self.backends = backends
         self.settings = settings
         self.latest: Snapshot | None = None
-        self._latest_call: asyncio.Future[Snapshot] | None = None
+        self._snapshot_calls: SingleFlight[str, Snapshot] = SingleFlight()
         self._pinned: LRUCache[str, Snapshot] = LRUCache(PINNED_SNAPSHOTS)
         self._prefilters: LRUCache[tuple[object, ...], PrefilterResult] = LRUCache(PREFILTERS)
         self._universe: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
-        self._columns: tuple[fetcher_pb2.GetUniverseResponse, tuple[np.ndarray, ...]] | None = None
+        self._columns: tuple[fetcher_pb2.GetUniverseResponse, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         # The last ticker details answer and when it came (see survivor_details).
         self._known_details: tuple[fetcher_pb2.GetUniverseResponse, float] | None = None
         self._benchmark: dict[str, bytes] = {}
@@ -125,13 +127,15 @@ class MarketView:
         self._universe = (universe, time.monotonic())
         return universe
 
-    def universe_columns(self, universe: fetcher_pb2.GetUniverseResponse) -> tuple[np.ndarray, ...]:
+    def universe_columns(self, universe: fetcher_pb2.GetUniverseResponse
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Symbols, types and exchanges of ``universe`` as arrays, converted once per universe answer
         (numpy reads a protobuf repeated field an element at a time)."""
         cached = self._columns
         if cached is None or cached[0] is not universe:
-            cached = self._columns = (universe, tuple(np.asarray(list(column), dtype=object) for column in (
-                universe.symbols, universe.types, universe.exchanges)))
+            symbols, types, exchanges = (np.asarray(list(column), dtype=object) for column in (
+                universe.symbols, universe.types, universe.exchanges))
+            cached = self._columns = (universe, (symbols, types, exchanges))
         return cached[1]
 
     async def snapshot(self, as_of: str, refresh: bool) -> Snapshot:
@@ -143,11 +147,8 @@ class MarketView:
             pinned = self._pinned.get(as_of)
             if pinned is not None:
                 return pinned
-            return await self._fetch_snapshot(as_of)
-        # One request for the latest session at a time: concurrent scans wait for the same answer.
-        if self._latest_call is None or self._latest_call.done():
-            self._latest_call = asyncio.ensure_future(self._fetch_snapshot(""))
-        return await asyncio.shield(self._latest_call)
+        # One request per session at a time: concurrent scans wait for the same answer.
+        return await self._snapshot_calls.run(as_of, lambda: self._fetch_snapshot(as_of))
 
     async def _fetch_snapshot(self, as_of: str) -> Snapshot:
         response = await self.backends.snapshot(as_of)
@@ -197,7 +198,8 @@ class MarketView:
         if entry is not None and entry.universe is universe and snapshot.raw and entry.snapshot == snapshot.raw:
             return entry
         block = snapshot.block
-        kept = prefilter(*self.universe_columns(universe), block.rows,
+        names, kinds, exchanges = self.universe_columns(universe)
+        kept = prefilter(names, kinds, exchanges, block.rows,
                          block.column("close"), block.column("avg_dollar_volume"), spec)
         if opts.sectors:
             details = await self.backends.details(kept.survivors.tolist())

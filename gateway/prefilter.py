@@ -88,10 +88,10 @@ def lookup(labels: Sequence[str] | np.ndarray, wanted: Sequence[str] | np.ndarra
 
 
 def prefilter(
-    universe_symbols: Sequence[str],
-    universe_types: Sequence[str],
-    universe_exchanges: Sequence[str],
-    snapshot_rows: Sequence[str],
+    universe_symbols: Sequence[str] | np.ndarray,
+    universe_types: Sequence[str] | np.ndarray,
+    universe_exchanges: Sequence[str] | np.ndarray,
+    snapshot_rows: Sequence[str] | np.ndarray,
     snapshot_close: np.ndarray,
     snapshot_dollar_volume: np.ndarray,
     spec: PrefilterSpec,

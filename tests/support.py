@@ -97,9 +97,23 @@ def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for_port(port)
     return RedisServer(port=port, process=process)
@@ -142,14 +156,16 @@ def start_service(module: str, port: int, logdir: Path, env: Mapping[str, str] |
     logdir.mkdir(parents=True, exist_ok=True)
     log_path = logdir / f"{module.replace('.', '_')}-{port}.log"
     handle = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", module], cwd=PROJECT_ROOT, env=service_env(env),
-                               stdout=handle, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", module], cwd=PROJECT_ROOT, env=service_env(env), stdout=handle, stderr=subprocess.STDOUT
+    )
     handle.close()
     return ServiceProcess(module=module, port=port, process=process, log_path=log_path)
 
 
-def wait_grpc_serving(port: int, service: str = "", timeout: float = 60.0,
-                      proc: ServiceProcess | None = None, host: str = "127.0.0.1") -> None:
+def wait_grpc_serving(
+    port: int, service: str = "", timeout: float = 60.0, proc: ServiceProcess | None = None, host: str = "127.0.0.1"
+) -> None:
     """Poll the official grpc.health.v1 client until ``service`` is SERVING."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(f"{host}:{port}") as channel:
@@ -169,8 +185,9 @@ def wait_grpc_serving(port: int, service: str = "", timeout: float = 60.0,
 
 
 @contextlib.contextmanager
-def running_service(module: str, port: int, logdir: Path, env: Mapping[str, str] | None = None,
-                    timeout: float = 120.0) -> Iterator[ServiceProcess]:
+def running_service(
+    module: str, port: int, logdir: Path, env: Mapping[str, str] | None = None, timeout: float = 120.0
+) -> Iterator[ServiceProcess]:
     """Start a gRPC service process, wait until SERVING, and stop it afterwards."""
     proc = start_service(module, port, logdir, env)
     try:

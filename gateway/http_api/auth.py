@@ -27,18 +27,28 @@ from gateway.settings import GatewaySettings
 UNKNOWN_ADDRESS = "unknown"
 
 
-def match_key(given: str, keys: Sequence[bytes]) -> bytes | None:
-    """The configured key equal to ``given``, or None.
+def matching_key(sent: str | None, keys: Sequence[bytes]) -> bytes | None:
+    """The configured key equal to ``sent``, or None (also for a missing or empty header).
 
-    Every key is compared with :func:`hmac.compare_digest`, so the time taken does not depend on
-    which key matched, or on whether one did.
+    The header is compared as the bytes the client sent (header values reach the application
+    decoded as Latin-1, so encoding them back gives those bytes) with every configured key, each
+    with :func:`hmac.compare_digest` and all of them every time, so the time taken does not depend
+    on which key matched, or on whether one did.
     """
-    candidate = given.encode()
+    try:
+        given = (sent or "").encode("latin-1")
+    except UnicodeEncodeError:  # not a header value a client can send
+        given = b""
     matched = None
     for key in keys:
-        if hmac.compare_digest(candidate, key):
+        if hmac.compare_digest(given, key) and given:
             matched = key
     return matched
+
+
+def key_matches(sent: str | None, keys: Sequence[bytes]) -> bool:
+    """Whether ``sent`` is one of the configured ``keys``."""
+    return matching_key(sent, keys) is not None
 
 
 def client_address(peer: str | None, headers: dict[str, str] | None, trusted_header: str) -> str:
@@ -87,7 +97,7 @@ class Access:
         return caller
 
     def _keyed(self, given: str) -> Caller:
-        matched = match_key(given, self.keys)
+        matched = matching_key(given, self.keys)
         if not matched:
             raise HTTPException(401, "invalid X-API-Key header")
         return self._limit(Caller(b"key:" + matched, True, self.keyed_limiter, 1.0), "per API key")

@@ -73,8 +73,9 @@ def encode_block(
     })
     head_len = _PREFIX.size + len(header)
     pad = (-head_len) % _ALIGN
-    # The array joins as a buffer: one copy of the body, not arr.tobytes() and then another.
-    return b"".join((_PREFIX.pack(MAGIC, len(header) + pad), header, b" " * pad, arr))
+    # The array joins as a buffer: one copy of the body, not arr.tobytes() and then another. (Its memoryview,
+    # ``arr.data``: numpy's stubs give ndarray the buffer protocol only from Python 3.12.)
+    return b"".join((_PREFIX.pack(MAGIC, len(header) + pad), header, b" " * pad, arr.data))
 
 
 def _labels(values: list[object]) -> tuple[str, ...]:

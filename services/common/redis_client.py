@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import structlog
@@ -151,7 +151,8 @@ class ResilientRedis:
         return ok
 
     async def get(self, key: str) -> bytes | None:
-        ok, value = await self._try(lambda: self.client.get(key))
+        # decode_responses=False: Redis answers bytes (redis-py types every reply as bytes | str).
+        ok, value = await self._try(lambda: cast("Awaitable[bytes | None]", self.client.get(key)))
         if ok and value is not None:
             return bytes(value)
         return self.fallback.get(key)
@@ -160,7 +161,7 @@ class ResilientRedis:
         keys = list(keys)
         if not keys:
             return []
-        ok, values = await self._try(lambda: self.client.mget(keys))
+        ok, values = await self._try(lambda: cast("Awaitable[list[bytes | None]]", self.client.mget(keys)))
         if not ok or values is None:
             return [self.fallback.get(k) for k in keys]
         return [bytes(v) if v is not None else self.fallback.get(k) for k, v in zip(keys, values, strict=True)]

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 import grpc
 import structlog
@@ -45,6 +46,12 @@ def describe(models: AlphaModels, replica: str) -> compute_pb2.DescribeResponse:
             compute_pb2.WinProbCalibration(model=table.model, version=table.version, edges=table.edges, p_up=table.p_up)
         )
     return reply
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    """``context.abort``, which returns only by raising (grpc has no type hints to tell mypy so)."""
+    await context.abort(code, details)
+    raise AssertionError("context.abort returns only by raising")
 
 
 class ComputeService(compute_pb2_grpc.ComputeServicer):
@@ -88,7 +95,7 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         self, request: compute_pb2.ScoreRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.ScoreResponse:
         if self.models is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "models are still loading")
         chunk = request.chunk
         started = time.perf_counter()
         cache_key = ""
@@ -107,16 +114,16 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         if chunk.key:
             data = await self.redis.get(chunk.key)
             if data is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"panel chunk {chunk.key!r} is not in Redis")
+                await _abort(context, grpc.StatusCode.NOT_FOUND, f"panel chunk {chunk.key!r} is not in Redis")
         elif chunk.inline_block:
             data = chunk.inline_block
         else:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "chunk has neither a Redis key nor an inline block")
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "chunk has neither a Redis key nor an inline block")
         fetched = time.perf_counter()
         try:
             panel, symbols = parse_panel(data, tuple(chunk.symbols))
         except ChunkError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         loop = asyncio.get_running_loop()
         scored = await loop.run_in_executor(self._pool, score_chunk, panel, symbols, self.models)
         log.debug("scored chunk", scan_id=request.scan_id, chunk=chunk.chunk_index, symbols=len(symbols))
@@ -161,15 +168,16 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         self, request: compute_pb2.ExplainRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.ExplainResponse:
         if self.models is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "models are still loading")
         if request.top_k < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "top_k must not be negative")
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "top_k must not be negative")
         try:
             features, symbols = parse_features(request.features)
         except ChunkError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if len(symbols) > MAX_EXPLAIN_ROWS:
-            await context.abort(
+            await _abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"explain at most {MAX_EXPLAIN_ROWS} symbols per call, got {len(symbols)}",
             )
@@ -207,5 +215,5 @@ class ComputeService(compute_pb2_grpc.ComputeServicer):
         self, request: compute_pb2.DescribeRequest, context: grpc.aio.ServicerContext
     ) -> compute_pb2.DescribeResponse:
         if self._description is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading")
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "models are still loading")
         return self._description

@@ -6,7 +6,7 @@ import asyncio
 
 from services.common.grpc_server import GrpcService, Health, serve
 from services.common.logs import configure_logging, register_secret
-from services.fetcher.panels import warm_kernels
+from services.fetcher.gather import warm_kernels
 from services.fetcher.service import FetcherService
 from services.fetcher.settings import FetcherSettings
 from technic.v1 import fetcher_pb2_grpc
@@ -27,9 +27,13 @@ async def run(settings: FetcherSettings) -> None:
         await published.set_dependency("redis", await servicer.redis.ping())
         servicer.start_background()
 
-    await serve(settings, settings.fetcher_port,
-                [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)],
-                warmup=warmup, on_stop=servicer.close)
+    await serve(
+        settings,
+        settings.fetcher_port,
+        [GrpcService("technic.v1.Fetcher", servicer, fetcher_pb2_grpc.add_FetcherServicer_to_server)],
+        warmup=warmup,
+        on_stop=servicer.close,
+    )
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ import exchange_calendars as xcals
 import numpy as np
 import structlog
 
+from services.common.singleflight import SingleFlight
+
 log = structlog.get_logger(__name__)
 DAY = np.dtype("datetime64[D]")
 # A session's bars are final this long after its close.
@@ -26,6 +28,8 @@ SETTLE = timedelta(minutes=20)
 
 def as_day(value: str | date | np.datetime64) -> np.datetime64:
     """A session label (YYYY-MM-DD, date or datetime64) as datetime64[D]; ValueError when malformed."""
+    if isinstance(value, np.datetime64):  # numpy's stubs have no (datetime64, unit) constructor
+        return value.astype(DAY)
     return np.datetime64(value, "D")
 
 
@@ -34,10 +38,11 @@ def day_str(value: np.datetime64) -> str:
 
 
 class TradingCalendar:
-    """The XNYS sessions from ``first_year`` to two years ahead, with their closes (UTC)."""
+    """The XNYS sessions from ``first_year`` to ``years_ahead`` years after ``now``'s (the real clock's
+    when not given), with their opens and closes (UTC)."""
 
-    def __init__(self, first_year: int = 2000, years_ahead: int = 2) -> None:
-        end = f"{datetime.now(UTC).year + years_ahead}-12-31"
+    def __init__(self, first_year: int = 2000, years_ahead: int = 2, *, now: datetime | None = None) -> None:
+        end = f"{(now or datetime.now(UTC)).year + years_ahead}-12-31"
         cal = xcals.get_calendar("XNYS", start=f"{first_year}-01-01", end=end)
         self.sessions: np.ndarray = cal.sessions.values.astype(DAY)
         self.opens: np.ndarray = cal.schedule["open"].dt.tz_convert(None).to_numpy().astype("datetime64[s]")
@@ -64,7 +69,7 @@ class TradingCalendar:
         end = self.index(as_of) + 1
         if end < n:
             raise ValueError(f"the calendar holds only {end} sessions up to {day_str(as_of)}, {n} asked")
-        return self.sessions[end - n:end]
+        return self.sessions[end - n : end]
 
     def latest_completed(self, now: datetime) -> np.datetime64:
         """The last session whose close has passed (plus the settle margin) at ``now``."""
@@ -100,9 +105,15 @@ class LatestSession:
     session on or before the guess), else the guess itself.
     """
 
-    def __init__(self, calendar: TradingCalendar, probe: Probe, ttl: float = 5.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC), max_back: int = 4096,
-                 known: Known | None = None) -> None:
+    def __init__(
+        self,
+        calendar: TradingCalendar,
+        probe: Probe,
+        ttl: float = 5.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_back: int = 4096,
+        known: Known | None = None,
+    ) -> None:
         self.calendar = calendar
         self.probe = probe
         self.known = known
@@ -112,7 +123,7 @@ class LatestSession:
         self._value: np.datetime64 | None = None
         self._expires = 0.0
         self._last_asked = 0.0
-        self._lock = asyncio.Lock()
+        self._discovery: SingleFlight[str, np.datetime64] = SingleFlight()
 
     def invalidate(self) -> None:
         self._expires = 0.0
@@ -144,22 +155,26 @@ class LatestSession:
                     await asyncio.sleep(max(self.ttl, 0.05))
 
     async def _refresh(self, force: bool = False) -> np.datetime64:
-        async with self._lock:
-            if not force and self._value is not None and time.monotonic() < self._expires:
-                return self._value
-            value, certain = await self._discover()
-            if not certain and self._value is not None and self._value > value:
-                # A failed probe says nothing new: keep the newer session already seen served
-                # rather than step back to an older one.
-                value = self._value
-            elif not certain and self._value is None and self.known is not None:
-                # Nothing seen yet (a fresh process): the newest session already stored is known to
-                # exist, where the calendar's guess may be one the source does not have.
-                value = await self.known(value) or value
-            self._value = value
-            # An uncertain answer (a probe failed) is retried sooner.
-            self._expires = time.monotonic() + (self.ttl if certain else min(self.ttl, 1.0))
-            return value
+        """A fresh value: the cached one unless ``force``, else one discovery, shared by everyone asking
+        while it runs."""
+        if not force and self._value is not None and time.monotonic() < self._expires:
+            return self._value
+        return await self._discovery.run("latest", self._rediscover)
+
+    async def _rediscover(self) -> np.datetime64:
+        value, certain = await self._discover()
+        if not certain and self._value is not None and self._value > value:
+            # A failed probe says nothing new: keep the newer session already seen served
+            # rather than step back to an older one.
+            value = self._value
+        elif not certain and self._value is None and self.known is not None:
+            # Nothing seen yet (a fresh process): the newest session already stored is known to
+            # exist, where the calendar's guess may be one the source does not have.
+            value = await self.known(value) or value
+        self._value = value
+        # An uncertain answer (a probe failed) is retried sooner.
+        self._expires = time.monotonic() + (self.ttl if certain else min(self.ttl, 1.0))
+        return value
 
     async def _discover(self) -> tuple[np.datetime64, bool]:
         cal = self.calendar
@@ -204,6 +219,7 @@ class LatestSession:
                     lo = hi - step
                 else:
                     hi, step = hi - step, step * 2
+        assert lo is not None and hi is not None  # both bounds are known once the search got here
         while hi - lo > 1:
             mid = (lo + hi) // 2
             answer = await self.probe(cal.session_at(mid))
@@ -211,6 +227,9 @@ class LatestSession:
                 return cal.session_at(lo), False
             lo, hi = (mid, hi) if answer else (lo, mid)
         if lo != guess:
-            log.info("source latest session differs from the wall clock", latest=day_str(cal.session_at(lo)),
-                     wall_clock=day_str(cal.session_at(guess)))
+            log.info(
+                "source latest session differs from the wall clock",
+                latest=day_str(cal.session_at(lo)),
+                wall_clock=day_str(cal.session_at(guess)),
+            )
         return cal.session_at(lo), True

@@ -16,14 +16,15 @@ neither a digit, nor whitespace, nor allowed in a string), so the loops need no 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic
-from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 
 # Output columns: the bar fields in polygon.BAR_FIELDS order, then the timestamp.
 N_COLUMNS = 7
@@ -42,13 +43,19 @@ _FULL = -2
 
 
 @intrinsic
-def _load_word(typingctx: Any, buf: types.Array, pos: types.Integer) -> tuple[Any, Any]:
+def _load_word_intrinsic(typingctx: Any, buf: types.Array, pos: types.Integer) -> tuple[Any, Any]:
     """The 8 bytes at ``buf[pos]`` as one little-endian uint64 (an unaligned load)."""
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         array = context.make_array(signature.args[0])(context, builder, args[0])
         address = builder.gep(array.data, [args[1]])
         return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
     return types.uint64(buf, pos), codegen
+
+
+# numba's stubs type a call of an intrinsic as taking the typing context too and as never returning (as
+# in pure Python); jitted code passes the other arguments and gets the value the codegen builds.
+_load_word = cast("Callable[[np.ndarray, int], np.uint64]", _load_word_intrinsic)
+trailing_zeros = cast("Callable[[np.uint64], np.uint64]", _trailing_zeros)
 
 
 _ZEROS = np.uint64(0x3030303030303030)
@@ -68,7 +75,7 @@ def _digit_run(word: np.uint64) -> int:
     other = ((word & _HIGH_NIBBLES) ^ _ZEROS) | (((word + _SIXES) & _HIGH_NIBBLES) ^ _ZEROS)
     if other == 0:
         return 8
-    return np.int64(trailing_zeros(other)) >> 3
+    return int(np.int64(trailing_zeros(other)) >> 3)  # int() of an int64 is the same int64 in numba
 
 
 @njit(cache=True)
@@ -78,7 +85,7 @@ def _digits_value(word: np.uint64, n: int) -> int:
     value = value * np.uint64(10) + (value >> np.uint64(8))  # two-digit pairs in bytes 0, 2, 4, 6
     value = ((value & _PAIR_MASK) * _PAIRS_HIGH + ((value >> np.uint64(16)) & _PAIR_MASK) * _PAIRS_LOW) \
         >> np.uint64(32)
-    return np.int64(value)
+    return int(np.int64(value))
 
 
 @njit(cache=True)
@@ -242,6 +249,11 @@ def _scan(buf: np.ndarray, pos: int, values: np.ndarray, spans: np.ndarray) -> t
                         return _DECLINE, 0
                     pos += 1
                 elif c == 110 and buf[pos + 1] == 117 and buf[pos + 2] == 108 and buf[pos + 3] == 108:  # null
+                    # A repeated key's null replaces its earlier value, as in a JSON decoder (the last wins).
+                    if column == _TICKER:
+                        spans[rows, 1] = 0
+                    elif column >= 0:
+                        values[rows, column] = np.nan
                     pos += 4
                 elif column < 0 and c == 116 and buf[pos + 1] == 114 and buf[pos + 2] == 117 and buf[pos + 3] == 101:
                     pos += 4  # true, outside the bar fields

@@ -1,11 +1,12 @@
 """Async Polygon REST client: one keep-alive pool, bounded concurrency, rate limit, retries.
 
 Every call goes through :meth:`PolygonClient._get`: at most ``max_in_flight`` requests at once, a
-token bucket (``rate`` requests per second, 0 = unlimited), and retries with exponential backoff
-and full jitter on 429, 5xx, timeouts, transport errors and malformed or truncated bodies
-(``Retry-After`` is honoured when present). 400/401/403/404 are not retried: they raise a typed
-:class:`PolygonError` carrying Polygon's own message. The API key travels only in the
-``Authorization: Bearer`` header; URLs in log lines carry no query string.
+token bucket (``rate`` requests per second, 0 = unlimited), and a bounded number of retries
+(tenacity) with capped exponential backoff and jitter on 429, 5xx, timeouts, transport errors and
+malformed or truncated bodies (``Retry-After`` is honoured when present, see :func:`retry_delay`).
+400/401/403/404 are not retried: they raise a typed :class:`PolygonError` carrying Polygon's own
+message. The API key travels only in the ``Authorization: Bearer`` header; URLs in log lines carry
+no query string.
 
 The HTTP client is aiohttp: a year of grouped days is about 280 MB of JSON, and its C parser on
 a plain asyncio protocol reads a megabyte body for a fifth of the CPU that httpx spends (anyio
@@ -32,6 +33,7 @@ import msgspec
 import numpy as np
 import orjson
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from services.fetcher.jsonbars import ParsedBars, parse_results
 
@@ -52,8 +54,7 @@ _NY_SHIFT_MS = 4 * 3_600_000
 class PolygonError(Exception):
     """Polygon answered with an error, or a request failed after every retry."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, path: str = "",
-                 request_id: str = "") -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, path: str = "", request_id: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -91,8 +92,7 @@ class RequestCounters:
     errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes,
-                "http_errors": self.errors}
+        return {"requests": self.requests, "retries": self.retries, "bytes": self.bytes, "http_errors": self.errors}
 
 
 _scopes: ContextVar[tuple[RequestCounters, ...]] = ContextVar("polygon_counters", default=())
@@ -124,6 +124,36 @@ async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
+class Retryable(Exception):
+    """A failed attempt worth another: why it failed, and the answer's Retry-After header, if any."""
+
+    def __init__(self, reason: str, retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+# The longest Retry-After honoured (seconds): a larger one waits this long.
+RETRY_AFTER_MAX = 60.0
+
+
+def retry_delay(attempt: int, retry_after: str | None, base: float, cap: float) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (0 for the first).
+
+    The server's ``Retry-After`` when it sent a number of seconds (clamped to 0..``RETRY_AFTER_MAX``);
+    otherwise exponential backoff with jitter: uniform(0.5, 1) x min(``cap``, ``base`` x 2^attempt).
+    """
+    if retry_after:
+        with contextlib.suppress(ValueError):
+            return min(max(float(retry_after), 0.0), RETRY_AFTER_MAX)
+    return random.uniform(0.5, 1.0) * min(cap, base * 2**attempt)
+
+
+def _log_retry(path: str, state: RetryCallState) -> None:
+    failure = state.outcome.exception() if state.outcome is not None else None
+    delay = state.next_action.sleep if state.next_action is not None else 0.0
+    log.debug("polygon retry", path=path, attempt=state.attempt_number, delay=round(delay, 3), error=str(failure))
+
+
 class TokenBucket:
     """Client-side rate limit: ``rate`` tokens per second, bursts up to ``capacity``."""
 
@@ -149,6 +179,7 @@ class TokenBucket:
 
 
 # --- response shapes (only the keys used are declared; msgspec skips the rest) -----------------
+
 
 class _Bar(msgspec.Struct):
     o: float | None = None
@@ -226,7 +257,7 @@ def _decode_aggs(body: bytes) -> _AggsPage:
     fast = parse_results(body)
     if fast is not None:
         # A cursor page names its next page outside the rows, the only place ``next_url`` can appear.
-        paged = b'"next_url"' in body[:fast.start] or b'"next_url"' in body[fast.end:]
+        paged = b'"next_url"' in body[: fast.start] or b'"next_url"' in body[fast.end :]
         return _AggsPage(fast.values, _DECODERS[_NextPage].decode(body).next_url if paged else None, parsed=fast)
     page = _DECODERS[_Aggs].decode(body)
     rows = page.results or []
@@ -235,6 +266,7 @@ def _decode_aggs(body: bytes) -> _AggsPage:
 
 
 # --- results handed to callers -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GroupedDay:
@@ -296,7 +328,7 @@ def _decode_grouped(body: bytes, index: TickerIds | None = None) -> GroupedDay |
         return None
     values = page.values[:, :6]
     if index is None:
-        tickers = page.tickers if page.parsed is None else page.parsed.tickers()
+        tickers = (page.tickers or []) if page.parsed is None else page.parsed.tickers()
         return _first_of_each(GroupedDay(tickers=tickers, values=values))
     if page.parsed is not None:
         ids = index.ids_of_spans(page.parsed.buf, page.parsed.spans)
@@ -317,8 +349,11 @@ def _first_of_each(day: GroupedDay) -> GroupedDay:
         return day
     _, first = np.unique(labels, return_index=True)
     first.sort()
-    return GroupedDay(tickers=[day.tickers[i] for i in first], values=day.values[first],
-                      ids=None if day.ids is None else day.ids[first])
+    return GroupedDay(
+        tickers=[day.tickers[i] for i in first],
+        values=day.values[first],
+        ids=None if day.ids is None else day.ids[first],
+    )
 
 
 def _error_message(body: bytes, reason: str) -> tuple[str, str]:
@@ -369,8 +404,9 @@ class PolygonClient:
         """The keep-alive session, made on first use (aiohttp wants a running event loop)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=self._connections)
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout,
-                                                  connector=connector, raise_for_status=False)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout, connector=connector, raise_for_status=False
+            )
         return self._session
 
     async def __aenter__(self) -> PolygonClient:
@@ -388,12 +424,6 @@ class PolygonClient:
             for name, delta in deltas.items():
                 setattr(counters, name, getattr(counters, name) + delta)
 
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            with contextlib.suppress(ValueError):
-                return min(max(float(retry_after), 0.0), 60.0)
-        return random.uniform(0.5, 1.0) * min(self.backoff_max, self.backoff_base * 2 ** attempt)
-
     def _same_origin(self, url: str) -> str:
         """A ``next_url`` is followed only on the configured host: the key must not go elsewhere."""
         parts = urlsplit(url)
@@ -401,53 +431,75 @@ class PolygonClient:
             raise PolygonBadRequest(f"next_url points to another host ({parts.netloc})", path=parts.path)
         return url
 
-    async def _get(self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T],
-                   gate: asyncio.Semaphore | None = None) -> T:
+    async def _get(
+        self,
+        url: str,
+        params: dict[str, Any] | None,
+        decode: Callable[[bytes], T],
+        gate: asyncio.Semaphore | None = None,
+    ) -> T:
         """GET ``url`` and ``decode`` its body, with retries; raises a PolygonError subclass. ``gate``
-        bounds the requests in flight (the bar gate unless given)."""
+        bounds the requests in flight (the bar gate unless given).
+
+        Only :class:`Retryable` outcomes are tried again, at most ``max_retries`` times; the client
+        errors raise from the first answer."""
         path = urlsplit(url).path
         full = url if urlsplit(url).scheme else self.base_url + url
-        gate = gate or self._semaphore
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self._count(retries=1)
-            retry_after: str | None = None
-            await self._bucket.acquire()
-            status, body, reason = 0, b"", ""
-            async with gate:
-                self._count(requests=1)
-                try:
-                    async with self._http().get(full, params=params) as response:
-                        status, body = response.status, await response.read()
-                        retry_after = response.headers.get("Retry-After")
-                        reason = response.reason or ""
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    last = f"{type(exc).__name__}: {exc}"
-            if status:
-                self._count(bytes=len(body))
-                if status == 200:
-                    try:
-                        if len(body) >= OFFLOAD_BYTES:
-                            return await asyncio.to_thread(decode, body)
-                        return decode(body)
-                    except msgspec.DecodeError as exc:
-                        last = f"malformed body: {exc}"
-                else:
-                    self._count(errors=1)
-                    message, request_id = _error_message(body, reason)
-                    if status in (401, 403):
-                        raise PolygonAuthError(message, status_code=status, path=path, request_id=request_id)
-                    if status == 404:
-                        raise PolygonNotFound(message, status_code=status, path=path, request_id=request_id)
-                    if status != 429 and status < 500:
-                        raise PolygonBadRequest(message, status_code=status, path=path, request_id=request_id)
-                    last = f"HTTP {status}: {message}"
-            if attempt < self.max_retries:
-                delay = self._backoff(attempt, retry_after if status else None)
-                log.debug("polygon retry", path=path, attempt=attempt + 1, delay=round(delay, 3), error=last)
-                await asyncio.sleep(delay)
-        raise PolygonUnavailable(f"failed after {self.max_retries + 1} attempts: {last}", path=path)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(Retryable),
+            before=self._count_retry,
+            before_sleep=partial(_log_retry, path),
+            reraise=True,
+        )
+        try:
+            return await retrying(self._attempt, full, params, decode, gate or self._semaphore, path)
+        except Retryable as exc:
+            raise PolygonUnavailable(f"failed after {self.max_retries + 1} attempts: {exc}", path=path) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt (tenacity's wait): see :func:`retry_delay`."""
+        failure = state.outcome.exception() if state.outcome is not None else None
+        retry_after = failure.retry_after if isinstance(failure, Retryable) else None
+        return retry_delay(state.attempt_number - 1, retry_after, self.backoff_base, self.backoff_max)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        if state.attempt_number > 1:
+            self._count(retries=1)
+
+    async def _attempt(
+        self, url: str, params: dict[str, Any] | None, decode: Callable[[bytes], T], gate: asyncio.Semaphore, path: str
+    ) -> T:
+        """One request: the decoded body, a typed PolygonError for answers that retrying cannot change,
+        or :class:`Retryable` (429, 5xx, timeouts, transport errors, malformed or truncated bodies)."""
+        await self._bucket.acquire()
+        async with gate:
+            self._count(requests=1)
+            try:
+                async with self._http().get(url, params=params) as response:
+                    status, body = response.status, await response.read()
+                    retry_after = response.headers.get("Retry-After")
+                    reason = response.reason or ""
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise Retryable(f"{type(exc).__name__}: {exc}") from None
+        self._count(bytes=len(body))
+        if status == 200:
+            try:
+                if len(body) >= OFFLOAD_BYTES:
+                    return await asyncio.to_thread(decode, body)
+                return decode(body)
+            except msgspec.DecodeError as exc:
+                raise Retryable(f"malformed body: {exc}", retry_after) from None
+        self._count(errors=1)
+        message, request_id = _error_message(body, reason)
+        if status in (401, 403):
+            raise PolygonAuthError(message, status_code=status, path=path, request_id=request_id)
+        if status == 404:
+            raise PolygonNotFound(message, status_code=status, path=path, request_id=request_id)
+        if status != 429 and status < 500:
+            raise PolygonBadRequest(message, status_code=status, path=path, request_id=request_id)
+        raise Retryable(f"HTTP {status}: {message}", retry_after)
 
     async def _pages(self, path: str, params: dict[str, Any], decode: Callable[[bytes], Any]) -> list[Any]:
         """Every page of a cursor-paginated endpoint (follows ``next_url``)."""
@@ -463,8 +515,11 @@ class PolygonClient:
 
         With an ``index``, the day comes with its tickers' ids (matched while decoding, off the event loop).
         """
-        return await self._get(f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
-                               {"adjusted": "false", "include_otc": "true"}, partial(_decode_grouped, index=index))
+        return await self._get(
+            f"/v2/aggs/grouped/locale/us/market/stocks/{day}",
+            {"adjusted": "false", "include_otc": "true"},
+            partial(_decode_grouped, index=index),
+        )
 
     async def ticker_range(self, ticker: str, start: str, end: str) -> TickerRange:
         """One ticker's unadjusted daily bars from ``start`` to ``end`` (inclusive), following next_url."""
@@ -479,15 +534,19 @@ class PolygonClient:
 
     async def reference_tickers(self) -> list[_TickerRef]:
         """Every active stock ticker (cursor pages of 1,000)."""
-        pages = await self._pages("/v3/reference/tickers", {"market": "stocks", "active": "true", "limit": 1000},
-                                  _DECODERS[_TickerPage].decode)
+        pages = await self._pages(
+            "/v3/reference/tickers",
+            {"market": "stocks", "active": "true", "limit": 1000},
+            _DECODERS[_TickerPage].decode,
+        )
         return [ref for page in pages for ref in (page.results or ())]
 
     async def ticker_details(self, ticker: str) -> TickerDetails | None:
         """Market cap and SIC code of one ticker; None when Polygon does not know it."""
         try:
-            body = await self._get(f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode,
-                                   self._details_gate)
+            body = await self._get(
+                f"/v3/reference/tickers/{ticker}", None, _DECODERS[_Details].decode, self._details_gate
+            )
         except PolygonNotFound:
             return None
         r = body.results or _DetailsResult()

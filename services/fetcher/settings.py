@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from pydantic import AliasChoices, Field
 
 from services.common.settings import CommonSettings
@@ -11,10 +14,12 @@ SIMULATOR_API_KEY = "technic-simulator"
 
 class FetcherSettings(CommonSettings):
     fetcher_port: int = 50052
-    polygon_api_key: str = Field(default=SIMULATOR_API_KEY,
-                                 validation_alias=AliasChoices("POLYGON_API_KEY", "TECHNIC_POLYGON_API_KEY"))
-    polygon_base_url: str = Field(default="http://127.0.0.1:8900",
-                                  validation_alias=AliasChoices("POLYGON_BASE_URL", "TECHNIC_POLYGON_BASE_URL"))
+    polygon_api_key: str = Field(
+        default=SIMULATOR_API_KEY, validation_alias=AliasChoices("POLYGON_API_KEY", "TECHNIC_POLYGON_API_KEY")
+    )
+    polygon_base_url: str = Field(
+        default="http://127.0.0.1:8900", validation_alias=AliasChoices("POLYGON_BASE_URL", "TECHNIC_POLYGON_BASE_URL")
+    )
     # Polygon client: requests in flight, client-side rate limit (requests/s, 0 = none; the free
     # tier allows 5 a minute, i.e. 0.083), retries with exponential backoff and jitter.
     fetcher_max_in_flight: int = 16
@@ -47,3 +52,15 @@ class FetcherSettings(CommonSettings):
     fetcher_stack_sessions: int = 300
     # In-process fallback used while Redis is down, in megabytes.
     fetcher_fallback_mb: int = 512
+    # A fixed instant (ISO 8601; UTC when no zone is given) the fetcher takes as the wall clock: which
+    # sessions have closed or are still trading, how long chunks live. Unset: the real clock. For tests
+    # and for serving a source whose market stands still in the past.
+    fetcher_now: datetime | None = None
+
+    def clock(self) -> Callable[[], datetime]:
+        """The fetcher's ``now`` (UTC): the fixed instant when ``fetcher_now`` is set, else the real clock."""
+        fixed = self.fetcher_now
+        if fixed is None:
+            return lambda: datetime.now(UTC)
+        instant = fixed.replace(tzinfo=UTC) if fixed.tzinfo is None else fixed.astimezone(UTC)
+        return lambda: instant

@@ -133,6 +133,8 @@ def classify_many(sic_codes: np.ndarray) -> tuple[list[str], list[str]]:
     codes = np.asarray(sic_codes, dtype=np.int64)
     unique, inverse = np.unique(codes, return_inverse=True)
     pairs = [classify(int(c)) for c in unique]
+    sectors: np.ndarray | list[str]
+    industries: np.ndarray | list[str]
     sectors = np.array([p[0] for p in pairs] or [UNKNOWN], dtype=object)[inverse] if len(codes) else []
     industries = np.array([p[1] for p in pairs] or [UNKNOWN], dtype=object)[inverse] if len(codes) else []
     return list(sectors), list(industries)

@@ -1,4 +1,4 @@
-"""The fetcher's Redis keyspace (DESIGN section 5). Every value is a codec block; every key starts with
+"""The fetcher's Redis keyspace. Every value is a codec block; every key starts with
 ``technic:``.
 
 =============================================  ==========================================  ==========
@@ -19,7 +19,7 @@ key                                            value                            
 ``technic:splits:{scope}:{from}:{to}``         float64 (events, 3) day, split_from,          24 h
                                                split_to; rows = tickers; scope ``all`` or
                                                a ticker
-``technic:panel:{as_of}:{lookback}:{digest}:{i}``  panel chunk, contract 1: float32         next
+``technic:panel:{as_of}:{lookback}:{digest}:{i}``  panel chunk, PANEL_FIELDS: float32        next
                                                (symbols, sessions, 5), meta as_of/sessions/  session's
                                                lookback/chunk_index; digest = the chunk's    close
                                                content digest: its symbols, the sessions
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from cachetools import LRUCache, TLRUCache, TTLCache
 
 from services.common.codec import Block, BlockError, decode_block, encode_block
 from services.common.redis_client import ResilientRedis
@@ -62,6 +62,13 @@ TICKER_TTL = 7 * 24 * 3600.0
 PANEL_MEMO = 4096
 SESSION_WRITES = 8
 PANEL_READ_MARGIN = 120.0
+# Sessions in progress kept in process memory (there is one at a time, two around a session's change).
+IN_PROGRESS_SESSIONS = 4
+
+
+def _expires_at(_key: str, expires: float, _now: float) -> float:
+    """A remembered panel key's expiry is the value stored with it."""
+    return expires
 
 
 def session_key(day: np.datetime64) -> str:
@@ -77,7 +84,7 @@ def splits_key(scope: str, start: np.datetime64, end: np.datetime64) -> str:
 
 
 def panel_key(as_of: np.datetime64, lookback: int, digest: str, chunk_index: int) -> str:
-    """A chunk's key; ``digest`` is its content digest (see panels.chunk_digest), so rebuilt content gets a new key."""
+    """A chunk's key; ``digest`` is its content digest (see chunks.chunk_digest), so rebuilt content gets a new key."""
     return f"{PREFIX}panel:{day_str(as_of)}:{lookback}:{digest}:{chunk_index}"
 
 
@@ -149,11 +156,13 @@ class BarStore:
         self.index = TickerIndex()
         self.session_cache = session_cache
         self.unfinished_ttl = unfinished_ttl
-        self._sessions: OrderedDict[np.datetime64, SessionData] = OrderedDict()
-        # Sessions cached with a TTL (unfinished) must not outlive it in process memory either.
-        self._expiry: dict[np.datetime64, float] = {}
-        # Panel keys this process stored in Redis -> when they expire (monotonic seconds).
-        self._panels: dict[str, float] = {}
+        self._sessions: LRUCache[np.datetime64, SessionData] = LRUCache(maxsize=max(session_cache, 1))
+        # Sessions still in progress are stored with a TTL in Redis and must not outlive it here either.
+        self._in_progress: TTLCache[np.datetime64, SessionData] | None = (
+            TTLCache(maxsize=IN_PROGRESS_SESSIONS, ttl=unfinished_ttl) if unfinished_ttl > 0 else None
+        )
+        # Panel keys this process stored in Redis -> when they expire (monotonic seconds), dropped then.
+        self._panels: TLRUCache[str, float] = TLRUCache(maxsize=PANEL_MEMO, ttu=_expires_at)
         # Raw session writes in flight: a cold fetch downloads faster than Redis takes the blocks, and
         # each waiting write would hold a pooled connection.
         self._session_writes = asyncio.Semaphore(SESSION_WRITES)
@@ -164,26 +173,19 @@ class BarStore:
 
     # --- raw sessions ---------------------------------------------------------------------------
 
-    def _remember(self, data: SessionData, ttl: float | None) -> None:
-        self._sessions[data.day] = data
-        self._sessions.move_to_end(data.day)
-        if ttl:
-            self._expiry[data.day] = time.monotonic() + ttl
-        else:
-            self._expiry.pop(data.day, None)
-        while len(self._sessions) > self.session_cache:
-            old, _ = self._sessions.popitem(last=False)
-            self._expiry.pop(old, None)
+    def _remember(self, data: SessionData, *, in_progress: bool) -> None:
+        if in_progress and self._in_progress is not None:
+            self._sessions.pop(data.day, None)
+            self._in_progress[data.day] = data
+            return
+        if self._in_progress is not None:
+            self._in_progress.pop(data.day, None)
+        if self.session_cache > 0:
+            self._sessions[data.day] = data
 
     def _cached(self, day: np.datetime64) -> SessionData | None:
-        data = self._sessions.get(day)
-        if data is not None and self._expiry.get(day, float("inf")) < time.monotonic():
-            del self._sessions[day]
-            self._expiry.pop(day, None)
-            return None
-        if data is not None:
-            self._sessions.move_to_end(day)
-        return data
+        data = self._in_progress.get(day) if self._in_progress is not None else None
+        return data if data is not None else self._sessions.get(day)
 
     def _session_from_block(self, day: np.datetime64, block: Block) -> SessionData:
         ids = self.index.ids(block.rows)
@@ -213,7 +215,7 @@ class BarStore:
                     log.warning("discarding a corrupt session block", session=day_str(day), error=str(exc))
                     continue
                 found[day] = data
-                self._remember(data, None)
+                self._remember(data, in_progress=False)
         return found
 
     async def newest_session(self, days: Sequence[np.datetime64]) -> np.datetime64 | None:
@@ -238,13 +240,14 @@ class BarStore:
             await self.redis.set(session_key(day), raw, ttl=ttl)
         ids = grouped.ids if grouped.ids is not None else self.index.ids(grouped.tickers)
         data = SessionData(day=day, ids=ids, padded=padded)
-        self._remember(data, ttl)
+        self._remember(data, in_progress=unfinished)
         return data
 
     # --- per-ticker ranges ----------------------------------------------------------------------
 
-    async def get_ticker_ranges(self, tickers: Sequence[str], start: np.datetime64,
-                                end: np.datetime64) -> dict[str, TickerRange]:
+    async def get_ticker_ranges(
+        self, tickers: Sequence[str], start: np.datetime64, end: np.datetime64
+    ) -> dict[str, TickerRange]:
         """Cached per-ticker ranges that cover ``start``..``end``."""
         values = await self.redis.mget(ticker_key(t) for t in tickers)
         out: dict[str, TickerRange] = {}
@@ -257,14 +260,19 @@ class BarStore:
                 continue
             if np.datetime64(block.meta["from"]) <= start and np.datetime64(block.meta["to"]) >= end:
                 arr = block.array
-                out[ticker] = TickerRange(ticker=ticker, days=arr[:, 0].astype(np.int64).astype(DAY),
-                                          values=np.array(arr[:, 1:]))
+                out[ticker] = TickerRange(
+                    ticker=ticker, days=arr[:, 0].astype(np.int64).astype(DAY), values=np.array(arr[:, 1:])
+                )
         return out
 
-    async def put_ticker_range(self, rng: TickerRange, start: np.datetime64, end: np.datetime64,
-                               *, unfinished: bool) -> None:
-        arr = np.column_stack([rng.days.astype(np.int64).astype(np.float64), rng.values]) if len(rng.days) \
+    async def put_ticker_range(
+        self, rng: TickerRange, start: np.datetime64, end: np.datetime64, *, unfinished: bool
+    ) -> None:
+        arr = (
+            np.column_stack([rng.days.astype(np.int64).astype(np.float64), rng.values])
+            if len(rng.days)
             else np.empty((0, 1 + len(BAR_FIELDS)))
+        )
         raw = encode_block(arr, fields=("day", *BAR_FIELDS), meta={"from": day_str(start), "to": day_str(end)})
         await self.redis.set(ticker_key(rng.ticker), raw, ttl=self.unfinished_ttl if unfinished else TICKER_TTL)
 
@@ -276,12 +284,19 @@ class BarStore:
             return None
         block = decode_block(raw)
         arr = block.array
-        return SplitTable(tickers=list(block.rows), dates=arr[:, 0].astype(np.int64).astype(DAY),
-                          split_from=np.array(arr[:, 1]), split_to=np.array(arr[:, 2]))
+        return SplitTable(
+            tickers=list(block.rows),
+            dates=arr[:, 0].astype(np.int64).astype(DAY),
+            split_from=np.array(arr[:, 1]),
+            split_to=np.array(arr[:, 2]),
+        )
 
     async def put_splits(self, scope: str, start: np.datetime64, end: np.datetime64, table: SplitTable) -> None:
-        arr = np.column_stack([table.dates.astype(np.int64).astype(np.float64), table.split_from, table.split_to]) \
-            if table.tickers else np.empty((0, 3))
+        arr = (
+            np.column_stack([table.dates.astype(np.int64).astype(np.float64), table.split_from, table.split_to])
+            if table.tickers
+            else np.empty((0, 3))
+        )
         raw = encode_block(arr, rows=table.tickers, fields=("day", "split_from", "split_to"))
         await self.redis.set(splits_key(scope, start, end), raw, ttl=DAY_TTL)
 
@@ -293,13 +308,25 @@ class BarStore:
             return None
         block = decode_block(raw)
         meta: dict[str, Any] = dict(block.meta)
-        return Universe(symbols=list(block.rows), names=list(meta["names"]), types=list(meta["types"]),
-                        exchanges=list(meta["exchanges"]), fetched_unix=int(meta["fetched_unix"]))
+        return Universe(
+            symbols=list(block.rows),
+            names=list(meta["names"]),
+            types=list(meta["types"]),
+            exchanges=list(meta["exchanges"]),
+            fetched_unix=int(meta["fetched_unix"]),
+        )
 
     async def put_universe(self, universe: Universe) -> None:
-        raw = encode_block(np.zeros((len(universe.symbols), 0), dtype=np.int8), rows=universe.symbols,
-                           meta={"names": universe.names, "types": universe.types,
-                                 "exchanges": universe.exchanges, "fetched_unix": universe.fetched_unix})
+        raw = encode_block(
+            np.zeros((len(universe.symbols), 0), dtype=np.int8),
+            rows=universe.symbols,
+            meta={
+                "names": universe.names,
+                "types": universe.types,
+                "exchanges": universe.exchanges,
+                "fetched_unix": universe.fetched_unix,
+            },
+        )
         await self.redis.set(UNIVERSE_REF_KEY, raw, ttl=DAY_TTL)
 
     async def get_details(self) -> Details:
@@ -308,15 +335,28 @@ class BarStore:
             return Details([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0), [])
         block = decode_block(raw)
         arr = block.array
-        return Details(tickers=list(block.rows), sic_codes=arr[:, 0].astype(np.int64), market_caps=np.array(arr[:, 1]),
-                       shares=np.array(arr[:, 2]), sic_descriptions=list(block.meta["sic_descriptions"]))
+        return Details(
+            tickers=list(block.rows),
+            sic_codes=arr[:, 0].astype(np.int64),
+            market_caps=np.array(arr[:, 1]),
+            shares=np.array(arr[:, 2]),
+            sic_descriptions=list(block.meta["sic_descriptions"]),
+        )
 
     async def add_details(self, new: Sequence[TickerDetails | tuple[str, None]]) -> Details:
         """Merge newly fetched details (``(ticker, None)``: Polygon does not know it) into the cache."""
         current = await self.get_details()
-        merged = {t: (float(c), float(m), float(s), d) for t, c, m, s, d in zip(
-            current.tickers, current.sic_codes, current.market_caps, current.shares, current.sic_descriptions,
-            strict=True)}
+        merged = {
+            t: (float(c), float(m), float(s), d)
+            for t, c, m, s, d in zip(
+                current.tickers,
+                current.sic_codes,
+                current.market_caps,
+                current.shares,
+                current.sic_descriptions,
+                strict=True,
+            )
+        }
         for item in new:
             if isinstance(item, TickerDetails):
                 merged[item.ticker] = (float(item.sic_code), item.market_cap, item.shares, item.sic_description)
@@ -325,11 +365,17 @@ class BarStore:
         tickers = list(merged)
         arr = np.array([v[:3] for v in merged.values()], dtype=np.float64).reshape(-1, 3)
         descriptions = [v[3] for v in merged.values()]
-        raw = encode_block(arr, rows=tickers, fields=("sic_code", "market_cap", "shares"),
-                           meta={"sic_descriptions": descriptions})
+        raw = encode_block(
+            arr, rows=tickers, fields=("sic_code", "market_cap", "shares"), meta={"sic_descriptions": descriptions}
+        )
         await self.redis.set(UNIVERSE_DETAILS_KEY, raw, ttl=DAY_TTL)
-        return Details(tickers=tickers, sic_codes=arr[:, 0].astype(np.int64), market_caps=arr[:, 1],
-                       shares=arr[:, 2], sic_descriptions=descriptions)
+        return Details(
+            tickers=tickers,
+            sic_codes=arr[:, 0].astype(np.int64),
+            market_caps=arr[:, 1],
+            shares=arr[:, 2],
+            sic_descriptions=descriptions,
+        )
 
     # --- panel chunks ---------------------------------------------------------------------------
 
@@ -338,11 +384,6 @@ class BarStore:
         stored = await self.redis.set(key, block, ttl=ttl)
         self._panels.pop(key, None)
         if stored:
-            if len(self._panels) >= PANEL_MEMO:
-                now = time.monotonic()
-                self._panels = {k: t for k, t in self._panels.items() if t > now}
-                for old in list(self._panels)[:max(0, len(self._panels) - PANEL_MEMO // 2)]:
-                    del self._panels[old]
             self._panels[key] = time.monotonic() + ttl
         return stored
 
@@ -363,7 +404,7 @@ class BarStore:
 
     async def has_panels(self, keys: Sequence[str]) -> bool:
         """Whether :meth:`has_panel` holds for every one of ``keys``, asking Redis once for all."""
-        now = time.monotonic() + PANEL_READ_MARGIN
-        if self.redis.degraded or any(self._panels.get(key, 0.0) <= now for key in keys):
+        due = time.monotonic() + PANEL_READ_MARGIN
+        if self.redis.degraded or any((self._panels.get(key) or 0.0) <= due for key in keys):
             return False
         return not keys or await self.redis.count_existing(keys) == len(keys)

@@ -115,7 +115,7 @@ class TickerIndex:
         table = self._ids
         ids = np.fromiter(map(table.get, tickers, repeat(-1)), dtype=np.int64, count=len(tickers))
         if add:
-            added = []
+            added: list[str] = []
             for i in np.flatnonzero(ids < 0).tolist():
                 ticker = tickers[i]
                 if ticker not in table:

@@ -7,16 +7,16 @@ the prefilter's survivors), concurrently, and merged into a 24 h cache.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import structlog
 
-from services.fetcher.panels import RequestStats, unique
+from services.common.singleflight import SingleFlight
 from services.fetcher.polygon import PolygonAuthError, PolygonClient, PolygonError, TickerDetails, counting, run_all
+from services.fetcher.request import RequestStats, unique
 from services.fetcher.sic import classify_many
 from services.fetcher.store import BarStore, Universe
 
@@ -40,29 +40,51 @@ class UniverseView:
 
 
 class UniverseService:
-    def __init__(self, client: PolygonClient, store: BarStore) -> None:
+    def __init__(
+        self, client: PolygonClient, store: BarStore, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.client = client
         self.store = store
-        self._lock = asyncio.Lock()
+        self.now = now
+        # One read (or fetch, with ``refresh``) of the reference tickers at a time, shared.
+        self._references: SingleFlight[bool, tuple[Universe, bool]] = SingleFlight()
 
     async def _reference(self, refresh: bool, stats: RequestStats) -> Universe:
-        async with self._lock:
-            cached = None if refresh else await self.store.get_universe()
-            if cached is not None:
-                stats.cache_hits += 1
-                return cached
-            with stats.phase("fetch"):
-                refs = await self.client.reference_tickers()
-            seen: dict[str, int] = {}
-            for i, ref in enumerate(refs):
-                seen.setdefault(ref.ticker, i)
-            rows = [refs[i] for i in seen.values()]
-            universe = Universe(symbols=[r.ticker for r in rows], names=[r.name for r in rows],
-                                types=[r.type for r in rows], exchanges=[r.primary_exchange for r in rows],
-                                fetched_unix=int(time.time()))
-            await self.store.put_universe(universe)
-            log.info("universe fetched", tickers=len(rows))
-            return universe
+        """The reference tickers, cached or fetched (always fetched with ``refresh``). A request that
+        joins another's read or fetch counts a cache hit, as does one served from the cache."""
+        started = False
+
+        def load() -> Awaitable[tuple[Universe, bool]]:
+            nonlocal started
+            started = True
+            return self._load_reference(refresh, stats)
+
+        universe, cached = await self._references.run(refresh, load)
+        if cached or not started:
+            stats.cache_hits += 1
+        return universe
+
+    async def _load_reference(self, refresh: bool, stats: RequestStats) -> tuple[Universe, bool]:
+        """(reference tickers, whether they came from the cache)."""
+        cached = None if refresh else await self.store.get_universe()
+        if cached is not None:
+            return cached, True
+        with stats.phase("fetch"):
+            refs = await self.client.reference_tickers()
+        seen: dict[str, int] = {}
+        for i, ref in enumerate(refs):
+            seen.setdefault(ref.ticker, i)
+        rows = [refs[i] for i in seen.values()]
+        universe = Universe(
+            symbols=[r.ticker for r in rows],
+            names=[r.name for r in rows],
+            types=[r.type for r in rows],
+            exchanges=[r.primary_exchange for r in rows],
+            fetched_unix=int(self.now().timestamp()),
+        )
+        await self.store.put_universe(universe)
+        log.info("universe fetched", tickers=len(rows))
+        return universe, False
 
     async def _fetch_details(self, tickers: Sequence[str]) -> list[TickerDetails | tuple[str, None]]:
         async def one(ticker: str) -> TickerDetails | tuple[str, None] | None:
@@ -77,8 +99,9 @@ class UniverseService:
 
         return [r for r in await run_all(one(t) for t in tickers) if r is not None]
 
-    async def get(self, symbols: Sequence[str], *, with_details: bool, refresh: bool,
-                  stats: RequestStats) -> UniverseView:
+    async def get(
+        self, symbols: Sequence[str], *, with_details: bool, refresh: bool, stats: RequestStats
+    ) -> UniverseView:
         with counting() as http:
             stats.http = http
             universe = await self._reference(refresh, stats)
@@ -104,8 +127,14 @@ class UniverseService:
             market_caps[have] = details.market_caps[rows[have]]
             sectors, industries = classify_many(sic_codes)
         return UniverseView(
-            symbols=chosen, names=[universe.names[i] for i in picked], types=[universe.types[i] for i in picked],
-            exchanges=[universe.exchanges[i] for i in picked], sic_codes=sic_codes, sectors=sectors,
-            industries=industries, market_caps=market_caps, fetched_unix=universe.fetched_unix,
+            symbols=chosen,
+            names=[universe.names[i] for i in picked],
+            types=[universe.types[i] for i in picked],
+            exchanges=[universe.exchanges[i] for i in picked],
+            sic_codes=sic_codes,
+            sectors=sectors,
+            industries=industries,
+            market_caps=market_caps,
+            fetched_unix=universe.fetched_unix,
             not_found=not_found,
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from services.common.codec import Block, BlockError, decode_block
 from services.contract.columns import NUMBER_COLUMNS, SUBSCORE_COLUMNS
 from services.contract.styles import SUBSCORES, UnknownStyleError, style_for
-from services.ranker.derived import ICS_TIERS, MERIT_BANDS, MERIT_FLAGS, RISK_LABELS, flag_names
+from services.ranker.derived import ICS_TIERS, MERIT_BANDS, MERIT_FLAGS, RISK_LABELS, Derived, flag_names
 from services.ranker.engine import RankInput, ScanSpec, ScoredChunk, SymbolInfo
 from services.ranker.errors import RankerInputError
 from services.ranker.plan import rationales
@@ -339,17 +341,11 @@ class RowEncoder:
         ranks = numbers[:, _COL["rank"]].astype(np.int64).tolist()
         style = _string(_tag("play_style", _LEN), scan.style)
         columns = [text[k] for k in _TEXT_FIELDS]
-        labels = zip(
-            (derived.ics_tier[idx] + 1).tolist(),
-            (derived.merit_band[idx] + 1).tolist(),
-            derived.merit_flags[idx].tolist(),
-            (derived.risk_label[idx] + 1).tolist(),
-            derived.summaries(idx, scan.number("percentile")),
-            strict=True,
-        )
+        labels = _label_codes(derived, idx).tolist()
+        summaries = derived.summaries(idx, scan.number("percentile"))
         explained = scan.explanations
         out = []
-        for j, (rank, (tier, band, flags, risk, summary)) in enumerate(zip(ranks, labels, strict=True)):
+        for j, (rank, label, summary) in enumerate(zip(ranks, labels, summaries, strict=True)):
             side = _SIDES["short" if text["side"][j] == "short" else "long"]
             explanation = explained.get(text["symbol"][j]) if explained else None
             row = b"".join(
@@ -364,10 +360,7 @@ class RowEncoder:
                     _string(_RATIONALE_TAG, notes[j]),
                     style,
                     fixed[j * size : (j + 1) * size],
-                    _TIERS[tier],
-                    _BANDS[band],
-                    _FLAGS[flags],
-                    _RISKS[risk],
+                    _LABELS[label],
                     _string(_SUMMARY_TAG, summary),
                     _EXPLANATION_TAG + _varint(len(explanation)) + explanation if explanation else b"",
                 )
@@ -389,17 +382,27 @@ _PLAN_FIELDS = ("entry", "stop", "target", "reward_risk", "position_size")
 _SIDES = {side: _string(_tag("side", _LEN, scan_pb2.TradePlan.DESCRIPTOR), side) for side in ("long", "short")}
 _SUMMARY_TAG = _tag("merit_summary", _LEN)
 _EXPLANATION_TAG = _tag("explanation", _LEN)
-# The encoded label of each code + 1 (code -1, no label, encodes to nothing), and of each flag set.
+# The encoded labels (ICS tier, merit band, merit flags, risk label) of every combination of their
+# codes, at index _label_codes(...): a code of -1 (no label) encodes to nothing.
 _TIERS = [b"", *(_string(_tag("ics_tier", _LEN), name) for name in ICS_TIERS)]
 _BANDS = [b"", *(_string(_tag("merit_band", _LEN), name) for name in MERIT_BANDS)]
-_RISKS = [b"", *(_string(_tag("risk_label", _LEN), name) for name in RISK_LABELS)]
-_FLAGS = [
+_FLAG_SETS = [
     b"".join(_string(_tag("merit_flags", _LEN), name) for name in flag_names(bits))
     for bits in range(1 << len(MERIT_FLAGS))
 ]
+_RISKS = [b"", *(_string(_tag("risk_label", _LEN), name) for name in RISK_LABELS)]
+_LABELS = [t + b + f + r for t in _TIERS for b in _BANDS for f in _FLAG_SETS for r in _RISKS]
 
 
-def _segments_dtype(segments: list[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
+def _label_codes(derived: Derived, idx: np.ndarray) -> np.ndarray:
+    """Per row of ``idx``, the index of its labels in _LABELS."""
+    code = derived.ics_tier[idx].astype(np.int64) + 1
+    code = code * len(_BANDS) + derived.merit_band[idx] + 1
+    code = code * len(_FLAG_SETS) + derived.merit_flags[idx]
+    return code * len(_RISKS) + derived.risk_label[idx] + 1
+
+
+def _segments_dtype(segments: Sequence[tuple[bytes, str, tuple[int, ...]]]) -> np.dtype:
     """A packed structured dtype: for each segment its constant prefix bytes, then its value."""
     return np.dtype(
         [

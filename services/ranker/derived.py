@@ -84,24 +84,19 @@ class Derived:
     def summaries(self, rows: Sequence[int] | np.ndarray, percentile: np.ndarray) -> list[str]:
         """The merit summary of each of ``rows``; ``percentile`` is the composite percentile of every row."""
         idx = np.asarray(rows, dtype=np.int64)
-        out = []
-        for band, merit, pct, liq, stab, bits in zip(
-            self.merit_band[idx].tolist(),
-            self.merit_score[idx].tolist(),
-            np.asarray(percentile, dtype=np.float64)[idx].tolist(),
-            self.liquidity[idx].tolist(),
-            self.stability[idx].tolist(),
-            self.merit_flags[idx].tolist(),
-            strict=True,
-        ):
-            if band < 0:
-                out.append("")
-                continue
-            out.append(
-                f"Merit {MERIT_BANDS[band]} ({merit:.0f}/100): composite percentile {pct:.0f}, "
-                f"liquidity {liq:.0f}, stability {stab:.0f}{_WATCH[bits]}"
-            )
-        return out
+        band = self.merit_band[idx]
+        known = band >= 0
+        # Whole numbers as "{:.0f}" prints them (half to even, as np.rint), formatted as integers.
+        numbers = np.column_stack(
+            [self.merit_score[idx], np.asarray(percentile)[idx], self.liquidity[idx], self.stability[idx]]
+        )
+        whole = np.rint(np.where(known[:, None], numbers, 0.0)).astype(np.int64).tolist()
+        return [
+            f"Merit {MERIT_BANDS[b]} ({m}/100): composite percentile {p}, liquidity {q}, stability {s}{_WATCH[bits]}"
+            if b >= 0
+            else ""
+            for b, (m, p, q, s), bits in zip(band.tolist(), whole, self.merit_flags[idx].tolist(), strict=True)
+        ]
 
 
 # Columns of the stored form (Derived.matrix), in order, and the dtype of each in a Derived.

@@ -249,9 +249,9 @@ def rank_scan(
     close = m.levels["close"]
     ok_state = m.states == "ok"
     bad_levels = ok_state & ~(np.isfinite(close) & (close > 0))
-    for state, (bucket, reason) in STATE_BUCKETS.items():
+    for state, (bucket, state_reason) in STATE_BUCKETS.items():
         sel = m.states == state
-        issues.extend(m.symbols[sel].tolist(), bucket, [reason] * int(sel.sum()))
+        issues.extend(m.symbols[sel].tolist(), bucket, [state_reason] * int(sel.sum()))
     known_states = np.isin(m.states, ["ok", *STATE_BUCKETS])
     issues.extend(m.symbols[~known_states].tolist(), "errored", ["unknown_state"] * int((~known_states).sum()))
     issues.extend(

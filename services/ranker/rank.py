@@ -185,8 +185,11 @@ def order(values: np.ndarray, ascending: bool) -> np.ndarray:
         key = np.where(np.isnan(x), np.inf, x if ascending else -x)
         return np.argsort(key, kind="stable")
     text = np.asarray(values, dtype=str)
-    idx = np.argsort(text, kind="stable")
-    return idx if ascending else idx[::-1].copy()
+    if ascending:
+        return np.argsort(text, kind="stable")
+    # Descending with ties still in row order: sort by the negated rank of each distinct text.
+    codes = np.unique(text, return_inverse=True)[1].reshape(-1)
+    return np.argsort(-codes, kind="stable")
 
 
 def window(indices: np.ndarray, offset: int, limit: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Technical rating 0-100 from six subscores, and the signal bands, vectorised over a universe.
 
-Each subscore is the mean of a few components; a component maps one named feature (contract 2,
-services/compute/features.py) to 0-100 with a clipped function:
+Each subscore is the mean of a few components; a component maps one named feature (the feature
+list of services/contract/features.py) to 0-100 with a clipped function:
 
 - ``Ramp(feature, at0, at100)``: linear, 0 at ``at0`` and 100 at ``at100``, clipped (``at0 > at100``
   makes it decreasing: lower is better).

@@ -169,7 +169,8 @@ class RankedScan:
             raise BlockError("ranked scan written with other columns")
         text = {k: np.asarray(v, dtype=object) for k, v in m["text"].items()}
         text["symbol"] = np.asarray(table.rows, dtype=object)
-        regime = Regime(**{k: (float("nan") if v is None else v) for k, v in m["regime"].items()})
+        regime_fields: dict[str, Any] = {k: (float("nan") if v is None else v) for k, v in m["regime"].items()}
+        regime = Regime(**regime_fields)
         return cls(
             scan_id=m["scan_id"],
             fingerprint=m["fingerprint"],

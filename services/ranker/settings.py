@@ -7,7 +7,7 @@ from services.common.settings import CommonSettings
 
 class RankerSettings(CommonSettings):
     ranker_port: int = 50053
-    # Weight of the alpha percentile in the composite score (DESIGN section 6).
+    # Weight of the alpha percentile in the composite score.
     alpha_weight: float = 0.35
     # Dollars risked per trade plan between entry and stop (sets the position size).
     account_risk_usd: float = 1000.0

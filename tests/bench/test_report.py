@@ -25,8 +25,14 @@ from bench.report import (
 def synthetic(**changes: Any) -> dict[str, Any]:
     """Figures shaped as the suite stores them: repeated runs as spreads, single figures as numbers."""
     figures: dict[str, Any] = {
-        "environment": {"started": "2026-11-20T10:00:00+00:00", "cpus": 2, "load_before": "1.00, 1.00, 1.00",
-                        "load_after": "2.00, 1.50, 1.00", "tickers": 11_000, "latency_ms": 50.0},
+        "environment": {
+            "started": "2026-11-20T10:00:00+00:00",
+            "cpus": 2,
+            "load_before": "1.00, 1.00, 1.00",
+            "load_after": "2.00, 1.50, 1.00",
+            "tickers": 11_000,
+            "latency_ms": 50.0,
+        },
         "symbols_scanned": 6000,
         "first_start": {**spread([8.0]), "stages": {"fetch": 5.0, "universe": 2.0}},
         "cold": {**spread([2.0, 2.5, 3.5]), "stages": {"fetch": 1.5, "compute": 0.3}},
@@ -36,14 +42,20 @@ def synthetic(**changes: Any) -> dict[str, Any]:
         "incremental": {**spread([0.5, 0.45]), "stages": {"fetch": 0.3}},
         "compute": 0.05,
         "memory": 3000.0,
-        "baseline": {"symbols": 100, "seconds": 10.0, "seconds_per_symbol": 0.1,
-                     "stages_per_symbol": {"fetch": 0.06, "indicators": 0.02, "features": 0.005, "models": 0.015,
-                                           "rank": 0.0}},
-        "sweep": [{"requested": 1500, "symbols": 1500, "warm": spread([0.05])},
-                  {"requested": 12000, "symbols": 9000, "warm": spread([0.3, 0.2])}],
-        "components": {"ranker": {"page_read": {"seconds": 0.002, "reference": 0.02,
-                                                "reference_name": "rank from scratch"}},
-                       "fetcher": {"error": "exit 1"}},
+        "baseline": {
+            "symbols": 100,
+            "seconds": 10.0,
+            "seconds_per_symbol": 0.1,
+            "stages_per_symbol": {"fetch": 0.06, "indicators": 0.02, "features": 0.005, "models": 0.015, "rank": 0.0},
+        },
+        "sweep": [
+            {"requested": 1500, "symbols": 1500, "warm": spread([0.05])},
+            {"requested": 12000, "symbols": 9000, "warm": spread([0.3, 0.2])},
+        ],
+        "components": {
+            "ranker": {"page_read": {"seconds": 0.002, "reference": 0.02, "reference_name": "rank from scratch"}},
+            "fetcher": {"error": "exit 1"},
+        },
     }
     figures.update(changes)
     return figures
@@ -62,8 +74,16 @@ def test_every_budget_line_is_reported_with_verdict_and_ratio() -> None:
     # Medians against targets: cold 2.5 <= 3 passes, warm 0.12 <= 0.15 passes, repeated p50 0.002 passes,
     # incremental 0.475 > 0.4 fails, memory 3000 MB > 2560 MB fails, rate 3500 >= 3000 passes.
     verdicts = {k: r.passed for k, r in rows.items()}
-    assert verdicts == {"cold": True, "first_start": True, "warm": True, "repeated": True, "repeated_rate": True,
-                        "incremental": False, "compute": True, "memory": False}
+    assert verdicts == {
+        "cold": True,
+        "first_start": True,
+        "warm": True,
+        "repeated": True,
+        "repeated_rate": True,
+        "incremental": False,
+        "compute": True,
+        "memory": False,
+    }
     assert rows["cold"].value == 2.5 and (rows["cold"].low, rows["cold"].high, rows["cold"].runs) == (2.0, 3.5, 3)
     # The old design scans 6000 symbols at 0.1 s each: 600 s, whatever the cache state.
     assert rows["cold"].baseline == pytest.approx(600.0)
@@ -129,9 +149,19 @@ def test_stage_matrix_takes_each_scan_kind_stages() -> None:
 def test_memory_lines_compare_each_process_with_its_manifest_limit() -> None:
     limits = manifest_limits_mb()
     assert limits["compute"] == (512.0, 4) and limits["redis"][0] == 1280.0
-    figures = {"memory_detail": {"process_peak_mb": {
-        "compute-1": 230.0, "compute-2": 250.0, "fetcher": 900.0, "gateway": 170.0, "ranker": 220.0,
-        "redis": 150.0, "marketsim": 700.0}}}
+    figures = {
+        "memory_detail": {
+            "process_peak_mb": {
+                "compute-1": 230.0,
+                "compute-2": 250.0,
+                "fetcher": 900.0,
+                "gateway": 170.0,
+                "ranker": 220.0,
+                "redis": 150.0,
+                "marketsim": 700.0,
+            }
+        }
+    }
     lines = memory_lines(figures, limits)
     assert "memory compute-2: 250 MB of a 512 MB limit   fits" in lines
     assert "memory fetcher: 900 MB of a 768 MB limit   OVER THE LIMIT" in lines

@@ -24,19 +24,28 @@ from bench.scan import Cluster, MemorySampler, summarise
 from services.fetcher.settings import SIMULATOR_API_KEY
 from tests.support import ServiceProcess, free_port, start_service
 
-MARKET = {"TECHNIC_MARKETSIM_N_TICKERS": "300", "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
-          "TECHNIC_MARKETSIM_TODAY": "2026-11-13", "TECHNIC_MARKETSIM_WARM_SESSIONS": "0"}
+MARKET = {
+    "TECHNIC_MARKETSIM_N_TICKERS": "300",
+    "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
+    "TECHNIC_MARKETSIM_TODAY": "2026-11-13",
+    "TECHNIC_MARKETSIM_WARM_SESSIONS": "0",
+}
 
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, httpx.Client]]:
     port = free_port()
     logdir = tmp_path_factory.mktemp("bench-sim")
-    proc = start_service("services.marketsim", port, logdir, {
-        **MARKET, "TECHNIC_MARKETSIM_PORT": str(port), "TECHNIC_MARKETSIM_CACHE_DIR": str(logdir / "cache")})
+    proc = start_service(
+        "services.marketsim",
+        port,
+        logdir,
+        {**MARKET, "TECHNIC_MARKETSIM_PORT": str(port), "TECHNIC_MARKETSIM_CACHE_DIR": str(logdir / "cache")},
+    )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
-                          headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"}) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"}
+        ) as http:
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
                 assert proc.process.poll() is None, proc.log()[-3000:]
@@ -50,8 +59,9 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Servic
 
 
 @pytest.mark.integration
-def test_baseline_memory_and_report_against_a_real_simulator(simulator: tuple[ServiceProcess, httpx.Client],
-                                                             tmp_path: Path) -> None:
+def test_baseline_memory_and_report_against_a_real_simulator(
+    simulator: tuple[ServiceProcess, httpx.Client], tmp_path: Path
+) -> None:
     proc, http = simulator
     as_of, symbols = top_symbols(http, 5)
     assert as_of == "2026-11-13" and len(symbols) == 5

@@ -8,12 +8,15 @@ import pytest
 from services.common.channels import channel_options, is_balanced_target, service_config
 
 
-@pytest.mark.parametrize(("target", "balanced"), [
-    ("127.0.0.1:50052", False),
-    ("ipv4:127.0.0.1:50061", False),
-    ("ipv4:127.0.0.1:50061,127.0.0.1:50062", True),
-    ("dns:///compute.technic.svc.cluster.local:50061", True),
-])
+@pytest.mark.parametrize(
+    ("target", "balanced"),
+    [
+        ("127.0.0.1:50052", False),
+        ("ipv4:127.0.0.1:50061", False),
+        ("ipv4:127.0.0.1:50061,127.0.0.1:50062", True),
+        ("dns:///compute.technic.svc.cluster.local:50061", True),
+    ],
+)
 def test_round_robin_for_multi_backend_targets(target: str, balanced: bool) -> None:
     assert is_balanced_target(target) is balanced
     config = orjson.loads(service_config(target))

@@ -11,8 +11,12 @@ from hypothesis.extra import numpy as hnp
 from services.common.codec import ALLOWED_DTYPES, BlockError, decode_block, encode_block
 
 
-@given(hnp.arrays(dtype=st.sampled_from(sorted(ALLOWED_DTYPES)).map(np.dtype),
-                  shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6)))
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from(sorted(ALLOWED_DTYPES)).map(np.dtype),
+        shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6),
+    )
+)
 @settings(max_examples=150, deadline=None)
 def test_round_trip_preserves_values_dtype_and_shape(array: np.ndarray) -> None:
     block = decode_block(encode_block(array))
@@ -39,12 +43,15 @@ def test_non_contiguous_input_is_encoded_in_c_order() -> None:
     np.testing.assert_array_equal(decode_block(encode_block(array)).array, array)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "too short"),
-    (b"NOPE\x00\x00\x00\x00", "bad magic"),
-    (b"TBK1\xff\xff\x00\x00{}", "exceeds"),
-    (b"TBK1\x02\x00\x00\x00{]", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "too short"),
+        (b"NOPE\x00\x00\x00\x00", "bad magic"),
+        (b"TBK1\xff\xff\x00\x00{}", "exceeds"),
+        (b"TBK1\x02\x00\x00\x00{]", "malformed"),
+    ],
+)
 def test_malformed_bytes_raise_block_error(data: bytes, message: str) -> None:
     with pytest.raises(BlockError, match=message):
         decode_block(data)

@@ -25,8 +25,11 @@ def json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
 def test_secret_keys_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("test", "info", "json")
     log = structlog.get_logger("t")
-    log.info("calling polygon", apiKey="pk_live_123456", headers={"Authorization": "Bearer abcdef123",
-                                                                 "X-API-Key": "client-key-9"})
+    log.info(
+        "calling polygon",
+        apiKey="pk_live_123456",
+        headers={"Authorization": "Bearer abcdef123", "X-API-Key": "client-key-9"},
+    )
     (line,) = json_lines(capsys)
     text = orjson.dumps(line).decode()
     assert "pk_live_123456" not in text and "abcdef123" not in text and "client-key-9" not in text
@@ -38,8 +41,11 @@ def test_secrets_inside_strings_and_registered_literals_are_masked(capsys: pytes
     configure_logging("test", "info", "json")
     register_secret("s3cr3t-polygon-key")
     log = structlog.get_logger("t")
-    log.warning("GET https://api.polygon.io/v2/aggs?apiKey=abc123&adjusted=false failed",
-                error="upstream said s3cr3t-polygon-key is invalid", auth="Authorization: Bearer tok-42")
+    log.warning(
+        "GET https://api.polygon.io/v2/aggs?apiKey=abc123&adjusted=false failed",
+        error="upstream said s3cr3t-polygon-key is invalid",
+        auth="Authorization: Bearer tok-42",
+    )
     logging.getLogger("httpx").warning("retrying with Bearer tok-43 and key s3cr3t-polygon-key")
     text = "\n".join(orjson.dumps(line).decode() for line in json_lines(capsys))
     for secret in ("abc123", "s3cr3t-polygon-key", "tok-42", "tok-43"):

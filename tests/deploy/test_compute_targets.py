@@ -75,8 +75,9 @@ def score_request() -> compute_pb2.ScoreRequest:
     tickers = np.arange(40)
     panel = panel_of(market, tickers, lookback=120)
     block = encode_block(panel, rows=[str(t) for t in market.tickers[tickers]], fields=FIELDS)
-    chunk = common_pb2.ChunkRef(inline_block=block, symbols=list(market.tickers[tickers]), n_sessions=120,
-                                fields=FIELDS)
+    chunk = common_pb2.ChunkRef(
+        inline_block=block, symbols=list(market.tickers[tickers]), n_sessions=120, fields=FIELDS
+    )
     return compute_pb2.ScoreRequest(scan_id="targets", chunk=chunk)
 
 

@@ -10,10 +10,13 @@ import pytest
 
 from services.fetcher.calendar import LatestSession, TradingCalendar, as_day, day_str
 
+# Every test reads the clock as the Saturday after 2026-11-13, whatever the machine's date.
+NOW = datetime(2026, 11, 14, 12, 0, tzinfo=UTC)
+
 
 @pytest.fixture(scope="module")
 def cal() -> TradingCalendar:
-    return TradingCalendar()
+    return TradingCalendar(now=NOW)
 
 
 def test_window_skips_weekends_and_holidays_and_keeps_half_days(cal: TradingCalendar) -> None:
@@ -47,14 +50,14 @@ def make_probe(cal: TradingCalendar, last: str, calls: list[str], fail: set[str]
         if fail and day_str(day) in fail:
             return None
         return bool(day <= as_day(last))
+
     return probe
 
 
 @pytest.mark.parametrize("last", ["2026-11-13", "2026-11-20", "2026-11-25", "2026-10-01", "2026-11-12"])
 async def test_latest_session_probes_to_the_source(cal: TradingCalendar, last: str) -> None:
     calls: list[str] = []
-    latest = LatestSession(cal, make_probe(cal, last, calls), ttl=60,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(cal, make_probe(cal, last, calls), ttl=60, now=lambda: NOW)
     assert day_str(await latest.get()) == last
     n = len(calls)
     assert n <= 12
@@ -65,16 +68,24 @@ async def test_latest_session_probes_to_the_source(cal: TradingCalendar, last: s
 
 async def test_latest_session_falls_back_when_a_probe_fails(cal: TradingCalendar) -> None:
     calls: list[str] = []
-    latest = LatestSession(cal, make_probe(cal, "2026-11-20", calls, fail={"2026-11-16"}), ttl=60,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-20", calls, fail={"2026-11-16"}),
+        ttl=60,
+        now=lambda: NOW,
+    )
     assert day_str(await latest.get()) == "2026-11-13"
 
 
 async def test_a_failed_probe_keeps_the_newer_session_already_seen(cal: TradingCalendar) -> None:
     calls: list[str] = []
     failing: set[str] = set()
-    latest = LatestSession(cal, make_probe(cal, "2026-11-18", calls, fail=failing), ttl=0,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-18", calls, fail=failing),
+        ttl=0,
+        now=lambda: NOW,
+    )
     assert day_str(await latest.get()) == "2026-11-18"
     failing.add("2026-11-13")  # the source stops answering: the first probe (the calendar's guess) fails
     assert day_str(await latest.get()) == "2026-11-18"
@@ -90,8 +101,13 @@ async def test_a_fresh_process_whose_probe_fails_takes_the_newest_stored_session
         return as_day("2026-11-10")
 
     # The source (say a simulator whose today is behind the wall clock) does not answer the guess.
-    latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=known)
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}),
+        ttl=0,
+        now=lambda: NOW,
+        known=known,
+    )
     assert day_str(await latest.get()) == "2026-11-10"
     assert asked == ["2026-11-13"]
 
@@ -99,15 +115,19 @@ async def test_a_fresh_process_whose_probe_fails_takes_the_newest_stored_session
         return None
 
     # Nothing stored either: the calendar's guess, as before.
-    latest = LatestSession(cal, make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}), ttl=0,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC), known=nothing)
+    latest = LatestSession(
+        cal,
+        make_probe(cal, "2026-11-10", calls, fail={"2026-11-13"}),
+        ttl=0,
+        now=lambda: NOW,
+        known=nothing,
+    )
     assert day_str(await latest.get()) == "2026-11-13"
 
 
 async def test_a_session_asked_for_is_kept_fresh_in_the_background(cal: TradingCalendar) -> None:
     calls: list[str] = []
-    latest = LatestSession(cal, make_probe(cal, "2026-11-13", calls), ttl=0.05,
-                           now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(cal, make_probe(cal, "2026-11-13", calls), ttl=0.05, now=lambda: NOW)
     keeper = asyncio.create_task(latest.keep_fresh(idle=0.3))
     try:
         assert day_str(await latest.get()) == "2026-11-13"
@@ -124,7 +144,7 @@ async def test_a_session_asked_for_is_kept_fresh_in_the_background(cal: TradingC
 
 
 async def test_without_a_ttl_there_is_nothing_to_keep(cal: TradingCalendar) -> None:
-    latest = LatestSession(cal, make_probe(cal, "2026-11-13", []), ttl=0)
+    latest = LatestSession(cal, make_probe(cal, "2026-11-13", []), ttl=0, now=lambda: NOW)
     await asyncio.wait_for(latest.keep_fresh(), timeout=5)
 
 
@@ -141,7 +161,7 @@ async def test_a_fresh_discovery_asks_the_guess_and_the_next_session_at_once(cal
         calls.append(day_str(day))
         return bool(day <= as_day("2026-11-13"))
 
-    latest = LatestSession(cal, probe, ttl=0, now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(cal, probe, ttl=0, now=lambda: NOW)
     assert day_str(await latest.get()) == "2026-11-13"
     assert most == 2 and sorted(calls) == ["2026-11-13", "2026-11-16"]
     # Once a session is known, a refresh asks one at a time (the guess is then usually stored).
@@ -152,7 +172,8 @@ async def test_a_fresh_discovery_asks_the_guess_and_the_next_session_at_once(cal
 
 
 async def test_the_next_session_asked_ahead_is_left_to_finish_when_the_guess_is_not_served(
-        cal: TradingCalendar) -> None:
+    cal: TradingCalendar,
+) -> None:
     """Cut off, a probe's request would be counted by the client and never reach the source."""
     finished: list[str] = []
 
@@ -161,7 +182,28 @@ async def test_the_next_session_asked_ahead_is_left_to_finish_when_the_guess_is_
         finished.append(day_str(day))
         return bool(day <= as_day("2026-11-12"))
 
-    latest = LatestSession(cal, probe, ttl=60, now=lambda: datetime(2026, 11, 14, 12, 0, tzinfo=UTC))
+    latest = LatestSession(cal, probe, ttl=60, now=lambda: NOW)
     assert day_str(await latest.get()) == "2026-11-12"
     await asyncio.sleep(0.05)
     assert "2026-11-16" in finished
+
+
+def test_the_calendar_reaches_years_ahead_of_its_clock() -> None:
+    cal = TradingCalendar(first_year=2024, years_ahead=1, now=NOW)
+    assert day_str(cal.sessions[0]) == "2024-01-02" and day_str(cal.sessions[-1]) == "2027-12-31"
+
+
+async def test_concurrent_callers_share_one_discovery(cal: TradingCalendar) -> None:
+    calls: list[str] = []
+
+    async def probe(day: np.datetime64) -> bool | None:
+        calls.append(day_str(day))
+        await asyncio.sleep(0.01)
+        return bool(day <= as_day("2026-11-20"))
+
+    latest = LatestSession(cal, probe, ttl=60, now=lambda: NOW)
+    answers = await asyncio.gather(*(latest.get() for _ in range(5)))
+    assert {day_str(a) for a in answers} == {"2026-11-20"}
+    alone: list[str] = []
+    await LatestSession(cal, make_probe(cal, "2026-11-20", alone), ttl=60, now=lambda: NOW).get()
+    assert sorted(calls) == sorted(alone)  # the probes of one discovery, not five

@@ -3,8 +3,9 @@ on the simulator's answers fetched over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +28,8 @@ from services.fetcher.fundamentals import (
     trailing_dividends,
 )
 from services.fetcher.options import decode_chain, decode_chain_page, fetch_chain
-from services.fetcher.polygon import PolygonAuthError, PolygonBadRequest
+from services.fetcher.pages import get_decoded
+from services.fetcher.polygon import PolygonAuthError, PolygonBadRequest, PolygonUnavailable
 from services.marketsim.fundamentals import profile, statements
 from services.marketsim.market import Market, load_market
 from services.marketsim.options import build_chain
@@ -218,6 +220,20 @@ async def test_fetch_dividends(sim_url: tuple[str, Market], session: aiohttp.Cli
     assert trailing_dividends(rows, m.today) > 0
 
 
+@contextlib.asynccontextmanager
+async def dividends_source(handler: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """A loopback server for the dividends endpoint on the port it was given (bound to port 0)."""
+    app = web.Application()
+    app.router.add_get("/v3/reference/dividends", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 async def test_fetch_retries_a_transient_error() -> None:
     calls = {"n": 0}
 
@@ -228,15 +244,35 @@ async def test_fetch_retries_a_transient_error() -> None:
         assert request.headers["Authorization"] == "Bearer k"
         return web.Response(body=fixture("dividends.json"), content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/v3/reference/dividends", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as s:
-            rows = await fetch_dividends(s, f"http://127.0.0.1:{port}", "k", "AAPL")
-        assert len(rows) == 2 and calls["n"] == 2
-    finally:
-        await runner.cleanup()
+    async with dividends_source(handler) as url, aiohttp.ClientSession() as s:
+        rows = await fetch_dividends(s, url, "k", "AAPL")
+    assert len(rows) == 2 and calls["n"] == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, PolygonAuthError), (403, PolygonAuthError), (400, PolygonBadRequest)]
+)
+async def test_client_errors_are_not_retried(status: int, error: type[Exception]) -> None:
+    calls: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(status)
+        return web.json_response({"status": "ERROR", "error": "no"}, status=status)
+
+    async with dividends_source(handler) as url, aiohttp.ClientSession() as s:
+        with pytest.raises(error):
+            await get_decoded(s, url + "/v3/reference/dividends", "k", None, bytes, retries=5, backoff=0.001)
+    assert calls == [status]
+
+
+async def test_transient_errors_are_retried_a_bounded_number_of_times() -> None:
+    calls: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(1)
+        return web.json_response({"status": "ERROR", "error": "slow down"}, status=429)
+
+    async with dividends_source(handler) as url, aiohttp.ClientSession() as s:
+        with pytest.raises(PolygonUnavailable, match=r"3 attempts.*slow down"):
+            await get_decoded(s, url + "/v3/reference/dividends", "k", None, bytes, retries=2, backoff=0.001)
+    assert len(calls) == 3

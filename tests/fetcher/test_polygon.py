@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
@@ -12,12 +14,15 @@ import pytest
 from aiohttp import web
 
 from services.fetcher.polygon import (
+    RETRY_AFTER_MAX,
     PolygonAuthError,
+    PolygonBadRequest,
     PolygonClient,
     PolygonNotFound,
     PolygonUnavailable,
     TokenBucket,
     counting,
+    retry_delay,
 )
 from services.fetcher.tickers import TickerIndex
 
@@ -40,7 +45,7 @@ async def client_for(handler: Handler, **kwargs) -> AsyncIterator[PolygonClient]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]  # the port the OS gave (bound to port 0)
     client = PolygonClient(f"http://127.0.0.1:{port}", KEY, backoff_base=0.001, backoff_max=0.01, **kwargs)
     try:
         yield client
@@ -133,23 +138,109 @@ async def test_transport_errors_are_retried() -> None:
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize(("status", "body", "error", "text"), [
-    (401, {"status": "ERROR", "request_id": "a", "error": "Unknown API Key"}, PolygonAuthError, "Unknown API Key"),
-    (403, {"status": "NOT_AUTHORIZED", "request_id": "b", "message": "Not entitled"}, PolygonAuthError, "Not entitled"),
-    (404, {"status": "NOT_FOUND", "request_id": "c", "message": "no such ticker"}, PolygonNotFound, "no such ticker"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "error", "text"),
+    [
+        (401, {"status": "ERROR", "request_id": "a", "error": "Unknown API Key"}, PolygonAuthError, "Unknown API Key"),
+        (
+            403,
+            {"status": "NOT_AUTHORIZED", "request_id": "b", "message": "Not entitled"},
+            PolygonAuthError,
+            "Not entitled",
+        ),
+        (
+            404,
+            {"status": "NOT_FOUND", "request_id": "c", "message": "no such ticker"},
+            PolygonNotFound,
+            "no such ticker",
+        ),
+        (400, {"status": "ERROR", "request_id": "d", "error": "bad date"}, PolygonBadRequest, "bad date"),
+    ],
+)
 async def test_client_errors_are_not_retried(status: int, body: dict, error: type, text: str) -> None:
     calls = []
 
     def handler(request: web.Request) -> web.Response:
         calls.append(1)
-        return answer(status, orjson.dumps(body))
+        # A Retry-After does not make a client error worth another attempt either.
+        return answer(status, orjson.dumps(body), {"Retry-After": "0"})
+
+    async with client_for(handler, max_retries=5) as client:
+        with counting() as counters, pytest.raises(error, match=text) as info:
+            await client.grouped_daily("2026-11-13")
+    assert len(calls) == 1 and counters.requests == 1 and counters.retries == 0
+    assert info.value.status_code == status and info.value.request_id == body["request_id"]
+
+
+async def test_retry_after_is_honoured() -> None:
+    arrivals: list[float] = []
+
+    def handler(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            return answer(429, b'{"status":"ERROR","error":"slow down"}', {"Retry-After": "1"})
+        return ok({"status": "OK", "results": [ROW]})
+
+    # Backoff alone would wait at most 10 ms: the second request waits for the server's second.
+    async with client_for(handler) as client:
+        assert await client.grouped_daily("2026-11-13") is not None
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.95
+
+
+async def test_without_retry_after_the_backoff_grows_and_is_capped() -> None:
+    arrivals: list[float] = []
+
+    def handler(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        return answer(503, b"busy") if len(arrivals) <= 3 else ok({"status": "OK", "results": [ROW]})
 
     async with client_for(handler) as client:
-        with pytest.raises(error, match=text) as info:
+        # client_for's backoff (1 ms base, 10 ms cap) made slower: 100 ms base, 200 ms cap.
+        client.backoff_base, client.backoff_max = 0.1, 0.2
+        assert await client.grouped_daily("2026-11-13") is not None
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # Each wait is at least half of min(cap, base x 2^attempt): 50, 100, 100 ms.
+    assert len(gaps) == 3 and gaps[0] >= 0.045 and gaps[1] >= 0.095 and gaps[2] >= 0.095
+
+
+def test_retry_delay_follows_retry_after_else_bounded_backoff() -> None:
+    assert retry_delay(0, "2", 0.25, 8.0) == 2.0
+    assert retry_delay(3, "0", 0.25, 8.0) == 0.0
+    assert retry_delay(0, "-5", 0.25, 8.0) == 0.0
+    assert retry_delay(0, "86400", 0.25, 8.0) == RETRY_AFTER_MAX == 60.0
+    for attempt in range(12):
+        bound = min(8.0, 0.25 * 2**attempt)
+        # No header, or one that is not a number of seconds (an HTTP date): the backoff, never above the cap.
+        for header in (None, "", "Wed, 21 Oct 2026 07:28:00 GMT"):
+            assert 0.5 * bound <= retry_delay(attempt, header, 0.25, 8.0) <= bound <= 8.0
+
+
+async def test_timeouts_are_retried() -> None:
+    calls: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(2)  # past the client's timeout
+        return ok({"status": "OK", "results": [ROW]})
+
+    async with client_for(handler, timeout=0.3) as client:
+        with counting() as counters:
+            assert await client.grouped_daily("2026-11-13") is not None
+    assert len(calls) == 2 and counters.requests == 2 and counters.retries == 1
+
+
+async def test_429_retries_are_bounded() -> None:
+    calls: list[int] = []
+
+    def handler(request: web.Request) -> web.Response:
+        calls.append(1)
+        return answer(429, b'{"status":"ERROR","error":"slow down"}', {"Retry-After": "0"})
+
+    async with client_for(handler, max_retries=3) as client:
+        with counting() as counters, pytest.raises(PolygonUnavailable, match=r"4 attempts.*slow down"):
             await client.grouped_daily("2026-11-13")
-    assert len(calls) == 1
-    assert info.value.status_code == status and info.value.request_id == body["request_id"]
+    assert len(calls) == 4 and counters.requests == 4 and counters.retries == 3 and counters.errors == 4
 
 
 async def test_ticker_range_follows_next_url_with_auth() -> None:
@@ -161,8 +252,14 @@ async def test_ticker_range_follows_next_url_with_auth() -> None:
         seen.append(request)
         if "cursor" not in request.query:
             base = f"http://{request.host}"
-            return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t1}],
-                       "next_url": f"{base}/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz"})
+            return ok(
+                {
+                    "ticker": "AAA",
+                    "status": "OK",
+                    "results": [{**ROW, "t": t1}],
+                    "next_url": f"{base}/v2/aggs/ticker/AAA/range/1/day/a/b?cursor=xyz",
+                }
+            )
         return ok({"ticker": "AAA", "status": "OK", "results": [{**ROW, "t": t2}]})
 
     async with client_for(handler) as client:
@@ -184,11 +281,24 @@ async def test_next_url_to_another_host_is_refused() -> None:
 async def test_details_and_splits_shapes() -> None:
     def handler(request: web.Request) -> web.Response:
         if request.path.startswith("/v3/reference/tickers/"):
-            return ok({"status": "OK", "results": {"ticker": "AAA", "market_cap": 1.5e9, "sic_code": "7372",
-                                                   "sic_description": "SERVICES-PREPACKAGED SOFTWARE",
-                                                   "share_class_shares_outstanding": 1e7}})
-        return ok({"status": "OK", "results": [{"execution_date": "2026-06-01", "split_from": 1, "split_to": 4,
-                                                "ticker": "AAA"}]})
+            return ok(
+                {
+                    "status": "OK",
+                    "results": {
+                        "ticker": "AAA",
+                        "market_cap": 1.5e9,
+                        "sic_code": "7372",
+                        "sic_description": "SERVICES-PREPACKAGED SOFTWARE",
+                        "share_class_shares_outstanding": 1e7,
+                    },
+                }
+            )
+        return ok(
+            {
+                "status": "OK",
+                "results": [{"execution_date": "2026-06-01", "split_from": 1, "split_to": 4, "ticker": "AAA"}],
+            }
+        )
 
     async with client_for(handler) as client:
         details = await client.ticker_details("AAA")

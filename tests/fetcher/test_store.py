@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import redis
@@ -23,8 +25,9 @@ def flushed(redis_server: RedisServer) -> RedisServer:
 
 
 def grouped() -> GroupedDay:
-    return GroupedDay(tickers=["AAA", "BBB"], values=np.array([[1, 2, 0.5, 1.5, 100, 1.2], [5, 6, 4, 5.5, 7, 5]],
-                                                              dtype=np.float64))
+    return GroupedDay(
+        tickers=["AAA", "BBB"], values=np.array([[1, 2, 0.5, 1.5, 100, 1.2], [5, 6, 4, 5.5, 7, 5]], dtype=np.float64)
+    )
 
 
 async def test_sessions_round_trip_and_ttl(flushed: RedisServer) -> None:
@@ -50,11 +53,15 @@ async def test_sessions_round_trip_and_ttl(flushed: RedisServer) -> None:
 
 async def test_ticker_ranges_cover_only_their_window(flushed: RedisServer) -> None:
     store = BarStore(ResilientRedis(flushed.url))
-    rng = TickerRange("AAA", np.array(["2026-11-12", "2026-11-13"], dtype="datetime64[D]"),
-                      np.arange(12, dtype=np.float64).reshape(2, 6))
+    rng = TickerRange(
+        "AAA",
+        np.array(["2026-11-12", "2026-11-13"], dtype="datetime64[D]"),
+        np.arange(12, dtype=np.float64).reshape(2, 6),
+    )
     await store.put_ticker_range(rng, as_day("2026-11-10"), DAY, unfinished=False)
-    await store.put_ticker_range(TickerRange("NOPE", np.zeros(0, "datetime64[D]"), np.zeros((0, 6))),
-                                 as_day("2026-11-10"), DAY, unfinished=False)
+    await store.put_ticker_range(
+        TickerRange("NOPE", np.zeros(0, "datetime64[D]"), np.zeros((0, 6))), as_day("2026-11-10"), DAY, unfinished=False
+    )
     got = await store.get_ticker_ranges(["AAA", "NOPE", "BBB"], as_day("2026-11-11"), DAY)
     assert set(got) == {"AAA", "NOPE"}
     np.testing.assert_array_equal(got["AAA"].values, rng.values)
@@ -70,8 +77,9 @@ async def test_splits_universe_details(flushed: RedisServer) -> None:
     got = await store.get_splits("all", as_day("2026-01-02"), DAY)
     assert got is not None and got.tickers == ["AAA"] and got.dates[0] == table.dates[0]
     assert await store.get_splits("all", as_day("2026-01-05"), DAY) is None
-    await store.put_splits("BBB", as_day("2026-01-02"), DAY, SplitTable([], np.zeros(0, "datetime64[D]"),
-                                                                        np.zeros(0), np.zeros(0)))
+    await store.put_splits(
+        "BBB", as_day("2026-01-02"), DAY, SplitTable([], np.zeros(0, "datetime64[D]"), np.zeros(0), np.zeros(0))
+    )
     empty = await store.get_splits("BBB", as_day("2026-01-02"), DAY)
     assert empty is not None and empty.tickers == []
 
@@ -88,14 +96,17 @@ async def test_splits_universe_details(flushed: RedisServer) -> None:
 async def test_redis_down_serves_from_memory() -> None:
     states: list[bool] = []
     client = ResilientRedis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2, on_state_change=states.append)
-    store = BarStore(client)
-    await store.put_session(DAY, grouped(), unfinished=False)
-    assert store.degraded and states == [True]
-    fresh = BarStore(client)  # decoded cache empty: the fallback LRU answers
-    assert list(await fresh.get_sessions([DAY])) == [DAY]
-    assert await fresh.put_panel("technic:panel:x", b"abc", 600) is False
-    # A chunk that only the fallback holds is never handed out by key.
-    assert await fresh.has_panel("technic:panel:x") is False
+    try:
+        store = BarStore(client)
+        await store.put_session(DAY, grouped(), unfinished=False)
+        assert store.degraded and states == [True]
+        fresh = BarStore(client)  # decoded cache empty: the fallback LRU answers
+        assert list(await fresh.get_sessions([DAY])) == [DAY]
+        assert await fresh.put_panel("technic:panel:x", b"abc", 600) is False
+        # A chunk that only the fallback holds is never handed out by key.
+        assert await fresh.has_panel("technic:panel:x") is False
+    finally:
+        await client.close()  # stops the watcher that pings the dead server
 
 
 async def test_stored_panels_are_known_until_redis_loses_them(flushed: RedisServer) -> None:
@@ -129,10 +140,36 @@ async def test_newest_stored_session_from_memory_or_redis(flushed: RedisServer) 
 async def test_sessions_name_their_rows_through_the_ticker_index(flushed: RedisServer) -> None:
     store = BarStore(ResilientRedis(flushed.url))
     first = await store.put_session(DAY, grouped(), unfinished=False)
-    second = await store.put_session(as_day("2026-11-12"), GroupedDay(tickers=["BBB", "CCC"], values=np.ones((2, 6))),
-                                     unfinished=False)
+    second = await store.put_session(
+        as_day("2026-11-12"), GroupedDay(tickers=["BBB", "CCC"], values=np.ones((2, 6))), unfinished=False
+    )
     other = BarStore(ResilientRedis(flushed.url))
     read = (await other.get_sessions([DAY]))[DAY]
     assert store.index.names(first.ids) == ["AAA", "BBB"] and store.index.names(second.ids) == ["BBB", "CCC"]
     assert other.index.names(read.ids) == ["AAA", "BBB"]
     assert list(store.index.ids(["CCC", "AAA", "ZZZ"], add=False)) == [2, 0, -1]
+
+
+async def test_decoded_sessions_are_kept_within_bounds(flushed: RedisServer) -> None:
+    """Settled sessions stay in memory, the least recently used leaving first; one in progress leaves
+    memory when its TTL runs out, as its Redis key does."""
+    sync = redis.Redis.from_url(flushed.url)
+    store = BarStore(ResilientRedis(flushed.url), session_cache=2, unfinished_ttl=0.3)
+    days = [as_day(d) for d in ("2026-11-10", "2026-11-11", "2026-11-12")]
+    for day in days[:2]:
+        await store.put_session(day, grouped(), unfinished=False)
+    await store.get_sessions([days[0]])  # the first is used again: the second is now the oldest
+    await store.put_session(days[2], grouped(), unfinished=False)
+    sync.flushdb()  # from here on only process memory answers
+    assert sorted(await store.get_sessions(days)) == [days[0], days[2]]
+
+    await store.put_session(DAY, grouped(), unfinished=True)
+    sync.delete(session_key(DAY))
+    assert list(await store.get_sessions([DAY])) == [DAY]
+    await asyncio.sleep(0.4)
+    assert await store.get_sessions([DAY]) == {}
+    # Settled once fetched again: kept without a TTL.
+    await store.put_session(DAY, grouped(), unfinished=False)
+    sync.delete(session_key(DAY))
+    await asyncio.sleep(0.4)
+    assert list(await store.get_sessions([DAY])) == [DAY]

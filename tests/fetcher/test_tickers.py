@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from services.fetcher.jsonbars import parse_results
 from services.fetcher.tickers import WIDTH, TickerIndex
@@ -64,3 +65,33 @@ def test_threads_adding_the_same_tickers_agree() -> None:
     for ids in results:
         np.testing.assert_array_equal(ids, results[0])
     assert sorted(results[0].tolist()) == list(range(len(tickers)))
+
+
+def test_known_tickers_are_found_without_decoding_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only tickers the index has not seen are decoded: the rest come from the hash table."""
+    index = TickerIndex(capacity=3)  # rounded up to 4, then grown
+    tickers = ["A", "B" * WIDTH, *[f"X{i}" for i in range(40)], "C" * (WIDTH + 1)]
+    index.ids(tickers[:20])
+    buf, spans = spans_of(tickers)
+    decoded: list[str] = []
+    original = TickerIndex._ids_locked
+
+    def spy(self: TickerIndex, names: list[str], add: bool) -> np.ndarray:
+        decoded.extend(names)
+        return original(self, names, add)
+
+    monkeypatch.setattr(TickerIndex, "_ids_locked", spy)
+    first = index.ids_of_spans(buf, spans)
+    assert decoded == tickers[20:]  # the unseen ones, and the one too wide for the table
+    decoded.clear()
+    np.testing.assert_array_equal(index.ids_of_spans(buf, spans), first)
+    assert decoded == [tickers[-1]], "every ticker of at most WIDTH bytes is in the table"
+    assert first.tolist() == list(range(len(tickers))) and len(index) == len(tickers)
+
+
+def test_ids_accept_any_iterable_and_names_come_back() -> None:
+    index = TickerIndex(capacity=1)
+    assert index.ids(iter(["Q", "R", "Q"])).tolist() == [0, 1, 0]
+    assert index.ids(("R", "S")).tolist() == [1, 2]
+    assert index.ids(["T"], add=False).tolist() == [-1] and len(index) == 3
+    assert index.names(np.array([2, 0, 1])) == ["S", "Q", "R"]

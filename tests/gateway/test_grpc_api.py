@@ -10,7 +10,6 @@ import pytest
 from gateway.grpc_api import ScannerService, add_to_server
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 from tests.gateway.doubles import OrchestratorDouble
-from tests.support import free_port
 
 
 @pytest.fixture
@@ -18,8 +17,7 @@ async def served() -> AsyncIterator[tuple[grpc.aio.Channel, OrchestratorDouble]]
     double = OrchestratorDouble()
     server = grpc.aio.server()
     add_to_server(ScannerService(double), server)  # type: ignore[arg-type]
-    port = free_port()
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield channel, double

@@ -16,7 +16,7 @@ from rich.console import Console
 from gateway import cli, copilot
 from gateway.cluster import SIMULATOR_API_KEY, ClusterSettings, environment
 from gateway.http_api import create_app
-from gateway.http_api.auth import client_address, match_key
+from gateway.http_api.auth import client_address, matching_key
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.validation import normalize_options
@@ -190,7 +190,7 @@ def test_trusted_header_only_when_configured() -> None:
     assert client_address("10.0.0.9", headers, "") == "10.0.0.9"
     assert client_address("10.0.0.9", headers, "X-Forwarded-For") == "10.0.0.2"
     assert client_address(None, {}, "X-Forwarded-For") == "unknown"
-    assert match_key("b", [b"a", b"b"]) == b"b" and match_key("c", [b"a", b"b"]) is None
+    assert matching_key("b", [b"a", b"b"]) == b"b" and matching_key("c", [b"a", b"b"]) is None
 
 
 def test_rate_limiter_cost_and_debt() -> None:

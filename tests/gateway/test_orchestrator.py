@@ -27,7 +27,6 @@ from technic.v1 import (
     ranker_pb2_grpc,
     scan_pb2,
 )
-from tests.support import free_port
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "BAD", "PEN", "ETFX"]
 TYPES = ["CS", "CS", "CS", "CS", "CS", "CS", "ETF"]
@@ -190,8 +189,7 @@ class Ranker(ranker_pb2_grpc.RankerServicer):
 async def serve(servicer, add) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
     add(servicer, server)
-    port = free_port()
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
 

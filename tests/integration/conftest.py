@@ -22,8 +22,11 @@ from technic.v1 import scanner_pb2_grpc
 from tests.support import ServiceProcess, free_port, start_redis, start_service, wait_grpc_serving
 
 API_KEY = "integration-key"
-MARKET = {"TECHNIC_MARKETSIM_N_TICKERS": "600", "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
-          "TECHNIC_MARKETSIM_TODAY": "2026-11-13"}
+MARKET = {
+    "TECHNIC_MARKETSIM_N_TICKERS": "600",
+    "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
+    "TECHNIC_MARKETSIM_TODAY": "2026-11-13",
+}
 START_TIMEOUT = 240.0
 
 
@@ -88,19 +91,36 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # Another model folder than the committed artifacts (compute and ranker read it), when given.
     if os.environ.get("TECHNIC_MODEL_DIR"):
         env["TECHNIC_MODEL_DIR"] = os.environ["TECHNIC_MODEL_DIR"]
-    cluster = Cluster(logdir=logdir, env=env, gateway_port=ports["gateway"], http_port=ports["http"],
-                      compute_ports=compute_ports)
+    cluster = Cluster(
+        logdir=logdir, env=env, gateway_port=ports["gateway"], http_port=ports["http"], compute_ports=compute_ports
+    )
     try:
-        sim = start_service("services.marketsim", ports["marketsim"], logdir, {
-            **env, **MARKET, "TECHNIC_MARKETSIM_PORT": str(ports["marketsim"]),
-            "TECHNIC_MARKETSIM_CACHE_DIR": str(tmp_path_factory.mktemp("market-cache"))})
+        sim = start_service(
+            "services.marketsim",
+            ports["marketsim"],
+            logdir,
+            {
+                **env,
+                **MARKET,
+                "TECHNIC_MARKETSIM_PORT": str(ports["marketsim"]),
+                "TECHNIC_MARKETSIM_CACHE_DIR": str(tmp_path_factory.mktemp("market-cache")),
+            },
+        )
         cluster.processes["marketsim"] = sim
-        fetcher = start_service("services.fetcher", ports["fetcher"], logdir, {
-            **env, "TECHNIC_FETCHER_PORT": str(ports["fetcher"]),
-            "POLYGON_BASE_URL": f"http://127.0.0.1:{ports['marketsim']}"})
+        fetcher = start_service(
+            "services.fetcher",
+            ports["fetcher"],
+            logdir,
+            {
+                **env,
+                "TECHNIC_FETCHER_PORT": str(ports["fetcher"]),
+                "POLYGON_BASE_URL": f"http://127.0.0.1:{ports['marketsim']}",
+            },
+        )
         cluster.processes["fetcher"] = fetcher
-        ranker = start_service("services.ranker", ports["ranker"], logdir,
-                               {**env, "TECHNIC_RANKER_PORT": str(ports["ranker"])})
+        ranker = start_service(
+            "services.ranker", ports["ranker"], logdir, {**env, "TECHNIC_RANKER_PORT": str(ports["ranker"])}
+        )
         cluster.processes["ranker"] = ranker
         _wait_http(f"http://127.0.0.1:{ports['marketsim']}/health", sim)
         for index in range(len(compute_ports)):

@@ -20,21 +20,63 @@ from tests.support import PROJECT_ROOT, accounted, collect_scan
 
 pytestmark = pytest.mark.integration
 
-APP_RESULT_KEYS = {"ticker", "signal", "rrr", "entry", "stop", "target", "note", "sparkline", "TechRating",
-                   "AlphaScore", "ATR14_pct", "Sector", "Industry", "PlayStyle", "win_prob_10d",
-                   "InstitutionalCoreScore", "ICS_Tier", "QualityScore", "merit_score", "merit_band",
-                   "merit_flags", "merit_summary", "option_strategies"}
-NUMBER_KEYS = ("rrr", "entry", "stop", "target", "TechRating", "AlphaScore", "ATR14_pct", "win_prob_10d",
-               "InstitutionalCoreScore", "QualityScore", "merit_score")
-TEXT_KEYS = ("ticker", "signal", "note", "Sector", "Industry", "PlayStyle", "ICS_Tier", "merit_band",
-             "merit_flags", "merit_summary")
+APP_RESULT_KEYS = {
+    "ticker",
+    "signal",
+    "rrr",
+    "entry",
+    "stop",
+    "target",
+    "note",
+    "sparkline",
+    "TechRating",
+    "AlphaScore",
+    "ATR14_pct",
+    "Sector",
+    "Industry",
+    "PlayStyle",
+    "win_prob_10d",
+    "InstitutionalCoreScore",
+    "ICS_Tier",
+    "QualityScore",
+    "merit_score",
+    "merit_band",
+    "merit_flags",
+    "merit_summary",
+    "option_strategies",
+}
+NUMBER_KEYS = (
+    "rrr",
+    "entry",
+    "stop",
+    "target",
+    "TechRating",
+    "AlphaScore",
+    "ATR14_pct",
+    "win_prob_10d",
+    "InstitutionalCoreScore",
+    "QualityScore",
+    "merit_score",
+)
+TEXT_KEYS = (
+    "ticker",
+    "signal",
+    "note",
+    "Sector",
+    "Industry",
+    "PlayStyle",
+    "ICS_Tier",
+    "merit_band",
+    "merit_flags",
+    "merit_summary",
+)
 ALL_ROWS = 10_000
 
 
-def run_scan(stub: scanner_pb2_grpc.ScannerStub, options: scan_pb2.ScanOptions, refresh: bool = False,
-             on_progress=None) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
-    return collect_scan(stub.Scan(scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=300),
-                        on_progress)
+def run_scan(
+    stub: scanner_pb2_grpc.ScannerStub, options: scan_pb2.ScanOptions, refresh: bool = False, on_progress=None
+) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
+    return collect_scan(stub.Scan(scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=300), on_progress)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +110,8 @@ def test_http_scan_ranks_identically(full_scan, http: httpx.Client) -> None:
     body = response.json()
     assert [r["ticker"] for r in body["results"]] == [r.symbol for r in result.rows]
     assert [r["composite_score"] for r in body["results"]] == pytest.approx(
-        [r.composite_score for r in result.rows], abs=1e-4)
+        [r.composite_score for r in result.rows], abs=1e-4
+    )
     assert body["universe_size"] == result.accounting.requested
     assert body["symbols_scanned"] >= len(body["results"])
     assert body["log"].startswith(f"scanned {result.accounting.requested} symbols (")
@@ -76,8 +119,16 @@ def test_http_scan_ranks_identically(full_scan, http: httpx.Client) -> None:
 
 def test_contract_keys_and_types(cluster: Cluster, http: httpx.Client) -> None:
     body = http.post("/v1/scan", json={"trade_style": "Short-term swing", "max_symbols": 6000}).json()
-    assert set(body) >= {"status", "disclaimer", "results", "movers", "ideas", "log", "universe_size",
-                         "symbols_scanned"}
+    assert set(body) >= {
+        "status",
+        "disclaimer",
+        "results",
+        "movers",
+        "ideas",
+        "log",
+        "universe_size",
+        "symbols_scanned",
+    }
     assert body["status"] == "ok" and isinstance(body["disclaimer"], str) and body["results"]
     for row in body["results"]:
         assert set(row) >= APP_RESULT_KEYS
@@ -142,16 +193,21 @@ def test_second_identical_scan_is_cached(scanner) -> None:
 
 def test_auth_and_bad_requests(cluster: Cluster, http: httpx.Client, scanner) -> None:
     assert httpx.post(f"{cluster.http}/v1/scan", json={}).status_code == 401
-    assert httpx.post(f"{cluster.http}/v1/scan", json={}, headers={"X-API-Key": "nope"}).json()["error"] == \
-        "unauthorized"
+    assert (
+        httpx.post(f"{cluster.http}/v1/scan", json={}, headers={"X-API-Key": "nope"}).json()["error"] == "unauthorized"
+    )
     bad = http.post("/v1/scan", json={"max_symbols": -1, "trade_style": "Forever"})
     assert bad.status_code == 422
     assert {d["field"] for d in bad.json()["detail"]} == {"body.max_symbols", "body.trade_style"}
     assert http.post("/v1/scan", content=b"[1,", headers={"Content-Type": "application/json"}).status_code == 422
     big = http.post("/v1/scan", json={"universe": ["AAPL"] * 200_000})
     assert big.status_code == 413 and big.json()["error"] == "request_too_large"
-    for options in (scan_pb2.ScanOptions(universe=["A"] * 20_001), scan_pb2.ScanOptions(sort_by="nope"),
-                    scan_pb2.ScanOptions(trade_style=77), scan_pb2.ScanOptions(sectors=["Astrology"])):
+    for options in (
+        scan_pb2.ScanOptions(universe=["A"] * 20_001),
+        scan_pb2.ScanOptions(sort_by="nope"),
+        scan_pb2.ScanOptions(trade_style=77),
+        scan_pb2.ScanOptions(sectors=["Astrology"]),
+    ):
         with pytest.raises(grpc.RpcError) as caught:
             run_scan(scanner, options)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and caught.value.details()
@@ -201,8 +257,14 @@ def test_cli_scan_and_symbol(cluster: Cluster) -> None:
     env = {**os.environ, "COLUMNS": "200"}
 
     def technic(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gateway.cli", *args, "--target", cluster.target],
-                              capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT_ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *args, "--target", cluster.target],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=PROJECT_ROOT,
+        )
 
     table = technic("scan", "--top", "5", "--style", "position")
     assert table.returncode == 0, table.stderr

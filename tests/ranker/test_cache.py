@@ -158,8 +158,10 @@ async def test_explanations_are_stored_beside_the_scan(redis: ResilientRedis) ->
 
     # A scan ranked again under the same fingerprint (its stored copy gone) takes the explanations up.
     await redis.delete(SCAN_KEY + "fp-x")
-    again, cached = await ScanCache(redis).get_or_compute("fp-x", lambda: asyncio.sleep(0, scan_for("fp-x")))
+    ranking = ScanCache(redis)
+    again, cached = await ranking.get_or_compute("fp-x", lambda: asyncio.sleep(0, scan_for("fp-x")))
     assert not cached and again.explanations == scan.explanations
+    await ranking.drain()  # its copy is in Redis again
 
     await redis.set(EXPLAIN_KEY + "fp-x", b"junk")
     unreadable = await ScanCache(redis).get("fp-x")

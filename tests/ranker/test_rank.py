@@ -22,11 +22,13 @@ from services.ranker.rank import (
 )
 
 floats = st.floats(min_value=-1e6, max_value=1e6) | st.just(float("nan"))
-columns = st.integers(1, 60).flatmap(lambda n: st.tuples(
-    hnp.arrays(np.float64, n, elements=floats),
-    hnp.arrays(np.int64, n, elements=st.integers(0, 3)),
-    hnp.arrays(np.bool_, n),
-))
+columns = st.integers(1, 60).flatmap(
+    lambda n: st.tuples(
+        hnp.arrays(np.float64, n, elements=floats),
+        hnp.arrays(np.int64, n, elements=st.integers(0, 3)),
+        hnp.arrays(np.bool_, n),
+    )
+)
 
 
 @settings(max_examples=150, deadline=None)

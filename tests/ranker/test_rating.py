@@ -29,10 +29,12 @@ def test_no_finite_input_is_neutral() -> None:
 
 
 def test_trend() -> None:
-    assert sub("trend", dist_sma_50=0.10, dist_sma_200=0.20, ema_20_50_spread=0.05,
-               plus_di_14=30, minus_di_14=10) == pytest.approx(100)
-    assert sub("trend", dist_sma_50=-0.5, dist_sma_200=-0.2, ema_20_50_spread=-0.05,
-               plus_di_14=10, minus_di_14=30) == pytest.approx(0)
+    assert sub(
+        "trend", dist_sma_50=0.10, dist_sma_200=0.20, ema_20_50_spread=0.05, plus_di_14=30, minus_di_14=10
+    ) == pytest.approx(100)
+    assert sub(
+        "trend", dist_sma_50=-0.5, dist_sma_200=-0.2, ema_20_50_spread=-0.05, plus_di_14=10, minus_di_14=30
+    ) == pytest.approx(0)
     assert sub("trend", dist_sma_50=0.05) == pytest.approx(75)
     assert sub("trend", dist_sma_50=3.0) == pytest.approx(100)  # clipped
 
@@ -81,11 +83,21 @@ def test_rating_weights_and_risk_damping() -> None:
     assert rating.tech_rating(only_trend, np.array([1.0]), DAY)[0] == pytest.approx(50 + 50 * 0.10)
 
 
-@pytest.mark.parametrize(("value", "day", "position"), [
-    (100, "Strong Long", "Strong Long"), (70, "Strong Long", "Strong Long"), (69.9, "Long", "Long"),
-    (58, "Long", "Long"), (50, "Neutral", "Neutral"), (42, "Neutral", "Neutral"), (41.9, "Short", "Avoid"),
-    (30, "Short", "Avoid"), (29.9, "Strong Short", "Avoid"), (0, "Strong Short", "Avoid"),
-])
+@pytest.mark.parametrize(
+    ("value", "day", "position"),
+    [
+        (100, "Strong Long", "Strong Long"),
+        (70, "Strong Long", "Strong Long"),
+        (69.9, "Long", "Long"),
+        (58, "Long", "Long"),
+        (50, "Neutral", "Neutral"),
+        (42, "Neutral", "Neutral"),
+        (41.9, "Short", "Avoid"),
+        (30, "Short", "Avoid"),
+        (29.9, "Strong Short", "Avoid"),
+        (0, "Strong Short", "Avoid"),
+    ],
+)
 def test_bands(value: float, day: str, position: str) -> None:
     labels, sides = rating.signals(np.array([value]), DAY)
     assert labels[0] == day

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
+from services.common.codec import decode_block
 from services.common.redis_client import ResilientRedis
 from services.contract.sessions import ttl_until_next_close
 from services.ranker.cache import EXPLAIN_KEY, ScanCache
@@ -58,6 +60,15 @@ async def stub(redis: ResilientRedis) -> AsyncIterator[ranker_pb2_grpc.RankerStu
         yield s
 
 
+def feature_of(symbol: str, name: str, u: Universe = UNIVERSE) -> float:
+    """The value compute sent for ``symbol``'s feature ``name`` (float32, as on the wire)."""
+    for chunk in u.chunks:
+        block = decode_block(chunk.features)
+        if symbol in block.rows:
+            return float(block.column(name)[block.rows.index(symbol)])
+    raise KeyError(symbol)
+
+
 async def test_rank_then_page(stub: ranker_pb2_grpc.RankerStub) -> None:
     result = await stub.Rank(stream(header(UNIVERSE, "fp-1", limit=25, min_tech_rating=40)))
     acc = result.accounting
@@ -67,7 +78,9 @@ async def test_rank_then_page(stub: ranker_pb2_grpc.RankerStub) -> None:
     assert len(result.issues) == 803 - acc.ranked and result.total_rows == acc.ranked
     assert [r.rank for r in result.rows] == list(range(1, 26))
     row = result.rows[0]
-    assert row.features["rsi_14"] == pytest.approx(float(row.features["rsi_14"])) and len(row.features) == 38
+    assert row.features["rsi_14"] == feature_of(row.symbol, "rsi_14") and len(row.features) == 38
+    names = sorted(row.features)
+    np.testing.assert_array_equal([row.features[k] for k in names], [feature_of(row.symbol, k) for k in names])
     assert set(row.subscores) == {"trend", "momentum", "volume", "volatility", "oscillator", "breakout"}
     assert row.plan.entry == row.last_close and row.plan.side in ("long", "short") and row.rationale
     assert len(row.sparkline) == 30 and row.play_style == "Short-term swing" and row.tech_rating >= 40

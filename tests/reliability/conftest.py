@@ -154,13 +154,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedClus
     assert secrets_in_logs(run_dir, [*API_KEYS, POLYGON_KEY]) == {}
 
 
-def run_scan(target: str, options: scan_pb2.ScanOptions, refresh: bool = True,
-             on_progress: Callable[[scanner_pb2.Progress], None] | None = None,
-             ) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
+def run_scan(
+    target: str,
+    options: scan_pb2.ScanOptions,
+    refresh: bool = True,
+    on_progress: Callable[[scanner_pb2.Progress], None] | None = None,
+) -> tuple[list[scanner_pb2.Progress], scan_pb2.ScanResult]:
     """One scan over its own channel (a gateway restart must not break later scans); a deadline, never a hang."""
     with grpc.insecure_channel(target) as channel:
-        return collect_scan(scanner_pb2_grpc.ScannerStub(channel).Scan(
-            scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=SCAN_TIMEOUT), on_progress)
+        return collect_scan(
+            scanner_pb2_grpc.ScannerStub(channel).Scan(
+                scanner_pb2.ScanRequest(options=options, refresh=refresh), timeout=SCAN_TIMEOUT
+            ),
+            on_progress,
+        )
 
 
 def assert_whole(result: scan_pb2.ScanResult) -> None:

@@ -16,8 +16,13 @@ from technic.v1 import common_pb2, compute_pb2, compute_pb2_grpc, fetcher_pb2, f
 from tests.reliability.conftest import API_KEYS, SupervisedCluster, run_scan
 
 FUZZ_KEY = API_KEYS[5]
-FUZZ = {"deadline": None, "derandomize": True, "phases": [Phase.explicit, Phase.generate],
-        "suppress_health_check": list(HealthCheck), "database": None}
+FUZZ = {
+    "deadline": None,
+    "derandomize": True,
+    "phases": [Phase.explicit, Phase.generate],
+    "suppress_health_check": list(HealthCheck),
+    "database": None,
+}
 
 
 def fuzz(cluster: SupervisedCluster, examples: int) -> list[str]:
@@ -31,8 +36,9 @@ def fuzz(cluster: SupervisedCluster, examples: int) -> list[str]:
         @given(case=operation.as_strategy())
         @settings(max_examples=examples, **FUZZ)
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers={"X-API-Key": FUZZ_KEY}, timeout=120,
-                                   checks=[not_a_server_error, response_schema_conformance])
+            case.call_and_validate(
+                headers={"X-API-Key": FUZZ_KEY}, timeout=120, checks=[not_a_server_error, response_schema_conformance]
+            )
 
         check()
         exercised.append(operation.label)
@@ -83,11 +89,18 @@ def test_invalid_scan_requests_are_invalid_argument(cluster: SupervisedCluster, 
     assert len(caught.value.details() or "") > 10
 
 
-@pytest.mark.parametrize("request_", [
-    scanner_pb2.GetSymbolRequest(symbol=""), scanner_pb2.GetSymbolRequest(symbol="A" * 500),
-    scanner_pb2.GetSymbolRequest(symbol="AAPL", days=-3), scanner_pb2.GetScanRequest(),
-    scanner_pb2.GetScanRequest(scan_id=""), scanner_pb2.GetScanRequest(fingerprint="x", limit=-1),
-], ids=["empty symbol", "long symbol", "negative days", "no reference", "empty scan id", "negative limit"])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        scanner_pb2.GetSymbolRequest(symbol=""),
+        scanner_pb2.GetSymbolRequest(symbol="A" * 500),
+        scanner_pb2.GetSymbolRequest(symbol="AAPL", days=-3),
+        scanner_pb2.GetScanRequest(),
+        scanner_pb2.GetScanRequest(scan_id=""),
+        scanner_pb2.GetScanRequest(fingerprint="x", limit=-1),
+    ],
+    ids=["empty symbol", "long symbol", "negative days", "no reference", "empty scan id", "negative limit"],
+)
 def test_invalid_queries_are_invalid_argument(cluster: SupervisedCluster, request_) -> None:
     from technic.v1 import scanner_pb2_grpc
 
@@ -109,8 +122,11 @@ def test_invalid_backend_requests_are_invalid_argument(cluster: SupervisedCluste
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and caught.value.details()
     with grpc.insecure_channel(f"127.0.0.1:{cluster.compute_ports[0]}") as channel:
         compute = compute_pb2_grpc.ComputeStub(channel)
-        for request in (compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef()),
-                        compute_pb2.ExplainRequest(features=b"not a block"), compute_pb2.ExplainRequest(top_k=-1)):
+        for request in (
+            compute_pb2.ScoreRequest(chunk=common_pb2.ChunkRef()),
+            compute_pb2.ExplainRequest(features=b"not a block"),
+            compute_pb2.ExplainRequest(top_k=-1),
+        ):
             call = compute.Score if isinstance(request, compute_pb2.ScoreRequest) else compute.Explain
             with pytest.raises(grpc.RpcError) as caught:
                 call(request, timeout=30)
@@ -118,17 +134,21 @@ def test_invalid_backend_requests_are_invalid_argument(cluster: SupervisedCluste
 
 
 def _corrupt_chunks() -> dict[str, bytes]:
-    good = encode_block(np.ones((2, 30, 5), dtype=np.float32), rows=["AAA", "BBB"],
-                        fields=["open", "high", "low", "close", "volume"])
+    good = encode_block(
+        np.ones((2, 30, 5), dtype=np.float32), rows=["AAA", "BBB"], fields=["open", "high", "low", "close", "volume"]
+    )
     return {
         "garbage": b"\x00\x01 definitely not a block",
         "truncated": good[: len(good) // 2],
-        "wrong shape": encode_block(np.ones((2, 5), dtype=np.float32), rows=["AAA", "BBB"],
-                                    fields=["open", "high", "low", "close", "volume"]),
-        "wrong fields": encode_block(np.ones((2, 30, 5), dtype=np.float32), rows=["AAA", "BBB"],
-                                     fields=["a", "b", "c", "d", "e"]),
-        "integers": encode_block(np.ones((2, 30, 5), dtype=np.int32), rows=["AAA", "BBB"],
-                                 fields=["open", "high", "low", "close", "volume"]),
+        "wrong shape": encode_block(
+            np.ones((2, 5), dtype=np.float32), rows=["AAA", "BBB"], fields=["open", "high", "low", "close", "volume"]
+        ),
+        "wrong fields": encode_block(
+            np.ones((2, 30, 5), dtype=np.float32), rows=["AAA", "BBB"], fields=["a", "b", "c", "d", "e"]
+        ),
+        "integers": encode_block(
+            np.ones((2, 30, 5), dtype=np.int32), rows=["AAA", "BBB"], fields=["open", "high", "low", "close", "volume"]
+        ),
         "rows differ from symbols": good,
     }
 
@@ -146,8 +166,13 @@ def test_malformed_panel_chunks_in_redis_are_reported_per_chunk(cluster: Supervi
             client.set(key, data, ex=300)
             symbols = ["ZZA", "ZZB"] if name == "rows differ from symbols" else ["AAA", "BBB"]
             with pytest.raises(grpc.RpcError) as caught:
-                compute.Score(compute_pb2.ScoreRequest(scan_id="corrupt", chunk=common_pb2.ChunkRef(
-                    key=key, chunk_index=index, symbols=symbols, n_sessions=30)), timeout=30)
+                compute.Score(
+                    compute_pb2.ScoreRequest(
+                        scan_id="corrupt",
+                        chunk=common_pb2.ChunkRef(key=key, chunk_index=index, symbols=symbols, n_sessions=30),
+                    ),
+                    timeout=30,
+                )
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, caught.value)
             messages[name] = caught.value.details() or ""
             assert "panel chunk" in messages[name], (name, messages[name])

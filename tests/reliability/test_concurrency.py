@@ -44,8 +44,9 @@ def test_identical_concurrent_scans_compute_once(cluster: SupervisedCluster) -> 
     assert all(ranking(r) == ranking(results[0]) for r in results)
     assert results[0].accounting.ranked > 0
 
-    ranked = [e for e in _events(cluster, "ranker", ranker_start, "ranked")
-              if e.get("fingerprint") == results[0].fingerprint]
+    ranked = [
+        e for e in _events(cluster, "ranker", ranker_start, "ranked") if e.get("fingerprint") == results[0].fingerprint
+    ]
     assert len(ranked) == 1, f"the ranker ranked {len(ranked)} times"
     finished = _events(cluster, "gateway", gateway_start, "scan finished")
     assert len(finished) == 1, f"the gateway ran the pipeline (fetch, compute, rank) {len(finished)} times"

@@ -65,12 +65,14 @@ async def _load(cluster: SupervisedCluster, seconds: float, symbols: list[str]) 
         while time.monotonic() < stop_at:
             n += 1
             new = n % NEW_EVERY == index % NEW_EVERY
-            options = (scan_pb2.ScanOptions(universe=watchlist(rng), limit=10) if new
-                       else scan_pb2.ScanOptions(limit=20))
+            options = scan_pb2.ScanOptions(universe=watchlist(rng), limit=10) if new else scan_pb2.ScanOptions(limit=20)
             t = time.perf_counter()
             try:
-                results = [e async for e in stub.Scan(scanner_pb2.ScanRequest(options=options), timeout=120)
-                           if e.HasField("result")]
+                results = [
+                    e
+                    async for e in stub.Scan(scanner_pb2.ScanRequest(options=options), timeout=120)
+                    if e.HasField("result")
+                ]
                 if len(results) != 1:
                     errors.append("grpc: no result")
             except grpc.aio.AioRpcError as exc:
@@ -83,15 +85,17 @@ async def _load(cluster: SupervisedCluster, seconds: float, symbols: list[str]) 
         await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
         memory["end"] = _rss(cluster)
 
-    channels = [grpc.aio.insecure_channel(cluster.target, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(5)]
-    async with httpx.AsyncClient(base_url=cluster.http, timeout=120,
-                                 limits=httpx.Limits(max_connections=HTTP_CLIENTS)) as client:
+    channels = [
+        grpc.aio.insecure_channel(cluster.target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(5)
+    ]
+    async with httpx.AsyncClient(
+        base_url=cluster.http, timeout=120, limits=httpx.Limits(max_connections=HTTP_CLIENTS)
+    ) as client:
         await asyncio.gather(
             sample_memory(),
             *(http_client(i, client) for i in range(HTTP_CLIENTS)),
-            *(grpc_client(i, scanner_pb2_grpc.ScannerStub(channels[i % len(channels)]))
-              for i in range(GRPC_CLIENTS)))
+            *(grpc_client(i, scanner_pb2_grpc.ScannerStub(channels[i % len(channels)])) for i in range(GRPC_CLIENTS)),
+        )
     for channel in channels:
         await channel.close()
     return {"latencies": latencies, "errors": errors, "memory": memory}
@@ -102,18 +106,33 @@ def test_mixed_load_without_errors_or_memory_growth(cluster: SupervisedCluster, 
     _, full = run_scan(cluster.target, scan_pb2.ScanOptions(limit=10_000), refresh=False)
     symbols = [r.symbol for r in full.rows]
     run_scan(cluster.target, scan_pb2.ScanOptions(limit=20), refresh=False)  # the cached scan is cached
-    assert httpx.post(f"{cluster.http}/v1/scan", json={"limit": 20}, headers={"X-API-Key": API_KEYS[10]},
-                      timeout=120).status_code == 200
+    assert (
+        httpx.post(
+            f"{cluster.http}/v1/scan", json={"limit": 20}, headers={"X-API-Key": API_KEYS[10]}, timeout=120
+        ).status_code
+        == 200
+    )
 
     report = asyncio.run(_load(cluster, seconds, symbols))
 
     assert report["errors"] == [], report["errors"][:20]
-    figures = {kind: {"requests": len(values), "p50_ms": round(float(np.percentile(values, 50)) * 1000, 1),
-                      "p99_ms": round(float(np.percentile(values, 99)) * 1000, 1)}
-               for kind, values in report["latencies"].items() if values}
+    figures = {
+        kind: {
+            "requests": len(values),
+            "p50_ms": round(float(np.percentile(values, 50)) * 1000, 1),
+            "p99_ms": round(float(np.percentile(values, 99)) * 1000, 1),
+        }
+        for kind, values in report["latencies"].items()
+        if values
+    }
     growth = {name: round(report["memory"]["end"][name] / report["memory"]["warm"][name], 3) for name in PROCESSES}
-    summary = {"seconds": seconds, "load_average": psutil.getloadavg(), "figures": figures, "rss_growth": growth,
-               "rss_mb_end": {k: round(v / 2**20) for k, v in report["memory"]["end"].items()}}
+    summary = {
+        "seconds": seconds,
+        "load_average": psutil.getloadavg(),
+        "figures": figures,
+        "rss_growth": growth,
+        "rss_mb_end": {k: round(v / 2**20) for k, v in report["memory"]["end"].items()},
+    }
     (cluster.run_dir / f"load-{int(seconds)}s.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     print(orjson.dumps(summary).decode())
     assert all(f["requests"] > 0 for f in figures.values()) and len(figures) == 4, figures

@@ -48,11 +48,18 @@ SECRETS = [*API_KEYS, POLYGON_KEY]
 
 # ---- API keys ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong-key"}, {"X-API-Key": API_KEYS[0][:-1]},
-                                     {"X-API-Key": ""}])
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"X-API-Key": "wrong-key"}, {"X-API-Key": API_KEYS[0][:-1]}, {"X-API-Key": ""}]
+)
 def test_missing_or_wrong_key_is_401(cluster: SupervisedCluster, headers: dict[str, str]) -> None:
-    for method, path in (("POST", "/v1/scan"), ("GET", "/v1/universe_stats"), ("GET", "/v1/symbol/AAPL"),
-                         ("POST", "/v1/scans"), ("GET", "/v1/scans/abc")):
+    for method, path in (
+        ("POST", "/v1/scan"),
+        ("GET", "/v1/universe_stats"),
+        ("GET", "/v1/symbol/AAPL"),
+        ("POST", "/v1/scans"),
+        ("GET", "/v1/scans/abc"),
+    ):
         response = httpx.request(method, f"{cluster.http}{path}", json={}, headers=headers, timeout=30)
         assert response.status_code == 401, (path, response.text)
         assert response.json()["error"] == "unauthorized"
@@ -81,6 +88,7 @@ def test_keys_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> 
 
 # ---- rate limit ----------------------------------------------------------------------------------
 
+
 def test_token_bucket_allows_the_burst_then_refills() -> None:
     now = [100.0]
     limiter = RateLimiter(rate=2.0, burst=3, clock=lambda: now[0])
@@ -104,10 +112,12 @@ def test_rate_limit_per_key_answers_429_with_retry_after(cluster: SupervisedClus
     requests = 4 * settings.gateway_rate_burst
 
     async def burst() -> tuple[list[httpx.Response], httpx.Response]:
-        async with httpx.AsyncClient(base_url=cluster.http, timeout=60,
-                                     limits=httpx.Limits(max_connections=100)) as client:
-            answers = await asyncio.gather(*(client.get("/v1/universe_stats", headers={"X-API-Key": limited})
-                                             for _ in range(requests)))
+        async with httpx.AsyncClient(
+            base_url=cluster.http, timeout=60, limits=httpx.Limits(max_connections=100)
+        ) as client:
+            answers = await asyncio.gather(
+                *(client.get("/v1/universe_stats", headers={"X-API-Key": limited}) for _ in range(requests))
+            )
             unaffected = await client.get("/v1/universe_stats", headers={"X-API-Key": other})
             return list(answers), unaffected
 
@@ -127,17 +137,24 @@ def test_rate_limit_per_key_answers_429_with_retry_after(cluster: SupervisedClus
 
 # ---- binding ---------------------------------------------------------------------------------------
 
+
 def test_internal_grpc_ports_bind_loopback_by_default(cluster: SupervisedCluster, monkeypatch) -> None:
     for name in [n for n in os.environ if n.startswith("TECHNIC_")]:
         monkeypatch.delenv(name)
     assert CommonSettings(_env_file=None).grpc_host == "127.0.0.1"
     assert "TECHNIC_GRPC_HOST" not in cluster.env
-    ports = {"fetcher": cluster.port("TECHNIC_FETCHER_PORT"), "ranker": cluster.port("TECHNIC_RANKER_PORT"),
-             "gateway": cluster.port("TECHNIC_GATEWAY_PORT")}
+    ports = {
+        "fetcher": cluster.port("TECHNIC_FETCHER_PORT"),
+        "ranker": cluster.port("TECHNIC_RANKER_PORT"),
+        "gateway": cluster.port("TECHNIC_GATEWAY_PORT"),
+    }
     ports.update({f"compute:compute-{i + 1}": p for i, p in enumerate(cluster.compute_ports)})
     for name, port in ports.items():
-        listening = [c.laddr for c in psutil.Process(cluster.pid(name)).net_connections(kind="inet")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        listening = [
+            c.laddr
+            for c in psutil.Process(cluster.pid(name)).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
         assert listening, f"{name} does not listen on {port}"
         addresses = [ipaddress.ip_address(a.ip) for a in listening]
         # An IPv6 socket bound to ::ffff:127.0.0.1 is the IPv4 loopback.
@@ -146,28 +163,39 @@ def test_internal_grpc_ports_bind_loopback_by_default(cluster: SupervisedCluster
 
 # ---- TLS -------------------------------------------------------------------------------------------
 
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
-                 ca: bool) -> x509.Certificate:
+def _certificate(
+    subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey, ca: bool
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[str, str]:
     cert_file, key_file = path.with_suffix(".crt"), path.with_suffix(".key")
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_file), str(key_file)
 
 
@@ -181,10 +209,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert, key_file = _write(folder / "service", _certificate("technic", key, "technic test CA", ca_key, ca=False), key)
     other_key = ec.generate_private_key(ec.SECP256R1())
-    stranger, stranger_key = _write(folder / "stranger", _certificate("stranger", other_key, "stranger", other_key,
-                                                                      ca=False), other_key)
-    return {"ca": str(folder / "ca.crt"), "cert": cert, "key": key_file, "stranger_cert": stranger,
-            "stranger_key": stranger_key}
+    stranger, stranger_key = _write(
+        folder / "stranger", _certificate("stranger", other_key, "stranger", other_key, ca=False), other_key
+    )
+    return {
+        "ca": str(folder / "ca.crt"),
+        "cert": cert,
+        "key": key_file,
+        "stranger_cert": stranger,
+        "stranger_key": stranger_key,
+    }
 
 
 def _health(target: str, settings: CommonSettings | None) -> str:
@@ -198,14 +232,18 @@ def _health(target: str, settings: CommonSettings | None) -> str:
 
 
 @pytest.fixture(scope="module")
-def tls_ranker(pki: dict[str, str], redis_server: RedisServer,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CommonSettings]]:
+def tls_ranker(
+    pki: dict[str, str], redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, CommonSettings]]:
     port = free_port()
     tls = {"TECHNIC_TLS_CERT_FILE": pki["cert"], "TECHNIC_TLS_KEY_FILE": pki["key"], "TECHNIC_TLS_CA_FILE": pki["ca"]}
-    proc = start_service("services.ranker", port, tmp_path_factory.mktemp("tls-logs"),
-                         {"REDIS_URL": redis_server.url, "TECHNIC_RANKER_PORT": str(port), **tls})
-    settings = CommonSettings(_env_file=None, tls_cert_file=pki["cert"], tls_key_file=pki["key"],
-                              tls_ca_file=pki["ca"])
+    proc = start_service(
+        "services.ranker",
+        port,
+        tmp_path_factory.mktemp("tls-logs"),
+        {"REDIS_URL": redis_server.url, "TECHNIC_RANKER_PORT": str(port), **tls},
+    )
+    settings = CommonSettings(_env_file=None, tls_cert_file=pki["cert"], tls_key_file=pki["key"], tls_ca_file=pki["ca"])
     target = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -222,30 +260,41 @@ def test_grpc_over_tls_with_certificates_from_settings(tls_ranker, pki: dict[str
     assert _health(target, settings) == "SERVING"
     with make_sync_channel(target, settings) as channel:
         with pytest.raises(grpc.RpcError) as missing:
-            ranker_pb2_grpc.RankerStub(channel).GetResults(ranker_pb2.GetResultsRequest(fingerprint="f" * 32),
-                                                           timeout=10)
+            ranker_pb2_grpc.RankerStub(channel).GetResults(
+                ranker_pb2.GetResultsRequest(fingerprint="f" * 32), timeout=10
+            )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND, "a real answer over TLS"
     assert _health(target, None) == "UNAVAILABLE", "plaintext is refused"
     no_client_cert = CommonSettings(_env_file=None, tls_ca_file=pki["ca"])
     assert _health(target, no_client_cert) == "UNAVAILABLE", "a client without a certificate is refused"
-    stranger = CommonSettings(_env_file=None, tls_ca_file=pki["ca"], tls_cert_file=pki["stranger_cert"],
-                              tls_key_file=pki["stranger_key"])
+    stranger = CommonSettings(
+        _env_file=None, tls_ca_file=pki["ca"], tls_cert_file=pki["stranger_cert"], tls_key_file=pki["stranger_key"]
+    )
     assert _health(target, stranger) == "UNAVAILABLE", "a certificate from another CA is refused"
 
 
 async def test_gateway_channels_use_tls_from_settings(tls_ranker, pki: dict[str, str]) -> None:
     """The orchestrator reaches its backends through make_channel, so the same settings give it TLS."""
     target, _ = tls_ranker
-    orchestrator = Orchestrator(GatewaySettings(_env_file=None, ranker_target=target, fetcher_target=target,
-                                                compute_target=target, tls_cert_file=pki["cert"],
-                                                tls_key_file=pki["key"], tls_ca_file=pki["ca"]))
+    orchestrator = Orchestrator(
+        GatewaySettings(
+            _env_file=None,
+            ranker_target=target,
+            fetcher_target=target,
+            compute_target=target,
+            tls_cert_file=pki["cert"],
+            tls_key_file=pki["key"],
+            tls_ca_file=pki["ca"],
+        )
+    )
     try:
         health = await orchestrator.health()
     finally:
         await orchestrator.close()
     assert health["ranker"]["status"] == "SERVING", health
-    plain = Orchestrator(GatewaySettings(_env_file=None, ranker_target=target, fetcher_target=target,
-                                         compute_target=target))
+    plain = Orchestrator(
+        GatewaySettings(_env_file=None, ranker_target=target, fetcher_target=target, compute_target=target)
+    )
     try:
         assert (await plain.health())["ranker"]["status"] == "UNREACHABLE"
     finally:
@@ -253,6 +302,7 @@ async def test_gateway_channels_use_tls_from_settings(tls_ranker, pki: dict[str,
 
 
 # ---- secrets ---------------------------------------------------------------------------------------
+
 
 def test_polygon_key_refused_by_the_source_is_not_echoed(cluster: SupervisedCluster) -> None:
     """The market refusing the key makes the fetcher log and answer an error: neither carries the key."""
@@ -269,8 +319,12 @@ def test_polygon_key_refused_by_the_source_is_not_echoed(cluster: SupervisedClus
         cluster.reset_faults()
     assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED), refused.value
     assert POLYGON_KEY not in (refused.value.details() or "")
-    response = httpx.post(f"{cluster.http}/v1/scan", json={"trade_style": "Day", "limit": 5},
-                          headers={"X-API-Key": API_KEYS[4]}, timeout=120)
+    response = httpx.post(
+        f"{cluster.http}/v1/scan",
+        json={"trade_style": "Day", "limit": 5},
+        headers={"X-API-Key": API_KEYS[4]},
+        timeout=120,
+    )
     assert not any(s in response.text for s in SECRETS)
 
 

@@ -20,24 +20,32 @@ PROGRAMS = ["redis", "marketsim", "fetcher", "compute:compute-1", "compute:compu
 
 def cluster_env(run_dir: Path) -> dict[str, str]:
     marketsim = free_port()
-    return service_env({
-        **cluster_port_env(compute_replicas=2),
-        "TECHNIC_RUN_DIR": str(run_dir),
-        "TECHNIC_PYTHON": sys.executable,
-        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "TECHNIC_MARKETSIM_PORT": str(marketsim),
-        "POLYGON_BASE_URL": f"http://127.0.0.1:{marketsim}",
-        "TECHNIC_MARKETSIM_N_TICKERS": "600",
-        "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
-        "TECHNIC_MARKETSIM_TODAY": "2026-11-13",
-        "TECHNIC_MARKETSIM_CACHE_DIR": str(run_dir / "market-cache"),
-        "TECHNIC_UP_TIMEOUT_SECONDS": "240",
-    })
+    return service_env(
+        {
+            **cluster_port_env(compute_replicas=2),
+            "TECHNIC_RUN_DIR": str(run_dir),
+            "TECHNIC_PYTHON": sys.executable,
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "TECHNIC_MARKETSIM_PORT": str(marketsim),
+            "POLYGON_BASE_URL": f"http://127.0.0.1:{marketsim}",
+            "TECHNIC_MARKETSIM_N_TICKERS": "600",
+            "TECHNIC_MARKETSIM_HISTORY_SESSIONS": "400",
+            "TECHNIC_MARKETSIM_TODAY": "2026-11-13",
+            "TECHNIC_MARKETSIM_CACHE_DIR": str(run_dir / "market-cache"),
+            "TECHNIC_UP_TIMEOUT_SECONDS": "240",
+        }
+    )
 
 
 def technic(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TECHNIC, *args], cwd=PROJECT_ROOT, env={**env, "COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*TECHNIC, *args],
+        cwd=PROJECT_ROOT,
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -31,7 +31,11 @@ def reflected_services(port: int) -> set[str]:
 @pytest.mark.integration
 @pytest.mark.parametrize(("module", "port_var", "service"), SERVICES, ids=[s[0] for s in SERVICES])
 def test_service_serves_health_reflection_and_stops_on_sigterm(
-    module: str, port_var: str, service: str, redis_server: RedisServer, logdir: Path,
+    module: str,
+    port_var: str,
+    service: str,
+    redis_server: RedisServer,
+    logdir: Path,
 ) -> None:
     port = free_port()
     env = {port_var: str(port), "REDIS_URL": redis_server.url, "TECHNIC_GRACE_SECONDS": str(GRACE_SECONDS)}

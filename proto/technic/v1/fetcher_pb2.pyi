@@ -90,7 +90,7 @@ class SymbolBatch(_message.Message):
     def __init__(self, symbols: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PrefetchResponse(_message.Message):
-    __slots__ = ("chunk", "no_data", "failed_sessions", "stats", "done", "failed_symbols", "as_of", "degraded", "chunk_digest")
+    __slots__ = ("chunk", "no_data", "failed_sessions", "stats", "done", "failed_symbols", "as_of", "degraded")
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     NO_DATA_FIELD_NUMBER: _ClassVar[int]
     FAILED_SESSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -99,7 +99,6 @@ class PrefetchResponse(_message.Message):
     FAILED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
-    CHUNK_DIGEST_FIELD_NUMBER: _ClassVar[int]
     chunk: _common_pb2.ChunkRef
     no_data: _containers.RepeatedScalarFieldContainer[str]
     failed_sessions: _containers.RepeatedScalarFieldContainer[str]
@@ -108,8 +107,7 @@ class PrefetchResponse(_message.Message):
     failed_symbols: _containers.RepeatedScalarFieldContainer[str]
     as_of: str
     degraded: bool
-    chunk_digest: str
-    def __init__(self, chunk: _Optional[_Union[_common_pb2.ChunkRef, _Mapping]] = ..., no_data: _Optional[_Iterable[str]] = ..., failed_sessions: _Optional[_Iterable[str]] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ..., done: _Optional[bool] = ..., failed_symbols: _Optional[_Iterable[str]] = ..., as_of: _Optional[str] = ..., degraded: _Optional[bool] = ..., chunk_digest: _Optional[str] = ...) -> None: ...
+    def __init__(self, chunk: _Optional[_Union[_common_pb2.ChunkRef, _Mapping]] = ..., no_data: _Optional[_Iterable[str]] = ..., failed_sessions: _Optional[_Iterable[str]] = ..., stats: _Optional[_Union[_common_pb2.Stats, _Mapping]] = ..., done: _Optional[bool] = ..., failed_symbols: _Optional[_Iterable[str]] = ..., as_of: _Optional[str] = ..., degraded: _Optional[bool] = ...) -> None: ...
 
 class GetBarsRequest(_message.Message):
     __slots__ = ("symbol", "days", "as_of")

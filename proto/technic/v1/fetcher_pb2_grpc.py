@@ -75,7 +75,8 @@ class FetcherServicer:
 
     def Prefetch(self, request_iterator, context):
         """Client streams a header then symbol batches; server streams a chunk reference per panel chunk
-        as soon as it is written, then a final message with the stats.
+        as soon as it is written (while later batches still arrive: chunk i is built once its symbols
+        are in), then a final message with the stats.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,146 @@
+"""Scoring by hand: the alpha blend, the composite, the liquidity factor, calibration errors and the regime
+against a plain-Python transcription of its documented rule."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.ranker.scoring import (
+    MIN_REGIME_SESSIONS,
+    CalibrationError,
+    alpha_score,
+    composite,
+    liquidity_factor,
+    load_calibration,
+    market_regime,
+)
+from services.ranker.styles import style_for
+
+DAY, POSITION = style_for("Day"), style_for("Position")
+Z = math.sqrt(1.5)  # z-scores of 1, 2, 3 (population std sqrt(2/3)) are -Z, 0, Z
+
+
+def test_alpha_blend_by_hand() -> None:
+    a5, a10 = np.array([1.0, 2.0, 3.0, 9.0]), np.array([3.0, 1.0, 2.0, 9.0])
+    mask = np.array([True, True, True, False])
+    got = alpha_score(a5, a10, mask, DAY)
+    b = DAY.blend_5d
+    z5, z10 = np.array([-Z, 0.0, Z]), np.array([Z, -Z, 0.0])
+    np.testing.assert_allclose(got[:3], b * z5 + (1 - b) * z10, rtol=1e-12)
+    assert np.isnan(got[3])
+
+
+def test_a_row_with_one_model_uses_the_other() -> None:
+    a5, a10 = np.array([1.0, 2.0, 3.0, np.nan]), np.array([np.nan, 1.0, 2.0, 3.0])
+    got = alpha_score(a5, a10, np.ones(4, dtype=bool), POSITION)
+    assert got[0] == pytest.approx(-Z)  # 5-session only
+    assert got[3] == pytest.approx(Z)  # 10-session only
+    assert np.isfinite(got[1:3]).all()
+    assert np.isnan(alpha_score(np.array([np.nan]), np.array([np.nan]), np.array([True]), DAY)).all()
+
+
+def test_composite_by_hand() -> None:
+    rating = np.array([10.0, 20.0, 30.0, 40.0])
+    alpha = np.array([np.nan, 1.0, 2.0, 5.0])
+    mask = np.array([True, True, True, False])
+    c = composite(rating, alpha, np.full(4, 1e9), mask, weight=0.25, floor=0.0, damping=0.5)
+    np.testing.assert_array_equal(c.rating_percentile, [0.0, 50.0, 100.0, np.nan])
+    np.testing.assert_array_equal(c.alpha_percentile, [np.nan, 0.0, 100.0, np.nan])
+    # A missing alpha counts as the median: 0.75 * 0 + 0.25 * 50.
+    np.testing.assert_array_equal(c.score, [12.5, 37.5, 100.0, np.nan])
+
+
+@pytest.mark.parametrize(
+    ("dollars", "floor", "expected"),
+    [
+        ([0.0, 5.0, 10.0, 20.0, np.nan, -3.0], 10.0, [0.6, 0.8, 1.0, 1.0, 0.6, 0.6]),
+        ([0.0, 0.25, 1.0], 0.5, [0.6, 0.8, 1.0]),
+        ([0.0, 7.0], 0.0, [1.0, 1.0]),  # no floor: no damping, not even at zero
+        ([0.0], -1.0, [1.0]),
+    ],
+)
+def test_liquidity_factor_by_hand(dollars: list[float], floor: float, expected: list[float]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = liquidity_factor(np.array(dollars), floor, damping=0.4)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_calibration_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError) as err:
+        load_calibration(tmp_path)
+    assert str(err.value) == (
+        f"model metadata {tmp_path / 'alpha_10d.json'} not found: train the models "
+        "(`technic train`) or point TECHNIC_MODEL_DIR at a folder holding it"
+    )
+    path = tmp_path / "alpha_10d.json"
+    path.write_bytes(b"{nope")
+    with pytest.raises(CalibrationError, match=f"^model metadata {path} is not valid JSON: "):
+        load_calibration(tmp_path)
+    path.write_bytes(b"[1, 2]")
+    with pytest.raises(CalibrationError) as err:
+        load_calibration(tmp_path)
+    assert str(err.value) == f"model metadata {path} is not a JSON object"
+    path.write_bytes(orjson.dumps({"win_prob": {"edges": [0, 1], "p_up": [2.0]}}))
+    with pytest.raises(CalibrationError) as err:
+        load_calibration(tmp_path)
+    assert str(err.value) == f"{path}: win_prob edges must increase and p_up lie in [0, 1]"
+
+
+def regime_by_rule(closes: list[float]) -> tuple[str, str]:
+    """The documented rule, in plain Python over the positive finite closes."""
+    c = [x for x in closes if math.isfinite(x) and x > 0]
+    if len(c) < MIN_REGIME_SESSIONS:
+        return "unknown", "unknown"
+    close, sma200 = c[-1], statistics.fmean(c[-200:])
+    slope = statistics.fmean(c[-50:]) - statistics.fmean(c[-60:-10])
+    trend = "uptrend" if close > sma200 and slope > 0 else "downtrend" if close < sma200 and slope < 0 else "sideways"
+    returns = [math.log(b / a) for a, b in zip(c[-21:-1], c[-20:], strict=True)]
+    vol = statistics.stdev(returns) * math.sqrt(252) * 100.0
+    return trend, "low" if vol < 12.0 else "high" if vol > 25.0 else "normal"
+
+
+@st.composite
+def benchmark(draw: st.DrawFn) -> list[float]:
+    n = draw(st.integers(MIN_REGIME_SESSIONS - 2, 230))
+    level = draw(st.sampled_from([0.5, 1.5, 100.0]))
+    drift = draw(st.floats(-0.004, 0.004))
+    noise = draw(st.sampled_from([0.002, 0.01, 0.03]))
+    shocks = draw(st.lists(st.floats(-1, 1), min_size=n, max_size=n))
+    closes = [level * math.exp(drift * i + noise * sum(shocks[: i + 1])) for i in range(n)]
+    for _ in range(draw(st.integers(0, 3))):  # missing or broken closes are skipped
+        closes[draw(st.integers(0, n - 1))] = draw(st.sampled_from([math.nan, 0.0, -5.0, math.inf]))
+    return closes
+
+
+@settings(max_examples=120, deadline=None)
+@given(benchmark())
+def test_market_regime_follows_its_rule(closes: list[float]) -> None:
+    regime = market_regime(np.array(closes))
+    assert (regime.trend, regime.volatility) == regime_by_rule(closes)
+    kept = [x for x in closes if math.isfinite(x) and x > 0]
+    if regime.trend != "unknown":
+        assert regime.benchmark_close == kept[-1]
+        assert regime.benchmark_sma_200 == pytest.approx(statistics.fmean(kept[-200:]), rel=1e-12)
+
+
+def test_market_regime_edges() -> None:
+    flat = [100.0] * 200
+    assert market_regime(np.array(flat[:MIN_REGIME_SESSIONS])).trend == "sideways"  # exactly enough closes
+    assert market_regime(np.array(flat[: MIN_REGIME_SESSIONS - 1])).trend == "unknown"
+    # The close above its average but the 50-session average flat, then rising: sideways, then uptrend.
+    assert market_regime(np.array([*flat[:-60], *([100.0] * 59), 101.0])).trend == "uptrend"
+    spike = [*flat[:-60], 105.0, *([100.0] * 58), 101.0]  # the spike leaves the older window: slope < 0
+    assert market_regime(np.array(spike)).trend == "sideways"
+    down = [*flat[:-60], 95.0, *([100.0] * 58), 99.0]  # below average, slope > 0
+    assert market_regime(np.array(down)).trend == "sideways"
+    assert market_regime(np.array([*flat[:-60], 101.0, *([100.0] * 58), 99.0])).trend == "downtrend"
