@@ -116,6 +116,120 @@ def budget_table(figures: dict[str, Any]) -> list[Row]:
     return rows
 
 
+@dataclass(frozen=True)
+class HttpLine:
+    """One line of the app's HTTP path: its figure and the gRPC figure measured beside it in the same
+    run (both in ``figures["http"]``), and its target, if it is a budget line."""
+
+    key: str
+    reference: str
+    label: str
+    unit: str  # "s", "answers/s" or "bytes"
+    target: float | None = None
+    higher_is_better: bool = False
+
+
+HTTP_LINES: tuple[HttpLine, ...] = (
+    HttpLine("scan_p50", "getscan_p50", "cached POST /v1/scan p50, 1 client", "s", 0.003),
+    HttpLine("scan_gzip_p50", "getscan_p50", "cached POST /v1/scan p50, 1 client, gzip", "s", 0.003),
+    HttpLine(
+        "scan_rate",
+        "getscan_rate",
+        "cached POST /v1/scan, 50 clients, one gateway process",
+        "answers/s",
+        1000.0,
+        higher_is_better=True,
+    ),
+    HttpLine(
+        "scan_gzip_rate",
+        "getscan_rate",
+        "cached POST /v1/scan, 50 clients, one gateway process, gzip",
+        "answers/s",
+        1000.0,
+        higher_is_better=True,
+    ),
+    HttpLine("scan_bytes", "getscan_bytes", "cached POST /v1/scan body on the wire", "bytes"),
+    HttpLine("scan_gzip_bytes", "getscan_bytes", "cached POST /v1/scan body on the wire, gzip", "bytes"),
+    HttpLine("symbol_p50", "getsymbol_p50", "cached GET /v1/symbol/{t} p50, 1 client", "s", 0.003),
+    HttpLine(
+        "scan_rate_two",
+        "scan_rate",
+        "cached POST /v1/scan, 50 clients, two gateway processes",
+        "answers/s",
+        higher_is_better=True,
+    ),
+)
+REFERENCE_NAMES = {
+    "getscan_p50": "GetScan p50",
+    "getscan_rate": "GetScan, 50 clients",
+    "getscan_bytes": "GetScan message",
+    "getsymbol_p50": "GetSymbol p50",
+    "scan_rate": "one gateway process",
+}
+
+
+@dataclass(frozen=True)
+class HttpRow:
+    """One line of the HTTP table as reported: ``ratio`` is the HTTP figure over the reference."""
+
+    key: str
+    label: str
+    value: float | None
+    unit: str
+    target: float | None
+    passed: bool | None
+    reference_name: str
+    reference: float | None
+    ratio: float | None
+
+
+def http_table(figures: dict[str, Any]) -> list[HttpRow]:
+    """Every line of the app's HTTP path with its gRPC reference and, for budget lines, the verdict.
+
+    A line whose figure is missing is kept with value and verdict None; the ratio needs both figures.
+    """
+    measured = figures.get("http") or {}
+    rows = []
+    for line in HTTP_LINES:
+        value = measured.get(line.key)
+        reference = measured.get(line.reference)
+        passed = None
+        if value is not None and line.target is not None:
+            passed = value >= line.target if line.higher_is_better else value <= line.target
+        ratio = value / reference if value is not None and reference else None
+        rows.append(
+            HttpRow(
+                line.key,
+                line.label,
+                value,
+                line.unit,
+                line.target,
+                passed,
+                REFERENCE_NAMES[line.reference],
+                reference,
+                ratio,
+            )
+        )
+    return rows
+
+
+def format_http_table(rows: Sequence[HttpRow]) -> str:
+    """The HTTP lines as Markdown, each beside its gRPC reference and the ratio of the two."""
+    lines = [
+        "| the app's HTTP path | measured | target | result | gRPC reference (same run) | HTTP / reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        op = ">=" if r.unit == "answers/s" else "<="
+        target = "-" if r.target is None else f"{op} {_fmt(r.target, r.unit)}"
+        reference = "-" if r.reference is None else f"{r.reference_name} {_fmt(r.reference, r.unit)}"
+        ratio = "-" if r.ratio is None else f"{r.ratio:,.2f}x"
+        lines.append(
+            f"| {r.label} | {_fmt(r.value, r.unit)} | {target} | {_verdict(r.passed)} | {reference} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -123,6 +237,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "MB":
         return f"{value:,.0f} MB"
+    if unit == "bytes":
+        return f"{value:,.0f} B"
     return f"{value:,.0f} {unit}" if value >= 10 else f"{value:.3g} {unit}"
 
 
@@ -132,16 +248,25 @@ def _verdict(passed: bool | None) -> str:
 
 def format_table(rows: Sequence[Row]) -> str:
     """The budget table as Markdown (it goes to the terminal and into README's Performance section)."""
-    lines = ["| budget line | measured (median) | min / max (runs) | target | result | old design | ratio |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| budget line | measured (median) | min / max (runs) | target | result | old design | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         op = ">=" if r.unit == "scans/s" else "<="
-        spread_text = (f"{_fmt(r.low, r.unit)} / {_fmt(r.high, r.unit)} ({r.runs})"
-                       if r.low is not None and r.high is not None else f"({r.runs})" if r.runs else "-")
+        spread_text = (
+            f"{_fmt(r.low, r.unit)} / {_fmt(r.high, r.unit)} ({r.runs})"
+            if r.low is not None and r.high is not None
+            else f"({r.runs})"
+            if r.runs
+            else "-"
+        )
         base = "-" if r.baseline is None else _fmt(r.baseline, r.unit)
         ratio = "-" if r.ratio is None else f"{r.ratio:,.1f}x"
-        lines.append(f"| {r.label} | {_fmt(r.value, r.unit)} | {spread_text} | {op} {_fmt(r.target, r.unit)} | "
-                     f"{_verdict(r.passed)} | {base} | {ratio} |")
+        lines.append(
+            f"| {r.label} | {_fmt(r.value, r.unit)} | {spread_text} | {op} {_fmt(r.target, r.unit)} | "
+            f"{_verdict(r.passed)} | {base} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -154,8 +279,10 @@ def per_symbol_line(figures: dict[str, Any]) -> str:
         return "seconds per symbol: not measured"
     cluster = cold / symbols
     old = base["seconds_per_symbol"]
-    return (f"seconds per symbol: cluster {cluster * 1000:.3f} ms (cold scan / {symbols:,} symbols), "
-            f"old design {old * 1000:.1f} ms (measured on {base['symbols']} symbols), ratio {old / cluster:,.0f}x")
+    return (
+        f"seconds per symbol: cluster {cluster * 1000:.3f} ms (cold scan / {symbols:,} symbols), "
+        f"old design {old * 1000:.1f} ms (measured on {base['symbols']} symbols), ratio {old / cluster:,.0f}x"
+    )
 
 
 def component_lines(figures: dict[str, Any]) -> list[str]:
@@ -171,8 +298,10 @@ def component_lines(figures: dict[str, Any]) -> list[str]:
             ref = item.get("reference")
             text = f"{name} {label}: {item['seconds'] * 1000:.2f} ms"
             if ref:
-                text += (f"   {item.get('reference_name', 'reference')} {ref * 1000:.1f} ms"
-                         f"   ratio {ref / item['seconds']:,.1f}x")
+                text += (
+                    f"   {item.get('reference_name', 'reference')} {ref * 1000:.1f} ms"
+                    f"   ratio {ref / item['seconds']:,.1f}x"
+                )
             lines.append(text)
     return lines
 
@@ -187,7 +316,7 @@ def manifest_limits_mb(base: Path = MANIFESTS) -> dict[str, tuple[float, int]]:
                 continue
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 quantity = str(container["resources"]["limits"]["memory"])
-                number, unit = quantity.rstrip("KMGi"), quantity[len(quantity.rstrip("KMGi")):]
+                number, unit = quantity.rstrip("KMGi"), quantity[len(quantity.rstrip("KMGi")) :]
                 limits[container["name"]] = (float(number) * units[unit], int(doc["spec"].get("replicas", 1)))
     return limits
 
@@ -202,19 +331,23 @@ def memory_lines(figures: dict[str, Any], limits: dict[str, tuple[float, int]] |
     lines, deployed = [], 0.0
     by_service: dict[str, float] = {}
     for process, peak in sorted(peaks.items()):
-        service = process.split("-", 1)[0] if process.startswith("compute") else process
+        service = process.split("-", 1)[0] if process.startswith(("compute", "gateway")) else process
         by_service[service] = max(by_service.get(service, 0.0), peak)
         if service not in limits:
             lines.append(f"memory {process}: {peak:,.0f} MB (not deployed)")
             continue
         limit = limits[service][0]
-        lines.append(f"memory {process}: {peak:,.0f} MB of a {limit:,.0f} MB limit   "
-                     f"{'fits' if peak <= limit else 'OVER THE LIMIT'}")
+        lines.append(
+            f"memory {process}: {peak:,.0f} MB of a {limit:,.0f} MB limit   "
+            f"{'fits' if peak <= limit else 'OVER THE LIMIT'}"
+        )
     for service, peak in by_service.items():
         if service in limits:
             deployed += peak * limits[service][1]
-    lines.append(f"memory deployed cluster (manifest replica counts, no simulator): {deployed:,.0f} MB   "
-                 f"budget {2.5 * GB:,.0f} MB   {'fits' if deployed <= 2.5 * GB else 'OVER BUDGET'}")
+    lines.append(
+        f"memory deployed cluster (manifest replica counts, no simulator): {deployed:,.0f} MB   "
+        f"budget {2.5 * GB:,.0f} MB   {'fits' if deployed <= 2.5 * GB else 'OVER BUDGET'}"
+    )
     return lines
 
 
@@ -222,10 +355,13 @@ def format_text(figures: dict[str, Any]) -> str:
     """The whole report as text: environment, budget table, per-symbol line, components, ghz."""
     env = figures.get("environment", {})
     tickers = f"{env['tickers']:,}" if "tickers" in env else "?"
-    head = [f"Technic benchmark, {env.get('started', '')}: {env.get('cpus', '?')} CPUs, load average "
-            f"{env.get('load_before', '?')} before and {env.get('load_after', '?')} after; "
-            f"{figures.get('symbols_scanned', 0):,} symbols scanned of {tickers} tickers, "
-            f"{env.get('latency_ms', '?')} ms per simulator request", ""]
+    head = [
+        f"Technic benchmark, {env.get('started', '')}: {env.get('cpus', '?')} CPUs, load average "
+        f"{env.get('load_before', '?')} before and {env.get('load_after', '?')} after; "
+        f"{figures.get('symbols_scanned', 0):,} symbols scanned of {tickers} tickers, "
+        f"{env.get('latency_ms', '?')} ms per simulator request",
+        "",
+    ]
     out = [*head, format_table(budget_table(figures)), "", per_symbol_line(figures), *stage_lines(figures)]
     if figures.get("first_start_error"):
         out.append(f"first start failed ({figures['first_start_error']}); the scan was asked again")
@@ -235,6 +371,11 @@ def format_text(figures: dict[str, Any]) -> str:
     memory = memory_lines(figures)
     if memory:
         out += ["", *memory]
+    if figures.get("http"):
+        load = figures["http"].get("load")
+        out += ["", format_http_table(http_table(figures))]
+        if load:
+            out.append(f"HTTP and gRPC lines measured at load average {load}")
     if figures.get("ghz_summary"):
         out += ["", "ghz " + figures.get("ghz_command", ""), figures["ghz_summary"]]
     return "\n".join(out)
@@ -243,8 +384,13 @@ def format_text(figures: dict[str, Any]) -> str:
 def write_json(figures: dict[str, Any], folder: Path) -> Path:
     path = folder / "report.json"
     table = [asdict(r) for r in budget_table(figures)]
-    path.write_bytes(orjson.dumps({"budgets": table, "figures": figures},
-                                  option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    http = [asdict(r) for r in http_table(figures)]
+    path.write_bytes(
+        orjson.dumps(
+            {"budgets": table, "http": http, "figures": figures},
+            option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+        )
+    )
     return path
 
 
@@ -265,9 +411,11 @@ def stage_matrix(figures: dict[str, Any]) -> tuple[list[str], list[str], list[li
 def stage_lines(figures: dict[str, Any]) -> list[str]:
     """One line per scan kind: its median stage seconds in milliseconds (stages overlap, see stage_matrix)."""
     kinds, stages, values = stage_matrix(figures)
-    return [f"stages of the {kind.replace('_', ' ')} scan (ms): "
-            + ", ".join(f"{stage} {values[i][j] * 1000:.0f}" for i, stage in enumerate(stages) if values[i][j])
-            for j, kind in enumerate(kinds)]
+    return [
+        f"stages of the {kind.replace('_', ' ')} scan (ms): "
+        + ", ".join(f"{stage} {values[i][j] * 1000:.0f}" for i, stage in enumerate(stages) if values[i][j])
+        for j, kind in enumerate(kinds)
+    ]
 
 
 def stage_chart(figures: dict[str, Any], path: Path) -> Path:
@@ -281,8 +429,9 @@ def stage_chart(figures: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(stages), 1) * max(len(kinds), 1) / 2))
     height = 0.8 / max(len(kinds), 1)
     for j, kind in enumerate(kinds):
-        ax.barh([i + j * height for i in range(len(stages))], [row[j] * 1000 for row in values], height=height,
-                label=kind)
+        ax.barh(
+            [i + j * height for i in range(len(stages))], [row[j] * 1000 for row in values], height=height, label=kind
+        )
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(stages))], stages)
     ax.invert_yaxis()
     ax.set_xscale("log")
@@ -331,6 +480,9 @@ def write_report(figures: dict[str, Any], folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     text = folder / "report.md"
     text.write_text(format_text(figures) + "\n")
-    return {"json": write_json(figures, folder), "text": text,
-            "stages": stage_chart(figures, folder / "stages.png"),
-            "sweep": sweep_chart(figures, folder / "sweep.png")}
+    return {
+        "json": write_json(figures, folder),
+        "text": text,
+        "stages": stage_chart(figures, folder / "stages.png"),
+        "sweep": sweep_chart(figures, folder / "sweep.png"),
+    }

@@ -51,6 +51,7 @@ from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 UNIVERSE_KEYS = b"technic:universe:*"
 WARM_SESSIONS = 260  # the simulator's default warm-up (TECHNIC_MARKETSIM_WARM_SESSIONS)
 CACHE_TTL_SECONDS = 0.5  # the latest-session caches of fetcher and gateway in a cluster this module starts
+BENCH_API_KEY = "technic-bench-key"  # the gateway key of a cluster this module starts; not a secret
 
 
 def wait_serving(port: int, timeout: float = 600.0) -> None:
@@ -91,6 +92,9 @@ class Cluster:
     description: str
     pids: dict[str, int] = field(default_factory=dict)
     restart: Any = None  # () -> None: restart the fetcher process and wait until it serves
+    http_port: int = 0
+    # Headers the gateway's HTTP API needs from the bench (its API key).
+    http_headers: dict[str, str] = field(default_factory=dict)
 
     def restart_fetcher(self) -> None:
         self.restart()
@@ -98,8 +102,11 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def local_cluster(tickers: int, replicas: int, latency_ms: float, work: Path | None = None) -> Iterator[Cluster]:
-    """Start redis-server, simulator, fetcher, compute x ``replicas``, ranker and gateway on free ports."""
+def local_cluster(
+    tickers: int, replicas: int, latency_ms: float, work: Path | None = None, gateways: int = 1
+) -> Iterator[Cluster]:
+    """Start redis-server, simulator, fetcher, compute x ``replicas``, ranker and ``gateways`` gateway
+    processes (sharing one gRPC and one HTTP port) on free ports."""
     work = work or Path(tempfile.mkdtemp(prefix="technic-bench-"))
     exe = shutil.which("redis-server")
     if exe is None:
@@ -108,53 +115,96 @@ def local_cluster(tickers: int, replicas: int, latency_ms: float, work: Path | N
     compute_ports = [free_port() for _ in range(replicas)]
     redis_url = f"redis://127.0.0.1:{ports['redis']}/0"
     base = {"REDIS_URL": redis_url, "TECHNIC_LOG_LEVEL": "warning", "TECHNIC_LOG_FORMAT": "json"}
-    sim_env = {**base, "TECHNIC_MARKETSIM_PORT": str(ports["sim"]), "TECHNIC_MARKETSIM_N_TICKERS": str(tickers),
-               "TECHNIC_MARKETSIM_FAULTS": orjson.dumps({"latency_ms": latency_ms}).decode()}
-    fetcher_env = {**base, "TECHNIC_FETCHER_PORT": str(ports["fetcher"]),
-                   "TECHNIC_FETCHER_LATEST_TTL": str(CACHE_TTL_SECONDS),
-                   "POLYGON_BASE_URL": f"http://127.0.0.1:{ports['sim']}"}
-    gateway_env = {**base, "TECHNIC_GATEWAY_PORT": str(ports["gateway"]),
-                   "TECHNIC_GATEWAY_HTTP_PORT": str(ports["http"]), "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1",
-                   "TECHNIC_FETCHER_TARGET": f"127.0.0.1:{ports['fetcher']}",
-                   "TECHNIC_RANKER_TARGET": f"127.0.0.1:{ports['ranker']}",
-                   "TECHNIC_COMPUTE_TARGET": "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in compute_ports),
-                   "TECHNIC_GATEWAY_AS_OF_TTL_SECONDS": str(CACHE_TTL_SECONDS)}
+    sim_env = {
+        **base,
+        "TECHNIC_MARKETSIM_PORT": str(ports["sim"]),
+        "TECHNIC_MARKETSIM_N_TICKERS": str(tickers),
+        "TECHNIC_MARKETSIM_FAULTS": orjson.dumps({"latency_ms": latency_ms}).decode(),
+    }
+    fetcher_env = {
+        **base,
+        "TECHNIC_FETCHER_PORT": str(ports["fetcher"]),
+        "TECHNIC_FETCHER_LATEST_TTL": str(CACHE_TTL_SECONDS),
+        "POLYGON_BASE_URL": f"http://127.0.0.1:{ports['sim']}",
+    }
+    gateway_env = {
+        **base,
+        "TECHNIC_GATEWAY_PORT": str(ports["gateway"]),
+        "TECHNIC_GATEWAY_HTTP_PORT": str(ports["http"]),
+        "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1",
+        "TECHNIC_FETCHER_TARGET": f"127.0.0.1:{ports['fetcher']}",
+        "TECHNIC_RANKER_TARGET": f"127.0.0.1:{ports['ranker']}",
+        "TECHNIC_COMPUTE_TARGET": "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in compute_ports),
+        "TECHNIC_GATEWAY_AS_OF_TTL_SECONDS": str(CACHE_TTL_SECONDS),
+        "TECHNIC_GATEWAY_PROCESSES": str(gateways),
+        # The HTTP figures measure serving, so the per-key limit is set far above any load
+        # (it is still checked on every request).
+        "TECHNIC_API_KEYS": BENCH_API_KEY,
+        "TECHNIC_GATEWAY_RATE_LIMIT": "1000000000",
+        "TECHNIC_GATEWAY_RATE_BURST": "1000000000",
+    }
     python = sys.executable
     pids: dict[str, int] = {}
     restarts = 0
     with contextlib.ExitStack() as stack:
-        pids["redis"] = stack.enter_context(process(
-            [exe, "--port", str(ports["redis"]), "--save", "", "--appendonly", "no", "--dir", str(work)],
-            {}, work / "redis.log")).pid
-        pids["marketsim"] = stack.enter_context(process([python, "-m", "services.marketsim"], sim_env,
-                                                        work / "marketsim.log")).pid
+        pids["redis"] = stack.enter_context(
+            process(
+                [exe, "--port", str(ports["redis"]), "--save", "", "--appendonly", "no", "--dir", str(work)],
+                {},
+                work / "redis.log",
+            )
+        ).pid
+        pids["marketsim"] = stack.enter_context(
+            process([python, "-m", "services.marketsim"], sim_env, work / "marketsim.log")
+        ).pid
         for i, port in enumerate(compute_ports):
-            pids[f"compute-{i + 1}"] = stack.enter_context(process(
-                [python, "-m", "services.compute"], {**base, "TECHNIC_COMPUTE_PORT": str(port)},
-                work / f"compute-{i + 1}.log")).pid
-        pids["ranker"] = stack.enter_context(process(
-            [python, "-m", "services.ranker"], {**base, "TECHNIC_RANKER_PORT": str(ports["ranker"])},
-            work / "ranker.log")).pid
+            pids[f"compute-{i + 1}"] = stack.enter_context(
+                process(
+                    [python, "-m", "services.compute"],
+                    {**base, "TECHNIC_COMPUTE_PORT": str(port)},
+                    work / f"compute-{i + 1}.log",
+                )
+            ).pid
+        pids["ranker"] = stack.enter_context(
+            process(
+                [python, "-m", "services.ranker"],
+                {**base, "TECHNIC_RANKER_PORT": str(ports["ranker"])},
+                work / "ranker.log",
+            )
+        ).pid
         fetcher = stack.enter_context(contextlib.ExitStack())
-        pids["fetcher"] = fetcher.enter_context(process([python, "-m", "services.fetcher"], fetcher_env,
-                                                        work / "fetcher.log")).pid
-        pids["gateway"] = stack.enter_context(process([python, "-m", "gateway"], gateway_env,
-                                                      work / "gateway.log")).pid
+        pids["fetcher"] = fetcher.enter_context(
+            process([python, "-m", "services.fetcher"], fetcher_env, work / "fetcher.log")
+        ).pid
+        for i in range(1, gateways + 1):
+            name = "gateway" if i == 1 else f"gateway-{i}"
+            pids[name] = stack.enter_context(process([python, "-m", "gateway"], gateway_env, work / f"{name}.log")).pid
 
         def restart() -> None:
             nonlocal restarts
             restarts += 1
             fetcher.close()
-            pids["fetcher"] = fetcher.enter_context(process([python, "-m", "services.fetcher"], fetcher_env,
-                                                            work / f"fetcher-{restarts}.log")).pid
+            pids["fetcher"] = fetcher.enter_context(
+                process([python, "-m", "services.fetcher"], fetcher_env, work / f"fetcher-{restarts}.log")
+            ).pid
 
         wait_port(ports["redis"])
         wait_simulator(f"http://127.0.0.1:{ports['sim']}")
         for port in (ports["fetcher"], ports["ranker"], *compute_ports, ports["gateway"]):
             wait_serving(port)
-        yield Cluster(ports["gateway"], ports["fetcher"], f"http://127.0.0.1:{ports['sim']}", redis_url,
-                      CACHE_TTL_SECONDS, f"{tickers} tickers at {latency_ms} ms per request, {replicas} compute "
-                      f"replicas, started by the bench (logs in {work})", pids, restart)
+        yield Cluster(
+            ports["gateway"],
+            ports["fetcher"],
+            f"http://127.0.0.1:{ports['sim']}",
+            redis_url,
+            CACHE_TTL_SECONDS,
+            f"{tickers} tickers at {latency_ms} ms per request, {replicas} compute "
+            f"replicas, {gateways} gateway process(es), started by the bench (logs in {work})",
+            pids,
+            restart,
+            ports["http"],
+            {"X-API-Key": BENCH_API_KEY},
+        )
 
 
 @contextlib.contextmanager
@@ -172,8 +222,7 @@ def attached_cluster(latency_ms: float) -> Iterator[Cluster]:
     sim_url = f"http://127.0.0.1:{settings.marketsim_port}"
     headers = {"Authorization": f"Bearer {SIMULATOR_API_KEY}"}
     faults = httpx.get(f"{sim_url}/admin/faults", headers=headers).json()
-    httpx.post(f"{sim_url}/admin/faults", json={**faults, "latency_ms": latency_ms},
-               headers=headers).raise_for_status()
+    httpx.post(f"{sim_url}/admin/faults", json={**faults, "latency_ms": latency_ms}, headers=headers).raise_for_status()
 
     def restart() -> None:
         proxy.supervisor.stopProcess("fetcher")
@@ -183,8 +232,16 @@ def attached_cluster(latency_ms: float) -> Iterator[Cluster]:
 
     ttl = max(FetcherSettings().fetcher_latest_ttl, GatewaySettings().gateway_as_of_ttl_seconds)
     try:
-        yield Cluster(settings.gateway_port, settings.fetcher_port, sim_url, settings.redis_url, ttl,
-                      f"the running cluster (supervisord), simulator at {latency_ms} ms per request", pids, restart)
+        yield Cluster(
+            settings.gateway_port,
+            settings.fetcher_port,
+            sim_url,
+            settings.redis_url,
+            ttl,
+            f"the running cluster (supervisord), simulator at {latency_ms} ms per request",
+            pids,
+            restart,
+        )
     finally:
         httpx.post(f"{sim_url}/admin/faults", json=faults, headers=headers)
 
@@ -211,7 +268,8 @@ class MemorySampler:
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(pid)
                 out[name] = proc.memory_info().rss + sum(
-                    c.memory_info().rss for c in proc.children(recursive=True) if c.is_running())
+                    c.memory_info().rss for c in proc.children(recursive=True) if c.is_running()
+                )
         return out
 
     def _run(self) -> None:
@@ -234,13 +292,16 @@ class MemorySampler:
 
     def figures(self) -> dict[str, Any]:
         mb = 1 / 2**20
-        return {"peak_total_mb": self.peak_total * mb,
-                "at_peak_mb": {k: v * mb for k, v in sorted(self.at_peak.items())},
-                "process_peak_mb": {k: v * mb for k, v in sorted(self.peaks.items())}}
+        return {
+            "peak_total_mb": self.peak_total * mb,
+            "at_peak_mb": {k: v * mb for k, v in sorted(self.at_peak.items())},
+            "process_peak_mb": {k: v * mb for k, v in sorted(self.peaks.items())},
+        }
 
 
-async def scan(stub: scanner_pb2_grpc.ScannerStub, options: scan_pb2.ScanOptions,
-               refresh: bool = False) -> tuple[float, scan_pb2.ScanResult]:
+async def scan(
+    stub: scanner_pb2_grpc.ScannerStub, options: scan_pb2.ScanOptions, refresh: bool = False
+) -> tuple[float, scan_pb2.ScanResult]:
     """One ``Scanner.Scan`` to its result: (client seconds, result)."""
     start = time.perf_counter()
     result = None
@@ -252,24 +313,34 @@ async def scan(stub: scanner_pb2_grpc.ScannerStub, options: scan_pb2.ScanOptions
     return time.perf_counter() - start, result
 
 
-async def measured_scan(stub: scanner_pb2_grpc.ScannerStub, http: httpx.Client, options: scan_pb2.ScanOptions,
-                        refresh: bool) -> tuple[dict[str, Any], scan_pb2.ScanResult]:
+async def measured_scan(
+    stub: scanner_pb2_grpc.ScannerStub, http: httpx.Client, options: scan_pb2.ScanOptions, refresh: bool
+) -> tuple[dict[str, Any], scan_pb2.ScanResult]:
     """One scan with its stage seconds, accounting and the simulator requests it caused."""
     before = polygon_requests(http)
     seconds, result = await scan(stub, options, refresh)
     acc = result.accounting
-    return {"seconds": seconds, "stages": dict(result.stage_seconds), "requested": acc.requested,
-            "scanned": after_prefilter(acc), "ranked": acc.ranked, "as_of": result.as_of, "cached": result.cached,
-            "polygon_requests": polygon_requests(http) - before}, result
+    return {
+        "seconds": seconds,
+        "stages": dict(result.stage_seconds),
+        "requested": acc.requested,
+        "scanned": after_prefilter(acc),
+        "ranked": acc.ranked,
+        "as_of": result.as_of,
+        "cached": result.cached,
+        "polygon_requests": polygon_requests(http) - before,
+    }, result
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median/min/max seconds of ``runs``, the median of each stage, and the runs themselves."""
     names = {s for r in runs for s in r["stages"]}
-    return {**spread([r["seconds"] for r in runs]),
-            "stages": {s: statistics.median(r["stages"].get(s, 0.0) for r in runs) for s in sorted(names)},
-            "polygon_requests": statistics.median(r["polygon_requests"] for r in runs),
-            "all": runs}
+    return {
+        **spread([r["seconds"] for r in runs]),
+        "stages": {s: statistics.median(r["stages"].get(s, 0.0) for r in runs) for s in sorted(names)},
+        "polygon_requests": statistics.median(r["polygon_requests"] for r in runs),
+        "all": runs,
+    }
 
 
 def flush_bars(redis_url: str) -> None:
@@ -282,8 +353,9 @@ def flush_bars(redis_url: str) -> None:
     client.close()
 
 
-async def measure(cluster: Cluster, http: httpx.Client, runs: dict[str, int],
-                  options: scan_pb2.ScanOptions | None = None) -> dict[str, Any]:
+async def measure(
+    cluster: Cluster, http: httpx.Client, runs: dict[str, int], options: scan_pb2.ScanOptions | None = None
+) -> dict[str, Any]:
     """Every scan figure of the budget except compute: a dict of summaries (see ``summarise``).
 
     ``runs`` gives how many times to measure cold, warm, repeated and incremental scans. The first
@@ -315,8 +387,9 @@ async def measure(cluster: Cluster, http: httpx.Client, runs: dict[str, int],
                 await asyncio.sleep(cluster.cache_ttl + 0.1)
                 cold.append((await measured_scan(stub, http, options, refresh=True))[0])
             out["cold"] = summarise(cold)
-            out["warm"] = summarise([(await measured_scan(stub, http, options, refresh=True))[0]
-                                     for _ in range(runs["warm"])])
+            out["warm"] = summarise(
+                [(await measured_scan(stub, http, options, refresh=True))[0] for _ in range(runs["warm"])]
+            )
         out["memory_detail"] = memory.figures()
         out["memory"] = out["memory_detail"]["peak_total_mb"]
         _, cached = await scan(stub, options)
@@ -343,8 +416,9 @@ async def sweep(cluster: Cluster, http: httpx.Client, sizes: list[int], runs: in
     async with make_channel(f"127.0.0.1:{cluster.gateway_port}") as channel:
         stub = scanner_pb2_grpc.ScannerStub(channel)
         for size in sizes:
-            options = scan_pb2.ScanOptions(limit=100, max_symbols=size, min_price=0.0, min_dollar_volume=0.0,
-                                           include_etfs=True)
+            options = scan_pb2.ScanOptions(
+                limit=100, max_symbols=size, min_price=0.0, min_dollar_volume=0.0, include_etfs=True
+            )
             await scan(stub, options, refresh=True)  # days of symbols outside the default universe
             figures = [(await measured_scan(stub, http, options, refresh=True))[0] for _ in range(runs)]
             points.append({"requested": size, "symbols": figures[-1]["scanned"], "warm": summarise(figures)})
@@ -352,8 +426,7 @@ async def sweep(cluster: Cluster, http: httpx.Client, sizes: list[int], runs: in
 
 
 def sim_client(cluster: Cluster) -> httpx.Client:
-    return httpx.Client(base_url=cluster.sim_url, timeout=120,
-                        headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"})
+    return httpx.Client(base_url=cluster.sim_url, timeout=120, headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"})
 
 
 DEFAULT_RUNS = {"cold": 3, "warm": 5, "repeated": 200, "incremental": 3}
@@ -362,8 +435,14 @@ DEFAULT_RUNS = {"cold": 3, "warm": 5, "repeated": 200, "incremental": 3}
 async def run(args: argparse.Namespace) -> None:
     from bench.baseline import run_baseline
 
-    with (attached_cluster(args.latency_ms) if args.attach
-          else local_cluster(args.tickers, args.replicas, args.latency_ms)) as cluster, sim_client(cluster) as http:
+    with (
+        (
+            attached_cluster(args.latency_ms)
+            if args.attach
+            else local_cluster(args.tickers, args.replicas, args.latency_ms)
+        ) as cluster,
+        sim_client(cluster) as http,
+    ):
         print(f"cluster: {cluster.description}")
         figures = await measure(cluster, http, DEFAULT_RUNS)
         figures["baseline"] = run_baseline(http, figures["sample_symbols"][: args.sample], figures["as_of"])
@@ -375,8 +454,12 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scan", description=__doc__.split("\n")[0])
     parser.add_argument("--tickers", type=int, default=11_000)
-    parser.add_argument("--replicas", type=int, default=min(4, os.cpu_count() or 2),
-                        help="compute replicas (default: one per CPU, at most 4)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=min(4, os.cpu_count() or 2),
+        help="compute replicas (default: one per CPU, at most 4)",
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--sample", type=int, default=50)
     parser.add_argument("--attach", action="store_true", help="measure the cluster `make up` runs")

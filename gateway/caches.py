@@ -29,16 +29,18 @@ from technic.v1 import scan_pb2
 PageKey = tuple[str, int, int, str, bool]
 
 
-def fingerprint(options: scan_pb2.ScanOptions, as_of: str, feature_version: str,
-                model_versions: dict[str, str]) -> str:
+def fingerprint(options: scan_pb2.ScanOptions, as_of: str, feature_version: str, model_versions: dict[str, str]) -> str:
     """Hash of the normalized options (without the page), as-of session and versions."""
     ranking = scan_pb2.ScanOptions()
     ranking.CopyFrom(options)
     for name in ("offset", "limit", "sort_by", "ascending", "as_of"):
         ranking.ClearField(name)
     digest = hashlib.sha256(ranking.SerializeToString(deterministic=True))
-    digest.update(orjson.dumps({"as_of": as_of, "features": feature_version, "models": model_versions},
-                               option=orjson.OPT_SORT_KEYS))
+    digest.update(
+        orjson.dumps(
+            {"as_of": as_of, "features": feature_version, "models": model_versions}, option=orjson.OPT_SORT_KEYS
+        )
+    )
     return digest.hexdigest()[:32]
 
 
@@ -98,13 +100,19 @@ class PageCache:
     """LRU of serialized answers by request bytes, valid for one result generation, bounded by their
     total size (one 10,000-row page is ~17 MB, so a count of entries would bound nothing)."""
 
-    def __init__(self, generation: Callable[[], int], fresh_as_of: Callable[[], str], max_bytes: int = 64 << 20,
-                 ttl: Callable[[], float] = ttl_until_next_close) -> None:
+    def __init__(
+        self,
+        generation: Callable[[], int],
+        fresh_as_of: Callable[[], str],
+        max_bytes: int = 64 << 20,
+        ttl: Callable[[], float] = ttl_until_next_close,
+    ) -> None:
         self._generation = generation
         self._fresh_as_of = fresh_as_of
         self.max_bytes = max_bytes
         self._ttl = ttl
         self._entries: LRUCache[bytes, _Entry] = LRUCache(max_bytes, getsizeof=lambda entry: len(entry.data))
+        self._seen = generation()
 
     @property
     def size(self) -> int:
@@ -112,14 +120,30 @@ class PageCache:
         return int(self._entries.currsize)
 
     def get(self, key: bytes) -> bytes | None:
-        """The stored answer when it is still current, else None (and the entry is dropped)."""
+        """The stored answer when it is still current, else None.
+
+        A generation change drops every entry; an expired entry, or one for a latest session other
+        than today's, is dropped. While the latest session is not known (its few seconds of trust
+        ran out) an entry for the latest session is a miss but stays: once the session is asked
+        again and is the same, the entry is served again instead of being rendered anew.
+        """
+        generation = self._generation()
+        if generation != self._seen:
+            self._entries.clear()
+            self._seen = generation
+            return None
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if (entry.generation != self._generation() or time.monotonic() >= entry.expires
-                or (entry.latest_as_of and entry.latest_as_of != self._fresh_as_of())):
+        if entry.generation != generation or time.monotonic() >= entry.expires:
             self._entries.pop(key, None)
             return None
+        if entry.latest_as_of:
+            fresh = self._fresh_as_of()
+            if fresh != entry.latest_as_of:
+                if fresh:
+                    self._entries.pop(key, None)
+                return None
         return entry.data
 
     def token(self) -> int:

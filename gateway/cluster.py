@@ -41,6 +41,7 @@ class ClusterSettings(CommonSettings):
     compute_replicas: int = 4
     gateway_port: int = 50051
     gateway_http_port: int = 8080
+    gateway_processes: int = 1
     marketsim_port: int = 8900
     start_marketsim: bool = True
     up_timeout_seconds: float = 300.0
@@ -62,7 +63,8 @@ def environment(settings: ClusterSettings, base: dict[str, str] | None = None) -
     When the cluster runs the simulator, the fetcher talks to it with the simulator's own key and
     address, whatever ``POLYGON_API_KEY`` / ``POLYGON_BASE_URL`` say in the shell (the simulator
     refuses any other key). The local cluster serves the app's requests without a key unless
-    ``TECHNIC_HTTP_ANONYMOUS`` says otherwise.
+    ``TECHNIC_HTTP_ANONYMOUS`` says otherwise. ``TECHNIC_GATEWAY_PEERS`` (the gateway processes
+    beyond the first, for supervisord's ``numprocs``) follows ``TECHNIC_GATEWAY_PROCESSES``.
     """
     env = dict(os.environ if base is None else base)
     env.setdefault("TECHNIC_RUN_DIR", str(settings.run_dir))
@@ -71,6 +73,8 @@ def environment(settings: ClusterSettings, base: dict[str, str] | None = None) -
     env.setdefault("TECHNIC_START_MARKETSIM", "true" if settings.start_marketsim else "false")
     env.setdefault("TECHNIC_LOG_FORMAT", "json")
     env.setdefault("TECHNIC_HTTP_ANONYMOUS", "true")
+    env.setdefault("TECHNIC_GATEWAY_PROCESSES", str(settings.gateway_processes))
+    env["TECHNIC_GATEWAY_PEERS"] = str(max(1, int(env["TECHNIC_GATEWAY_PROCESSES"])) - 1)
     if settings.start_marketsim:
         key = env.get("TECHNIC_MARKETSIM_API_KEY") or SIMULATOR_API_KEY
         env["TECHNIC_MARKETSIM_API_KEY"] = key
@@ -119,12 +123,20 @@ def _check(settings: ClusterSettings, name: str) -> tuple[str, str]:
         return _http_health(settings.marketsim_port), f"http :{settings.marketsim_port}"
     if group == "redis":
         return "-", settings.redis_url.rsplit("@", 1)[-1]
-    ports = {"fetcher": settings.fetcher_port, "ranker": settings.ranker_port, "gateway": settings.gateway_port}
+    ports = {
+        "fetcher": settings.fetcher_port,
+        "ranker": settings.ranker_port,
+        "gateway": settings.gateway_port,
+        "gateway-peer": settings.gateway_port,
+    }
     port = settings.compute_port + int(proc.rsplit("-", 1)[-1]) - 1 if group == "compute" else ports[group]
     health = _grpc_health(port)
     detail = f"grpc :{port}"
-    if group == "gateway":
+    if group.startswith("gateway"):
         detail += f", http :{settings.gateway_http_port} {_http_health(settings.gateway_http_port)}"
+        if settings.gateway_processes > 1:
+            # The ports are shared: the kernel picks which process answers a health check.
+            detail += f" (ports shared by {settings.gateway_processes} processes)"
     if health == "SERVING" and _grpc_health(port, "technic.redis") == "NOT_SERVING":
         detail += ", redis unavailable (degraded)"
     return health, detail

@@ -7,6 +7,8 @@ every deployment sets its own keys.
 
 from __future__ import annotations
 
+from pydantic import Field, model_validator
+
 from services.common.settings import CommonSettings
 
 DEV_API_KEY = "technic-dev-key"
@@ -17,6 +19,11 @@ class GatewaySettings(CommonSettings):
 
     gateway_port: int = 50051
     gateway_http_port: int = 8080
+    # Gateway processes serving these two ports on this host (supervisord's numprocs); above one,
+    # each binds them with SO_REUSEPORT.
+    gateway_processes: int = Field(default=1, ge=1)
+    # The processes beyond the first that supervisord starts (its numprocs); when set, it must agree.
+    gateway_peers: int | None = None
     # The HTTP API faces the app, so it listens on every interface unless told otherwise.
     gateway_http_host: str = "0.0.0.0"
     fetcher_target: str = "127.0.0.1:50052"
@@ -89,6 +96,15 @@ class GatewaySettings(CommonSettings):
     # Megabytes of serialized answers of repeated Scan / GetScan requests kept in process (each kind;
     # a 100-row page is ~175 KB). Two of these count against the gateway's 512 MiB limit.
     gateway_page_cache_mb: int = 64
+
+    @model_validator(mode="after")
+    def _peers_agree(self) -> GatewaySettings:
+        if self.gateway_peers is not None and self.gateway_peers != self.gateway_processes - 1:
+            raise ValueError(
+                f"TECHNIC_GATEWAY_PEERS={self.gateway_peers} must be TECHNIC_GATEWAY_PROCESSES - 1"
+                f" ({self.gateway_processes - 1}): both say how many gateway processes share the ports"
+            )
+        return self
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 
 from gateway.http_api.answers import RenderedAnswers
 from gateway.http_api.auth import Access
+from gateway.http_api.fastpath import FastPath
 from gateway.http_api.jobs import ERROR_STATUS, ScanJobs
-from gateway.http_api.middleware import BodyLimit
 from gateway.http_api.models import ERROR_RESPONSES, OrjsonResponse, ScanBody, ScanOrchestrator, error_response
 from gateway.http_api.routes import app_router, service_router, version
 from gateway.http_api.scans import scans_router
@@ -57,7 +57,13 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
         responses=ERROR_RESPONSES,
     )
     app.state.jobs = jobs
-    app.add_middleware(BodyLimit, max_bytes=settings.gateway_max_body_bytes)
+    access = Access(settings)
+    app.state.access = access
+    answers = RenderedAnswers(
+        lambda: orchestrator.generation, orchestrator.fresh_as_of, settings.gateway_page_cache_mb << 20
+    )
+    app.state.answers = answers
+    app.add_middleware(FastPath, answers=answers, access=access, max_bytes=settings.gateway_max_body_bytes)
     if settings.cors_origin_list:
         # Added last, so it runs first: preflights and error answers carry the CORS headers too.
         app.add_middleware(
@@ -92,12 +98,6 @@ def create_app(orchestrator: ScanOrchestrator, settings: GatewaySettings) -> Fas
         log.error("unhandled error in HTTP request", path=request.url.path, error=repr(exc), exc_info=exc)
         return error_response(500, "internal_error", "internal error; the gateway log has the details")
 
-    access = Access(settings)
-    app.state.access = access
-    answers = RenderedAnswers(
-        lambda: orchestrator.generation, orchestrator.fresh_as_of, settings.gateway_page_cache_mb << 20
-    )
-    app.state.answers = answers
     app.include_router(app_router(orchestrator, access, settings, checked, answers))
     app.include_router(scans_router(orchestrator, jobs, [Depends(access.keyed)], checked))
     app.include_router(service_router(orchestrator))

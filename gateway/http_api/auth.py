@@ -102,20 +102,27 @@ class Access:
             raise HTTPException(401, "invalid X-API-Key header")
         return self._limit(Caller(b"key:" + matched, True, self.keyed_limiter, 1.0), "per API key")
 
-    async def caller(
-        self, request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
-    ) -> Caller:
-        """A keyed client, or an anonymous one when the operator allows it."""
+    def admit(self, x_api_key: str | None, peer: str | None, forwarded: str | None) -> Caller:
+        """The caller of a read route: keyed, or anonymous when the operator allows it (HTTPException
+        401/429 otherwise). ``forwarded`` is the trusted proxy header's value, if any."""
         if x_api_key is not None:
             return self._keyed(x_api_key)
         if not self.settings.http_anonymous:
             raise HTTPException(401, "missing X-API-Key header")
-        peer = request.client.host if request.client else None
-        address = client_address(peer, dict(request.headers), self.settings.http_trusted_proxy_header)
+        trusted = self.settings.http_trusted_proxy_header
+        address = client_address(peer, {trusted.lower(): forwarded} if forwarded else None, trusted)
         caller = Caller(
             b"addr:" + address.encode(), False, self.anonymous_limiter, self.settings.gateway_anonymous_scan_cost
         )
         return self._limit(caller, "per client without a key")
+
+    async def caller(
+        self, request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+    ) -> Caller:
+        """A keyed client, or an anonymous one when the operator allows it."""
+        trusted = self.settings.http_trusted_proxy_header
+        forwarded = request.headers.get(trusted) if trusted and x_api_key is None else None
+        return self.admit(x_api_key, request.client.host if request.client else None, forwarded)
 
     async def keyed(self, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> Caller:
         """A keyed client only: writes and costly operations."""

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from gateway import copilot
 from gateway.http_api.answers import RenderedAnswers, etag_of, request_key
 from gateway.http_api.auth import Access, Caller, require_key_for
+from gateway.http_api.fastpath import GET_SHAPE, POST_SHAPE, RAW_KEY
 from gateway.http_api.models import CopilotBody, OrjsonResponse, ScanBody, ScanOrchestrator, ScanQuery, Ticker
 from gateway.orchestrator import InvalidRequest, NotFound, Unavailable
 from gateway.settings import GatewaySettings
@@ -26,8 +27,6 @@ from technic.v1 import scan_pb2
 log = structlog.get_logger(__name__)
 DISCONNECT_POLL_SECONDS = 0.5
 MAX_COPILOT_TICKERS = 4
-POST_SHAPE = b"post"
-GET_SHAPE = b"get"
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged since the ETag in If-None-Match"}}
 
 
@@ -90,6 +89,8 @@ def app_router(
         key = None if body.refresh else request_key(normalize_options(options, settings), shape)
         hit = answers.get(key) if key is not None else None
         if hit is not None:
+            assert key is not None
+            answers.alias(request.scope.get(RAW_KEY), key)
             etag, latest_as_of, plain = hit
             return answers.respond(request, etag, plain, key, latest_as_of)
         token = answers.token()
@@ -98,6 +99,13 @@ def app_router(
             return Response(status_code=499)
         if not result.cached:
             caller.charge_scan()
+        elif key is not None:
+            # The kept answer is current again once the scan confirmed the latest session: no rendering.
+            hit = answers.get(key)
+            if hit is not None:
+                answers.alias(request.scope.get(RAW_KEY), key)
+                etag, latest_as_of, plain = hit
+                return answers.respond(request, etag, plain, key, latest_as_of)
         content = scan_response(result)
         if shape == GET_SHAPE:
             content["data"] = content["results"]
@@ -106,6 +114,7 @@ def app_router(
         latest_as_of = "" if options.as_of else result.as_of
         if key is not None and result.cached:
             answers.put(key, etag, plain, token, latest_as_of)
+            answers.alias(request.scope.get(RAW_KEY), key)
             return answers.respond(request, etag, plain, key, latest_as_of)
         return answers.respond(request, etag, plain)
 

@@ -56,7 +56,8 @@ class Health:
         await self.servicer.set(DEPENDENCY_PREFIX + name, SERVING if available else NOT_SERVING)
 
 
-def server_options(settings: CommonSettings) -> list[tuple[str, Any]]:
+def server_options(settings: CommonSettings, reuse_port: bool = False) -> list[tuple[str, Any]]:
+    """Server channel options; ``reuse_port`` lets several processes of one service share its port."""
     limit = settings.max_message_mb * 1024 * 1024
     return [
         ("grpc.max_send_message_length", limit),
@@ -64,7 +65,7 @@ def server_options(settings: CommonSettings) -> list[tuple[str, Any]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 0),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
 
 
@@ -75,8 +76,7 @@ def server_credentials(settings: CommonSettings) -> grpc.ServerCredentials | Non
     cert = Path(settings.tls_cert_file).read_bytes()
     key = Path(settings.tls_key_file).read_bytes()
     ca = Path(settings.tls_ca_file).read_bytes() if settings.tls_ca_file else None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
-                                       require_client_auth=ca is not None)
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
 async def serve(
@@ -87,20 +87,22 @@ async def serve(
     warmup: Callable[[Health], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop_event: asyncio.Event | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve ``services`` on ``settings.grpc_host:port`` until SIGTERM/SIGINT (or ``stop_event``)."""
-    server = grpc.aio.server(options=server_options(settings))
+    """Serve ``services`` on ``settings.grpc_host:port`` until SIGTERM/SIGINT (or ``stop_event``);
+    ``reuse_port`` when other processes of the service serve the same port."""
+    server = grpc.aio.server(options=server_options(settings, reuse_port))
     names = [s.name for s in services]
     health = Health(HealthServicer(), names)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     for service in services:
         service.add_to_server(service.servicer, server)
-    reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                         reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
     address = f"{settings.grpc_host}:{port}"
     credentials = server_credentials(settings)
-    bound = (server.add_secure_port(address, credentials) if credentials
-             else server.add_insecure_port(address))
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if bound == 0:
         raise RuntimeError(f"could not bind gRPC port {address}")
     await health.set_serving(False)
