@@ -85,7 +85,8 @@ def test_cap_and_sectors_on_the_ordered_survivors() -> None:
 def test_nothing_dropped_leaves_no_issue() -> None:
     result = prefilter(["AAA"], ["CS"], ["XNAS"], ["AAA"], np.array([10.0]), np.array([1e7]), PrefilterSpec())
     symbols, buckets, reasons = result.issues()
-    assert symbols.tolist() == [] and buckets.dtype == np.int32 and reasons.dtype == object
+    assert (len(symbols), len(buckets), len(reasons)) == (0, 0, 0)
+    assert symbols.dtype == object and buckets.dtype == np.int32 and reasons.dtype == object
     assert result.issue_count == 0 and result.issue_symbols == []
     result.cap(5)
     assert result.issue_symbols == [] and result.survivors.tolist() == ["AAA"]

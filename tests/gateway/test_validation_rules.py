@@ -12,7 +12,9 @@ from gateway.validation import (
     MAX_LOOKBACK,
     MAX_SECTORS,
     MAX_SYMBOLS,
+    MAX_UNIVERSE,
     MIN_LOOKBACK,
+    SECTOR_NAMES,
     check_date,
     check_options,
     check_page,
@@ -150,3 +152,12 @@ def test_normalize_fills_the_floors_of_a_full_scan_unless_given() -> None:
     assert (only_price.min_price, only_price.min_dollar_volume) == (1.0, 2e6)
     only_dollars = normalize_options(Opts(min_dollar_volume=1.0), settings)
     assert (only_dollars.min_price, only_dollars.min_dollar_volume) == (3.0, 1.0)
+
+
+def test_the_longest_lists_and_names_in_messages() -> None:
+    assert check_options(Opts(universe=["A"] * MAX_UNIVERSE)) is None
+    sectors = ", ".join(SECTOR_NAMES.values())
+    assert check_options(Opts(sectors=["s" * 70])) == f"unknown sector '{'s' * 60}'; one of {sectors}"
+    assert check_options(Opts(signals=["g" * 50])) == (
+        f"unknown signal '{'g' * 40}'; one of Avoid, Long, Neutral, Short, Strong Long, Strong Short"
+    )

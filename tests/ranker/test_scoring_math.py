@@ -125,6 +125,8 @@ def test_market_regime_follows_its_rule(closes: list[float]) -> None:
     assert (regime.trend, regime.volatility) == regime_by_rule(closes)
     kept = [x for x in closes if math.isfinite(x) and x > 0]
     if regime.trend != "unknown":
+        returns = [math.log(b / a) for a, b in zip(kept[-21:-1], kept[-20:], strict=True)]
+        assert regime.benchmark_volatility == pytest.approx(statistics.stdev(returns) * math.sqrt(252) * 100)
         assert regime.benchmark_close == kept[-1]
         assert regime.benchmark_sma_200 == pytest.approx(statistics.fmean(kept[-200:]), rel=1e-12)
 
@@ -140,3 +142,72 @@ def test_market_regime_edges() -> None:
     down = [*flat[:-60], 95.0, *([100.0] * 58), 99.0]  # below average, slope > 0
     assert market_regime(np.array(down)).trend == "sideways"
     assert market_regime(np.array([*flat[:-60], 101.0, *([100.0] * 58), 99.0])).trend == "downtrend"
+
+
+def test_calibration_centres_by_hand() -> None:
+    """Closed bins are centred; an open outer bin sits half the median closed width beyond its edge."""
+    table = {"edges": [-np.inf, -1.0, 0.0, 2.0, np.inf], "p_up": [0.0, 0.4, 0.6, 1.0]}
+    cal = WinProbCalibration.from_metadata({"name": "alpha_5d", "version": "v7", "win_prob": table}, "inline")
+    assert (cal.model, cal.version) == ("alpha_5d", "v7")
+    # Closed widths 1 and 2: median 1.5, half 0.75.
+    assert cal.centers.tolist() == [-1.75, -0.5, 1.0, 2.75]
+    assert cal(np.array([-0.5, 0.25, np.nan, -9.0])).tolist()[:2] == [0.4, 0.5]
+    assert np.isnan(cal(np.array([np.nan]))[0]) and cal(np.array([9.0]))[0] == 1.0
+    defaults = WinProbCalibration.from_metadata({"win_prob": {"edges": [0, 1], "p_up": [0.5]}}, "inline")
+    assert (defaults.model, defaults.version, defaults.centers.tolist()) == ("alpha_10d", "", [0.5])
+    only_open = WinProbCalibration.from_metadata(
+        {"win_prob": {"edges": [-np.inf, 0.0, np.inf], "p_up": [0.2, 0.7]}}, "inline"
+    )
+    assert only_open.centers.tolist() == [-0.5, 0.5]  # no closed bin: half a unit
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"edges": [0, 1]}, "src has no win_prob table with edges and p_up"),
+        ({"p_up": [0.5]}, "src has no win_prob table with edges and p_up"),
+        (
+            {"edges": [[0, 1], [1, 2]], "p_up": [0.5]},
+            "src: win_prob needs len(edges) == len(p_up) + 1, got 2 edges and 1",
+        ),
+        ({"edges": [0, 1], "p_up": [[0.5]]}, "src: win_prob needs len(edges) == len(p_up) + 1, got 2 edges and 1"),
+        ({"edges": [0], "p_up": []}, "src: win_prob needs len(edges) == len(p_up) + 1, got 1 edges and 0"),
+        ({"edges": [0, 1, 1], "p_up": [0.5, 0.5]}, "src: win_prob edges must increase and p_up lie in [0, 1]"),
+        ({"edges": [0, 1], "p_up": [-0.1]}, "src: win_prob edges must increase and p_up lie in [0, 1]"),
+        ({"edges": [0, 1], "p_up": [np.nan]}, "src: win_prob edges must increase and p_up lie in [0, 1]"),
+        ({"edges": [-np.inf, np.inf], "p_up": [0.5]}, "src: win_prob bins must have finite, increasing centres"),
+    ],
+)
+def test_bad_calibration_tables_are_named(table: dict[str, object], message: str) -> None:
+    with pytest.raises(CalibrationError) as err:
+        WinProbCalibration.from_metadata({"win_prob": table}, "src")
+    assert str(err.value).startswith(message)
+
+
+def test_calibration_bounds_are_allowed() -> None:
+    cal = WinProbCalibration.from_metadata({"win_prob": {"edges": [0, 1, 2], "p_up": [0.0, 1.0]}}, "src")
+    assert cal.p_up.tolist() == [0.0, 1.0]
+    for table in ({"edges": ["a", "b"], "p_up": [0.5]}, {"edges": [0, 1], "p_up": ["x"]}):
+        with pytest.raises(CalibrationError) as err:
+            WinProbCalibration.from_metadata({"win_prob": table}, "src")
+        assert str(err.value).startswith("src: win_prob is not numeric: ")
+
+
+@pytest.mark.parametrize(
+    ("closes", "trend"),
+    [
+        # A spike 51 sessions back sits in the older 50-session window only: the slope is negative.
+        ([*[100.0] * 149, 105.0, *[100.0] * 49, 101.0], "sideways"),
+        # A spike 61 sessions back is in neither window: the slope is positive.
+        ([*[100.0] * 139, 105.0, *[100.0] * 59, 101.0], "uptrend"),
+        # The close equal to its 200-session average (sum 20,000 over 200 closes) with a rising average.
+        ([*[100.0] * 140, *[99.0] * 9, 100.0, *[100.0] * 40, *[101.0] * 9, 100.0], "sideways"),
+        ([*[100.0] * 140, *[101.0] * 9, 100.0, *[100.0] * 40, *[99.0] * 9, 100.0], "sideways"),
+        # A slope of exactly zero: the same closes enter and leave the averages.
+        ([*[100.0] * 140, 101.0, *[100.0] * 58, 101.0], "sideways"),
+        ([*[100.0] * 140, 99.0, *[100.0] * 58, 99.0], "sideways"),
+    ],
+)
+def test_market_regime_at_its_edges(closes: list[float], trend: str) -> None:
+    assert len(closes) == 200
+    assert market_regime(np.array(closes)).trend == trend == regime_by_rule(closes)[0]
