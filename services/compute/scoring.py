@@ -39,7 +39,8 @@ class ScoredChunk:
 
 
 def parse_panel(data: bytes, symbols: Sequence[str] = ()) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Decode and validate a panel chunk block (symbols x sessions x PANEL_FIELDS); symbols from its rows or ``symbols``."""
+    """Decode and validate a panel chunk block (symbols x sessions x PANEL_FIELDS); symbols from its
+    rows or ``symbols``."""
     try:
         block = decode_block(data)
     except BlockError as exc:

@@ -1,5 +1,6 @@
 """Panel chunks: a request's symbols as split-adjusted (symbols x sessions x OHLCV) float32 blocks
-(the panel layout of services/contract/features.py), written to Redis and handed out one by one while the request's symbols still arrive.
+(the panel layout of services/contract/features.py), written to Redis and handed out one by one
+while the request's symbols still arrive.
 
 The sessions of the window are looked up in the store; missing ones are fetched either by grouped
 daily (one request per session, every ticker) or per ticker (one request per symbol, the whole

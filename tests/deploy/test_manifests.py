@@ -111,6 +111,9 @@ def test_compose_runs_the_image_with_redis_7() -> None:
     assert (PROJECT_ROOT / technic["build"]["dockerfile"]).exists()
     assert technic["environment"]["REDIS_URL"].startswith("redis://redis:")
     assert technic["depends_on"]["redis"]["condition"] == "service_healthy"
+    # The simulator accepts the key the fetcher is given, whatever the shell exports.
+    environment = technic["environment"]
+    assert environment["TECHNIC_MARKETSIM_API_KEY"] == environment["POLYGON_API_KEY"]
 
 
 def test_render_blueprint_wires_key_value_and_keeps_secrets_unsynced() -> None:
