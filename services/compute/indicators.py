@@ -395,7 +395,12 @@ def _roc_dense(x: np.ndarray, n: int, out: np.ndarray) -> None:
 
 @njit(cache=True)
 def _realized_vol_dense(c: np.ndarray, n: int, out: np.ndarray) -> None:
-    """Annualised sample standard deviation (ddof 1) of the last ``n`` daily log returns."""
+    """Annualised sample standard deviation (ddof 1) of the last ``n`` daily log returns.
+
+    Running sums leave rounding residue once earlier, larger moves leave the window: a window with
+    no move at all (a flat stretch, counted exactly) is 0, and one whose variance comes out tiny
+    against its mean square (equal moves) is computed again in two passes.
+    """
     m = c.size
     if m <= n or n < 2:
         return
@@ -405,18 +410,41 @@ def _realized_vol_dense(c: np.ndarray, n: int, out: np.ndarray) -> None:
         r[i] = math.log(c[i] / c[i - 1])
     s1 = 0.0
     s2 = 0.0
+    moves = 0
     for i in range(1, n):
         s1 += r[i]
         s2 += r[i] * r[i]
+        moves += r[i] != 0.0
     scale = math.sqrt(ANNUALISATION)
     for i in range(n, m):
         s1 += r[i]
         s2 += r[i] * r[i]
+        moves += r[i] != 0.0
         var = (s2 - s1 * s1 / n) / (n - 1)
+        if moves == 0:
+            var = 0.0
+        elif var <= 1e-9 * abs(s2) / n:
+            var = _window_variance(r, i - n + 1, i + 1)
         out[i] = math.sqrt(var) * scale if var > 0.0 else 0.0
         old = r[i - n + 1]
         s1 -= old
         s2 -= old * old
+        moves -= old != 0.0
+
+
+@njit(cache=True)
+def _window_variance(x: np.ndarray, lo: int, hi: int) -> float:
+    """Sample variance (ddof 1) of ``x[lo:hi]`` in two passes: mean, then squared deviations."""
+    n = hi - lo
+    mean = 0.0
+    for i in range(lo, hi):
+        mean += x[i]
+    mean /= n
+    ss = 0.0
+    for i in range(lo, hi):
+        d = x[i] - mean
+        ss += d * d
+    return ss / (n - 1)
 
 
 @njit(cache=True)

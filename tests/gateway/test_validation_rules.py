@@ -14,13 +14,13 @@ from gateway.validation import (
     MAX_SYMBOLS,
     MAX_UNIVERSE,
     MIN_LOOKBACK,
-    SECTOR_NAMES,
     check_date,
     check_options,
     check_page,
     check_ticker,
     normalize_options,
 )
+from services.contract.sectors import SECTORS
 from technic.v1 import scan_pb2
 
 Opts, R = scan_pb2.ScanOptions, scan_pb2.RangeFilter
@@ -156,8 +156,8 @@ def test_normalize_fills_the_floors_of_a_full_scan_unless_given() -> None:
 
 def test_the_longest_lists_and_names_in_messages() -> None:
     assert check_options(Opts(universe=["A"] * MAX_UNIVERSE)) is None
-    sectors = ", ".join(SECTOR_NAMES.values())
-    assert check_options(Opts(sectors=["s" * 70])) == f"unknown sector '{'s' * 60}'; one of {sectors}"
+    sectors = ", ".join((*SECTORS, "Unknown"))
+    assert check_options(Opts(sectors=["s" * 70])) == f"unknown sector '{'s' * 60}'; one of {sectors} (or an alias)"
     assert check_options(Opts(signals=["g" * 50])) == (
         f"unknown signal '{'g' * 40}'; one of Avoid, Long, Neutral, Short, Strong Long, Strong Short"
     )

@@ -144,53 +144,50 @@ def test_market_regime_edges() -> None:
     assert market_regime(np.array([*flat[:-60], 101.0, *([100.0] * 58), 99.0])).trend == "downtrend"
 
 
+def table(edges: object, p_up: object, model: str = "alpha_10d", version: str = "v7") -> WinProbCalibration:
+    return WinProbCalibration.from_table(model, version, edges, p_up, source="src")  # type: ignore[arg-type]
+
+
 def test_calibration_centres_by_hand() -> None:
     """Closed bins are centred; an open outer bin sits half the median closed width beyond its edge."""
-    table = {"edges": [-np.inf, -1.0, 0.0, 2.0, np.inf], "p_up": [0.0, 0.4, 0.6, 1.0]}
-    cal = WinProbCalibration.from_metadata({"name": "alpha_5d", "version": "v7", "win_prob": table}, "inline")
-    assert (cal.model, cal.version) == ("alpha_5d", "v7")
+    cal = table([-np.inf, -1.0, 0.0, 2.0, np.inf], [0.0, 0.4, 0.6, 1.0])
+    assert (cal.model, cal.version) == ("alpha_10d", "v7")
     # Closed widths 1 and 2: median 1.5, half 0.75.
     assert cal.centers.tolist() == [-1.75, -0.5, 1.0, 2.75]
     assert cal(np.array([-0.5, 0.25, np.nan, -9.0])).tolist()[:2] == [0.4, 0.5]
     assert np.isnan(cal(np.array([np.nan]))[0]) and cal(np.array([9.0]))[0] == 1.0
-    defaults = WinProbCalibration.from_metadata({"win_prob": {"edges": [0, 1], "p_up": [0.5]}}, "inline")
-    assert (defaults.model, defaults.version, defaults.centers.tolist()) == ("alpha_10d", "", [0.5])
-    only_open = WinProbCalibration.from_metadata(
-        {"win_prob": {"edges": [-np.inf, 0.0, np.inf], "p_up": [0.2, 0.7]}}, "inline"
-    )
+    assert table([0, 1], [0.5]).centers.tolist() == [0.5]
+    only_open = table([-np.inf, 0.0, np.inf], [0.2, 0.7])
     assert only_open.centers.tolist() == [-0.5, 0.5]  # no closed bin: half a unit
 
 
 @pytest.mark.parametrize(
-    ("table", "message"),
+    ("edges", "p_up", "message"),
     [
-        ({"edges": [0, 1]}, "src has no win_prob table with edges and p_up"),
-        ({"p_up": [0.5]}, "src has no win_prob table with edges and p_up"),
-        (
-            {"edges": [[0, 1], [1, 2]], "p_up": [0.5]},
-            "src: win_prob needs len(edges) == len(p_up) + 1, got 2 edges and 1",
-        ),
-        ({"edges": [0, 1], "p_up": [[0.5]]}, "src: win_prob needs len(edges) == len(p_up) + 1, got 2 edges and 1"),
-        ({"edges": [0], "p_up": []}, "src: win_prob needs len(edges) == len(p_up) + 1, got 1 edges and 0"),
-        ({"edges": [0, 1, 1], "p_up": [0.5, 0.5]}, "src: win_prob edges must increase and p_up lie in [0, 1]"),
-        ({"edges": [0, 1], "p_up": [-0.1]}, "src: win_prob edges must increase and p_up lie in [0, 1]"),
-        ({"edges": [0, 1], "p_up": [np.nan]}, "src: win_prob edges must increase and p_up lie in [0, 1]"),
-        ({"edges": [-np.inf, np.inf], "p_up": [0.5]}, "src: win_prob bins must have finite, increasing centres"),
+        ([[0, 1], [1, 2]], [0.5], "src needs len(edges) == len(p_up) + 1 >= 2, got 2 edges and 1 probabilities"),
+        ([0, 1], [[0.5]], "src needs len(edges) == len(p_up) + 1 >= 2, got 2 edges and 1 probabilities"),
+        ([0], [], "src needs len(edges) == len(p_up) + 1 >= 2, got 1 edges and 0 probabilities"),
+        ([0, 1, 1], [0.5, 0.5], "src: edges must increase and p_up lie in [0, 1]"),
+        ([0, 1], [-0.1], "src: edges must increase and p_up lie in [0, 1]"),
+        ([0, 1], [np.nan], "src: edges must increase and p_up lie in [0, 1]"),
+        ([-np.inf, np.inf], [0.5], "src: bins must have finite, increasing centres"),
     ],
 )
-def test_bad_calibration_tables_are_named(table: dict[str, object], message: str) -> None:
+def test_bad_calibration_tables_are_named(edges: object, p_up: object, message: str) -> None:
     with pytest.raises(CalibrationError) as err:
-        WinProbCalibration.from_metadata({"win_prob": table}, "src")
-    assert str(err.value).startswith(message)
+        table(edges, p_up)
+    assert str(err.value) == message
 
 
 def test_calibration_bounds_are_allowed() -> None:
-    cal = WinProbCalibration.from_metadata({"win_prob": {"edges": [0, 1, 2], "p_up": [0.0, 1.0]}}, "src")
-    assert cal.p_up.tolist() == [0.0, 1.0]
-    for table in ({"edges": ["a", "b"], "p_up": [0.5]}, {"edges": [0, 1], "p_up": ["x"]}):
+    assert table([0, 1, 2], [0.0, 1.0]).p_up.tolist() == [0.0, 1.0]
+    for edges, p_up in ((["a", "b"], [0.5]), ([0, 1], ["x"])):
         with pytest.raises(CalibrationError) as err:
-            WinProbCalibration.from_metadata({"win_prob": table}, "src")
-        assert str(err.value).startswith("src: win_prob is not numeric: ")
+            table(edges, p_up)
+        assert str(err.value).startswith("src is not numeric: ")
+    with pytest.raises(CalibrationError) as err:
+        table([0, 1], [0.5], model="alpha_5d")
+    assert str(err.value) == "src is for model 'alpha_5d'; the win probability is calibrated on 'alpha_10d'"
 
 
 @pytest.mark.parametrize(
