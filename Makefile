@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 TECHNIC := $(VENV)/bin/technic
 export TECHNIC_RUN_DIR ?= $(CURDIR)/.run
 
-.PHONY: help setup redis up down status scan test test-reliability bench proto models lint clean
+.PHONY: help setup redis up down status scan test test-reliability mutation bench proto models lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,13 @@ test: setup ## the test suite (unit + integration, fast fault subset)
 
 test-reliability: setup ## the full fault, load and security suite
 	$(PY) -m pytest -q tests/reliability
+
+# mutmut leaves decorated functions unmutated, so the Numba kernels of jsonbars.py and tickers.py
+# keep running compiled (no NUMBA_DISABLE_JIT: their logic is checked by the fuzz test against orjson);
+# mutmut mutates and traces only the plain Python around them. One worker process; MODULES=... picks
+# modules by name (see tests/mutation.py). Several minutes per module on two cores.
+mutation: setup ## mutation score per pure domain module (mutmut; slow, not part of `make test`)
+	$(PY) -m tests.mutation $(MODULES)
 
 bench: setup ## every performance budget, each beside a reference measured in the same run
 	$(PY) -m bench

@@ -118,3 +118,15 @@ def test_a_body_without_rows_gives_empty_arrays_of_the_row_shapes() -> None:
 
 def test_the_first_results_key_is_the_array_even_when_a_row_has_one() -> None:
     check(b'{"results":[{"T":"A","results":2,"o":1.5}],"count":1}')
+
+
+def test_the_results_span_of_every_form() -> None:
+    """Where the results array (or null) lies in the body: the rest of the body is the page's other keys."""
+    for body, span in (
+        (b'{"status":"OK"}', b""),
+        (b'{"results": null ,"n":1}', b"null"),
+        (b'{"a":1,"results":[{"o":1},{"o":2}],"next_url":"x"}', b'[{"o":1},{"o":2}]'),
+    ):
+        parsed = parse_results(body)
+        assert parsed is not None and body[parsed.start : parsed.end] == span
+        assert parsed.start == (len(body) if not span else body.index(span))

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.fetcher.polygon import SplitTable
 from services.fetcher.splits import adjust, split_factors
+from services.fetcher.polygon import SplitTable
 
 SESSIONS = np.array(
     ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13", "2026-11-16"], dtype="datetime64[D]"
@@ -89,9 +89,9 @@ def test_nothing_to_adjust() -> None:
 
 
 def test_adjust_divides_prices_and_multiplies_volume_of_the_rows_only() -> None:
-    block = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5) + 1.0
+    block = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5) * np.float32(1.37) + np.float32(1.0)
     original = block.copy()
-    factors = np.array([[4.0, 2.0, 1.0]])
+    factors = np.array([[0.37, 3.3, 1.7]])  # applied in float32, as the block is (float64 rounds differently)
     adjust(block, np.array([1]), factors)
     np.testing.assert_array_equal(block[0], original[0])
     np.testing.assert_array_equal(block[1, :, :4], original[1, :, :4] / factors[0][:, None].astype(np.float32))

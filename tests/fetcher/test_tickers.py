@@ -69,9 +69,10 @@ def test_threads_adding_the_same_tickers_agree() -> None:
 
 def test_known_tickers_are_found_without_decoding_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only tickers the index has not seen are decoded: the rest come from the hash table."""
-    index = TickerIndex(capacity=3)  # rounded up to 4, then grown
+    index = TickerIndex(capacity=3)  # rounded up to 4, then grown with what it holds
     tickers = ["A", "B" * WIDTH, *[f"X{i}" for i in range(40)], "C" * (WIDTH + 1)]
-    index.ids(tickers[:20])
+    index.ids(tickers[:3])
+    index.ids(tickers[3:20])
     buf, spans = spans_of(tickers)
     decoded: list[str] = []
     original = TickerIndex._ids_locked
@@ -95,3 +96,10 @@ def test_ids_accept_any_iterable_and_names_come_back() -> None:
     assert index.ids(("R", "S")).tolist() == [1, 2]
     assert index.ids(["T"], add=False).tolist() == [-1] and len(index) == 3
     assert index.names(np.array([2, 0, 1])) == ["S", "Q", "R"]
+
+
+def test_growing_a_nearly_full_index_keeps_every_ticker() -> None:
+    index = TickerIndex(capacity=4)
+    assert index.ids(["A", "B", "C"]).tolist() == [0, 1, 2]
+    assert index.ids(["D", "E"]).tolist() == [3, 4]  # 5 > 4: the index grows
+    assert index.names(np.arange(5)) == ["A", "B", "C", "D", "E"]

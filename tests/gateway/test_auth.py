@@ -79,13 +79,15 @@ def test_a_string_matches_only_when_it_is_a_key(keys: list[str], sent: str | Non
     encoded = [k.encode() for k in keys]
     assert key_matches(sent, encoded) == (sent in keys)
     for key in keys:
-        assert matching_key(key, encoded) == key.encode()
+        assert matching_key(key, encoded) == key.encode() and key_matches(key, encoded)
 
 
 def test_missing_and_empty_headers_never_match_even_an_empty_key() -> None:
     assert matching_key(None, [b"", b"a"]) is None
     assert matching_key("", [b"", b"a"]) is None
     assert matching_key("\u20ac", [b"\xe2\x82\xac"]) is None, "not a header value: no Latin-1 bytes"
+    for sent in (None, "", "\u20ac"):  # nothing sent matches no key, whatever the key
+        assert matching_key(sent, [b"XXXX", b"X", b"?"]) is None
 
 
 def test_a_header_is_compared_as_the_bytes_sent() -> None:
