@@ -35,12 +35,13 @@ def _bars(frame: Any, lookback: int) -> np.ndarray:
     values = frame.to_numpy(dtype=np.float32)[-lookback:] if len(frame) else np.empty((0, FIELDS), np.float32)
     bars = np.full((lookback, FIELDS), np.nan, dtype=np.float32)
     if len(values):
-        bars[lookback - len(values):] = values
+        bars[lookback - len(values) :] = values
     return bars
 
 
-def run_baseline(http: httpx.Client, symbols: Sequence[str], as_of: str, lookback: int = 260,
-                 models: AlphaModels | None = None) -> dict[str, Any]:
+def run_baseline(
+    http: httpx.Client, symbols: Sequence[str], as_of: str, lookback: int = 260, models: AlphaModels | None = None
+) -> dict[str, Any]:
     """Scan ``symbols`` the old way against the simulator behind ``http``; seconds in all, per stage, per symbol."""
     if not symbols:
         raise ValueError("the baseline needs at least one symbol")
@@ -60,8 +61,11 @@ def run_baseline(http: httpx.Client, symbols: Sequence[str], as_of: str, lookbac
         computed = score_features(bars[np.newaxis])
         t3 = time.perf_counter()
         row = np.ascontiguousarray(computed.features[:1], dtype=np.float32)
-        alpha = [float(m.booster.inplace_predict(row, missing=np.nan)[0]) for m in models.models] \
-            if computed.states[0] == SymbolState.OK else [float("nan")]
+        alpha = (
+            [float(m.booster.inplace_predict(row, missing=np.nan)[0]) for m in models.models]
+            if computed.states[0] == SymbolState.OK
+            else [float("nan")]
+        )
         t4 = time.perf_counter()
         scores.append((float(np.nanmean(alpha)) if np.isfinite(alpha).any() else float("-inf"), symbol))
         stages["fetch"] += t1 - t0

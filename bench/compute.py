@@ -67,8 +67,7 @@ def pandas_indicators(bars: np.ndarray) -> list[pd.Series]:
     out = [c.rolling(n).mean() for n in (10, 20, 50, 100, 200)]
     out += [c.ewm(span=20, adjust=False).mean(), c.ewm(span=50, adjust=False).mean()]
     d = c.diff()
-    out.append(d.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean()
-               / (-d.clip(upper=0)).ewm(alpha=1 / 14).mean())
+    out.append(d.clip(lower=0).ewm(alpha=1 / 14, adjust=False).mean() / (-d.clip(upper=0)).ewm(alpha=1 / 14).mean())
     macd = c.ewm(span=12, adjust=False).mean() - c.ewm(span=26, adjust=False).mean()
     out += [macd, macd.ewm(span=9, adjust=False).mean(), c.rolling(20).std(ddof=0)]
     tr = pd.concat([h - lo, (h - c.shift()).abs(), (lo - c.shift()).abs()], axis=1).max(axis=1)
@@ -128,12 +127,17 @@ def figures() -> dict[str, Any]:
     t_explain = best_of(lambda: models.explain(top, top_k=5), 5)
     t_explain_all = best_of(lambda: models.explain(feats, top_k=5), 1)
     return {
-        "symbols": int(panel.shape[0]), "sessions": SESSIONS,
+        "symbols": int(panel.shape[0]),
+        "sessions": SESSIONS,
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "features": {"seconds": t_feat, "cpu_seconds": c_feat},
         "predict": {"seconds": t_predict, "cpu_seconds": c_predict, "rows": int(ok.sum())},
-        "score": {"seconds": t_score, "reference": t_talib, "reference_name": "TA-Lib per-symbol loop",
-                  "pandas_reference": t_pandas},
+        "score": {
+            "seconds": t_score,
+            "reference": t_talib,
+            "reference_name": "TA-Lib per-symbol loop",
+            "pandas_reference": t_pandas,
+        },
         "explain_50": {"seconds": t_explain, "reference": t_explain_all, "reference_name": "explain all"},
     }
 
@@ -141,8 +145,11 @@ def figures() -> dict[str, Any]:
 def main() -> None:
     f = figures()
     t_feat, t_score, t_explain = f["features"]["seconds"], f["score"]["seconds"], f["explain_50"]["seconds"]
-    t_talib, t_pandas, t_explain_all = f["score"]["reference"], f["score"]["pandas_reference"], \
-        f["explain_50"]["reference"]
+    t_talib, t_pandas, t_explain_all = (
+        f["score"]["reference"],
+        f["score"]["pandas_reference"],
+        f["explain_50"]["reference"],
+    )
     if "--json" in sys.argv[1:]:
         sys.stdout.write(orjson.dumps(f).decode() + "\n")
         return
@@ -150,16 +157,24 @@ def main() -> None:
     load, feat, pred = f["load_average"], f["features"], f["predict"]
     print(f"  load average {load['before']:.2f} before, {load['after']:.2f} after (2 cores)")
     print(f"  features only                 {t_feat * 1e3:8.1f} ms   (least CPU {feat['cpu_seconds'] * 1e3:.1f} ms)")
-    print(f"  both models ({pred['rows']:,} rows)      {pred['seconds'] * 1e3:8.1f} ms   "
-          f"(least CPU {pred['cpu_seconds'] * 1e3:.1f} ms)")
+    print(
+        f"  both models ({pred['rows']:,} rows)      {pred['seconds'] * 1e3:8.1f} ms   "
+        f"(least CPU {pred['cpu_seconds'] * 1e3:.1f} ms)"
+    )
     print(f"  features + both models        {t_score * 1e3:8.1f} ms   (budget 60 ms)")
-    print(f"  TA-Lib per-symbol loop        {t_talib * 1e3:8.1f} ms   ratio {t_talib / t_score:6.1f}x "
-          "(extrapolated from 500 symbols, indicators only)")
-    print(f"  pandas per-symbol loop        {t_pandas * 1e3:8.1f} ms   ratio {t_pandas / t_score:6.1f}x "
-          "(extrapolated from 100 symbols, indicators only)")
+    print(
+        f"  TA-Lib per-symbol loop        {t_talib * 1e3:8.1f} ms   ratio {t_talib / t_score:6.1f}x "
+        "(extrapolated from 500 symbols, indicators only)"
+    )
+    print(
+        f"  pandas per-symbol loop        {t_pandas * 1e3:8.1f} ms   ratio {t_pandas / t_score:6.1f}x "
+        "(extrapolated from 100 symbols, indicators only)"
+    )
     print(f"  explain 50 symbols            {t_explain * 1e3:8.1f} ms")
-    print(f"  explain all {f['symbols']:,} symbols      {t_explain_all * 1e3:8.1f} ms   ratio "
-          f"{t_explain_all / t_explain:6.1f}x")
+    print(
+        f"  explain all {f['symbols']:,} symbols      {t_explain_all * 1e3:8.1f} ms   ratio "
+        f"{t_explain_all / t_explain:6.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ def wait_port(port: int, timeout: float = 300.0) -> None:
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as handle:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=handle,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT
+        )
     try:
         yield proc
     finally:
@@ -79,13 +80,15 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 proc.wait(5)
 
 
-async def prefetch(stub: fetcher_pb2_grpc.FetcherStub, symbols: list[str], lookback: int,
-                   as_of: str = "") -> fetcher_pb2.PrefetchResponse:
+async def prefetch(
+    stub: fetcher_pb2_grpc.FetcherStub, symbols: list[str], lookback: int, as_of: str = ""
+) -> fetcher_pb2.PrefetchResponse:
     async def requests() -> AsyncIterator[fetcher_pb2.PrefetchRequest]:
-        yield fetcher_pb2.PrefetchRequest(header=fetcher_pb2.PrefetchHeader(scan_id="bench", lookback=lookback,
-                                                                            as_of=as_of))
+        yield fetcher_pb2.PrefetchRequest(
+            header=fetcher_pb2.PrefetchHeader(scan_id="bench", lookback=lookback, as_of=as_of)
+        )
         for lo in range(0, len(symbols), 1000):
-            yield fetcher_pb2.PrefetchRequest(batch=fetcher_pb2.SymbolBatch(symbols=symbols[lo:lo + 1000]))
+            yield fetcher_pb2.PrefetchRequest(batch=fetcher_pb2.SymbolBatch(symbols=symbols[lo : lo + 1000]))
 
     final = None
     async for reply in stub.Prefetch(requests(), timeout=600):
@@ -112,8 +115,12 @@ def naive_cold(http: httpx.Client, symbols: list[str], start: str, end: str) -> 
     """The old design: one request per ticker, one after the other, a DataFrame per answer."""
     frames = []
     for symbol in symbols:
-        body = orjson.loads(http.get(f"/v2/aggs/ticker/{symbol}/range/1/day/{start}/{end}",
-                                     params={"adjusted": "true", "sort": "asc", "limit": 50000}).content)
+        body = orjson.loads(
+            http.get(
+                f"/v2/aggs/ticker/{symbol}/range/1/day/{start}/{end}",
+                params={"adjusted": "true", "sort": "asc", "limit": 50000},
+            ).content
+        )
         frame = pd.DataFrame(body.get("results") or [])
         if not frame.empty:
             frame["date"] = pd.to_datetime(frame["t"], unit="ms")
@@ -133,7 +140,7 @@ def naive_warm(client: redis.Redis, symbols: list[str], frames: list[pd.DataFram
         values = np.full((n_sessions, 5), np.nan, dtype=np.float32)
         tail = frame.to_numpy(dtype=np.float32)[-n_sessions:]
         if len(tail):
-            values[-len(tail):] = tail
+            values[-len(tail) :] = tail
         rows.append(values)
     np.stack(rows)
     return time.perf_counter() - start
@@ -141,21 +148,27 @@ def naive_warm(client: redis.Redis, symbols: list[str], frames: list[pd.DataFram
 
 def line(name: str, seconds: float, reference: float, target: float, extra: str = "") -> None:
     verdict = "ok" if seconds <= target else "MISSED"
-    print(f"{name:<28} {seconds * 1000:10.1f} ms   old design {reference:10.2f} s   "
-          f"ratio {reference / seconds:9.1f}x   target <= {target * 1000:.0f} ms {verdict}"
-          f"{'   ' + extra if extra else ''}")
+    print(
+        f"{name:<28} {seconds * 1000:10.1f} ms   old design {reference:10.2f} s   "
+        f"ratio {reference / seconds:9.1f}x   target <= {target * 1000:.0f} ms {verdict}"
+        f"{'   ' + extra if extra else ''}"
+    )
 
 
 def counters(reply: fetcher_pb2.PrefetchResponse) -> dict[str, float]:
     """The fetcher's own request counters and phase seconds for one Prefetch."""
-    return {**{k: float(v) for k, v in reply.stats.counters.items()},
-            **{f"{k}_seconds": float(v) for k, v in reply.stats.seconds.items()}}
+    return {
+        **{k: float(v) for k, v in reply.stats.counters.items()},
+        **{f"{k}_seconds": float(v) for k, v in reply.stats.seconds.items()},
+    }
 
 
 def counters_text(c: dict[str, float]) -> str:
     phases = ", ".join(f"{k[:-8]} {v * 1000:.0f} ms" for k, v in sorted(c.items()) if k.endswith("_seconds"))
-    return (f"requests {c.get('requests', 0):.0f}, retries {c.get('retries', 0):.0f}, "
-            f"{c.get('bytes', 0) / 1e6:.0f} MB, cache hits {c.get('cache_hits', 0):.0f}; {phases}")
+    return (
+        f"requests {c.get('requests', 0):.0f}, retries {c.get('retries', 0):.0f}, "
+        f"{c.get('bytes', 0) / 1e6:.0f} MB, cache hits {c.get('cache_hits', 0):.0f}; {phases}"
+    )
 
 
 def polygon_requests(http: httpx.Client) -> int:
@@ -174,8 +187,9 @@ def top_symbols(http: httpx.Client, n: int) -> tuple[str, list[str]]:
     """The simulator's latest session and its ``n`` most traded names (asked directly, the fetcher stays cold)."""
     today = str(np.datetime64(time.time_ns() // 86_400_000_000_000, "D"))
     for _ in range(30):
-        body = orjson.loads(http.get(f"/v2/aggs/grouped/locale/us/market/stocks/{today}",
-                                     params=GROUPED_PARAMS).content)
+        body = orjson.loads(
+            http.get(f"/v2/aggs/grouped/locale/us/market/stocks/{today}", params=GROUPED_PARAMS).content
+        )
         if body.get("results"):
             break
         today = str(np.datetime64(today) - 1)
@@ -184,8 +198,9 @@ def top_symbols(http: httpx.Client, n: int) -> tuple[str, list[str]]:
     return today, [rows[i]["T"] for i in np.argsort(-dollar)[:n]]
 
 
-async def measure(fetcher_target: str, http: httpx.Client, redis_url: str, symbols: list[str], lookback: int,
-                  cache_ttl: float) -> dict[str, dict[str, object]]:
+async def measure(
+    fetcher_target: str, http: httpx.Client, redis_url: str, symbols: list[str], lookback: int, cache_ttl: float
+) -> dict[str, dict[str, object]]:
     """Cold prefetch (the fetcher must be cold), warm panel build (median of 5), one new session appended.
 
     Each figure comes with the old design's time for the same work, measured on a 100-symbol sample
@@ -223,13 +238,29 @@ async def measure(fetcher_target: str, http: httpx.Client, redis_url: str, symbo
     naive_cold(http, sample, new.as_of, new.as_of)
     naive_new_s = (time.perf_counter() - start) * scale
     return {
-        "cold": {"seconds": cold_s, "reference": naive_cold_s, "reference_name": "per-ticker requests",
-                 "target": 2.5, "counters": counters(cold)},
-        "warm": {"seconds": statistics.median(warm_runs), "min": min(warm_runs), "max": max(warm_runs),
-                 "reference": naive_warm_s, "reference_name": "pickled DataFrame per symbol", "target": 0.1,
-                 "counters": counters(warm)},
-        "append": {"seconds": new_s, "reference": naive_new_s, "reference_name": "per-ticker requests",
-                   "target": 0.3, "counters": counters(new)},
+        "cold": {
+            "seconds": cold_s,
+            "reference": naive_cold_s,
+            "reference_name": "per-ticker requests",
+            "target": 2.5,
+            "counters": counters(cold),
+        },
+        "warm": {
+            "seconds": statistics.median(warm_runs),
+            "min": min(warm_runs),
+            "max": max(warm_runs),
+            "reference": naive_warm_s,
+            "reference_name": "pickled DataFrame per symbol",
+            "target": 0.1,
+            "counters": counters(warm),
+        },
+        "append": {
+            "seconds": new_s,
+            "reference": naive_new_s,
+            "reference_name": "per-ticker requests",
+            "target": 0.3,
+            "counters": counters(new),
+        },
     }
 
 
@@ -239,25 +270,45 @@ async def run(args: argparse.Namespace) -> None:
     exe = shutil.which("redis-server")
     if exe is None:
         raise SystemExit("redis-server is not installed: run `make setup`")
-    sim_env = {"TECHNIC_MARKETSIM_PORT": str(sim_port), "TECHNIC_MARKETSIM_N_TICKERS": str(args.tickers),
-               "TECHNIC_MARKETSIM_FAULTS": orjson.dumps({"latency_ms": args.latency_ms}).decode(),
-               "TECHNIC_LOG_LEVEL": "warning"}
+    sim_env = {
+        "TECHNIC_MARKETSIM_PORT": str(sim_port),
+        "TECHNIC_MARKETSIM_N_TICKERS": str(args.tickers),
+        "TECHNIC_MARKETSIM_FAULTS": orjson.dumps({"latency_ms": args.latency_ms}).decode(),
+        "TECHNIC_LOG_LEVEL": "warning",
+    }
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    fetcher_env = {"TECHNIC_FETCHER_PORT": str(fetcher_port), "POLYGON_BASE_URL": f"http://127.0.0.1:{sim_port}",
-                   "REDIS_URL": redis_url, "TECHNIC_FETCHER_LATEST_TTL": "0.5", "TECHNIC_LOG_LEVEL": "warning"}
+    fetcher_env = {
+        "TECHNIC_FETCHER_PORT": str(fetcher_port),
+        "POLYGON_BASE_URL": f"http://127.0.0.1:{sim_port}",
+        "REDIS_URL": redis_url,
+        "TECHNIC_FETCHER_LATEST_TTL": "0.5",
+        "TECHNIC_LOG_LEVEL": "warning",
+    }
     with contextlib.ExitStack() as stack:
-        stack.enter_context(process([exe, "--port", str(redis_port), "--save", "", "--appendonly", "no",
-                                     "--dir", str(work)], {}, work / "redis.log"))
+        stack.enter_context(
+            process(
+                [exe, "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(work)],
+                {},
+                work / "redis.log",
+            )
+        )
         stack.enter_context(process([sys.executable, "-m", "services.marketsim"], sim_env, work / "marketsim.log"))
         wait_port(redis_port)
         wait_port(sim_port)
-        http = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{sim_port}", timeout=60,
-                                                headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"}))
+        http = stack.enter_context(
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{sim_port}",
+                timeout=60,
+                headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"},
+            )
+        )
         stack.enter_context(process([sys.executable, "-m", "services.fetcher"], fetcher_env, work / "fetcher.log"))
         wait_port(fetcher_port)
         today, symbols = top_symbols(http, args.symbols)
-        print(f"simulator: latest session {today}, {args.latency_ms} ms per request; "
-              f"{len(symbols)} symbols x {args.lookback} sessions")
+        print(
+            f"simulator: latest session {today}, {args.latency_ms} ms per request; "
+            f"{len(symbols)} symbols x {args.lookback} sessions"
+        )
         # The simulator builds each session's body on first request; build them all now so that it is
         # not the bottleneck it simulates.
         await warm_simulator(f"http://127.0.0.1:{sim_port}", today, args.lookback + 2)

@@ -93,8 +93,9 @@ def resolve_method(call: str, target: str) -> MethodDescriptor:
     except KeyError:
         raise SystemExit(f"unknown call {call!r}: not in the committed protos nor listed by reflection") from None
     except grpc.RpcError as exc:
-        raise SystemExit(f"unknown call {call!r}: not in the committed protos, and reflection at {target} "
-                         f"failed: {exc.code().name}") from None
+        raise SystemExit(
+            f"unknown call {call!r}: not in the committed protos, and reflection at {target} failed: {exc.code().name}"
+        ) from None
     finally:
         channel.close()
     if method is None:
@@ -115,16 +116,20 @@ async def _run_async(opts: Options, share_total: int, share_concurrency: int, sh
     payloads = _requests(method, opts.data)
     path = f"/{method.containing_service.full_name}/{method.name}"
     if opts.insecure:
-        channels = [grpc.aio.insecure_channel(opts.target, options=[("grpc.use_local_subchannel_pool", 1)])
-                    for _ in range(max(opts.connections, 1))]
+        channels = [
+            grpc.aio.insecure_channel(opts.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(max(opts.connections, 1))
+        ]
     else:
         credentials = grpc.ssl_channel_credentials(opts.cacert)
         channels = [grpc.aio.secure_channel(opts.target, credentials) for _ in range(max(opts.connections, 1))]
     identity = bytes
     stubs = [
-        (ch.unary_stream(path, request_serializer=identity, response_deserializer=identity)
-         if method.server_streaming else
-         ch.unary_unary(path, request_serializer=identity, response_deserializer=identity))
+        (
+            ch.unary_stream(path, request_serializer=identity, response_deserializer=identity)
+            if method.server_streaming
+            else ch.unary_unary(path, request_serializer=identity, response_deserializer=identity)
+        )
         for ch in channels
     ]
     results = Results()
@@ -289,11 +294,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str]:
     data = orjson.loads(args.data)
     metadata = orjson.loads(args.metadata)
     opts = Options(
-        target=args.target, call=args.call, data=data if isinstance(data, list) else [data],
+        target=args.target,
+        call=args.call,
+        data=data if isinstance(data, list) else [data],
         metadata=[(str(k).lower(), str(v)) for k, v in metadata.items()],
-        concurrency=args.concurrency, total=0 if args.duration > 0 else args.total, duration=args.duration,
-        rps=args.rps, connections=args.connections, cpus=args.cpus, timeout=args.timeout,
-        insecure=not args.cacert, cacert=Path(args.cacert).read_bytes() if args.cacert else b"",
+        concurrency=args.concurrency,
+        total=0 if args.duration > 0 else args.total,
+        duration=args.duration,
+        rps=args.rps,
+        connections=args.connections,
+        cpus=args.cpus,
+        timeout=args.timeout,
+        insecure=not args.cacert,
+        cacert=Path(args.cacert).read_bytes() if args.cacert else b"",
     )
     return opts, args.format
 

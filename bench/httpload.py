@@ -51,8 +51,9 @@ async def _run_async(opts: HttpOptions, share_total: int, share_concurrency: int
     issued = 0
     connector = aiohttp.TCPConnector(limit=share_concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=opts.timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                     headers=opts.headers) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False, headers=opts.headers
+    ) as session:
         started = time.perf_counter_ns()
         deadline = started + int(opts.duration * 1e9) if opts.duration > 0 else 0
 
@@ -126,16 +127,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[HttpOptions, str]:
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.total < 0 or (args.total == 0 and args.duration <= 0):
         parser.error("need -c >= 1 and either -n > 0 or -z > 0")
-    headers = {"Accept": "application/json",
-               "Accept-Encoding": "gzip" if args.compressed else "identity"}
+    headers = {"Accept": "application/json", "Accept-Encoding": "gzip" if args.compressed else "identity"}
     if args.data:
         headers["Content-Type"] = "application/json"
     for item in args.header:
         name, _, value = item.partition(":")
         headers[name.strip()] = value.strip()
-    opts = HttpOptions(url=args.url, method=args.method.upper(), body=args.data.encode(), headers=headers,
-                       concurrency=args.concurrency, total=0 if args.duration > 0 else args.total,
-                       duration=args.duration, cpus=args.cpus, timeout=args.timeout)
+    opts = HttpOptions(
+        url=args.url,
+        method=args.method.upper(),
+        body=args.data.encode(),
+        headers=headers,
+        concurrency=args.concurrency,
+        total=0 if args.duration > 0 else args.total,
+        duration=args.duration,
+        cpus=args.cpus,
+        timeout=args.timeout,
+    )
     return opts, args.format
 
 

@@ -163,11 +163,20 @@ def build_figures(market: Market, indices: list[int]) -> dict[str, Any]:
     reference = statistics.median(_ms(partial(naive_body, market, i, json.dumps), 1) for i in indices[:5])
     fast_lib = statistics.median(_ms(partial(naive_body, market, i, orjson.dumps), 1) for i in indices[:5])
     hit = _ms(lambda: api.grouped_daily(days[-1], QUERY), 200)
-    return {"rows": rows,
-            "build_day": {"seconds": build / 1000, "reference": reference / 1000,
-                          "reference_name": "json.dumps per-row dicts", "orjson_reference": fast_lib / 1000},
-            "answer_cached_day": {"seconds": hit / 1000, "reference": reference / 1000,
-                                  "reference_name": "json.dumps per-row dicts"}}
+    return {
+        "rows": rows,
+        "build_day": {
+            "seconds": build / 1000,
+            "reference": reference / 1000,
+            "reference_name": "json.dumps per-row dicts",
+            "orjson_reference": fast_lib / 1000,
+        },
+        "answer_cached_day": {
+            "seconds": hit / 1000,
+            "reference": reference / 1000,
+            "reference_name": "json.dumps per-row dicts",
+        },
+    }
 
 
 def main() -> None:

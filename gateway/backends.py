@@ -34,9 +34,16 @@ from technic.v1 import (
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 # Failures of one replica (or of the network to it): the chunk goes to another replica.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
-                       grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED})
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.ABORTED,
+    }
+)
 
 
 class StreamBroken(Exception):
@@ -94,29 +101,46 @@ class Backends:
     # ---- fetcher ---------------------------------------------------------------------------------
 
     async def universe(self) -> fetcher_pb2.GetUniverseResponse:
-        return await self._call("universe", lambda: self._fetcher.GetUniverse(
-            fetcher_pb2.GetUniverseRequest(), timeout=self.settings.gateway_universe_deadline))
+        return await self._call(
+            "universe",
+            lambda: self._fetcher.GetUniverse(
+                fetcher_pb2.GetUniverseRequest(), timeout=self.settings.gateway_universe_deadline
+            ),
+        )
 
     async def details(self, symbols: list[str]) -> fetcher_pb2.GetUniverseResponse:
         """Reference data (name, sector, industry, market cap) of ``symbols``."""
         if not symbols:
             return fetcher_pb2.GetUniverseResponse()
-        return await self._call("universe", lambda: self._fetcher.GetUniverse(
-            fetcher_pb2.GetUniverseRequest(symbols=symbols, with_details=True),
-            timeout=self.settings.gateway_universe_deadline))
+        return await self._call(
+            "universe",
+            lambda: self._fetcher.GetUniverse(
+                fetcher_pb2.GetUniverseRequest(symbols=symbols, with_details=True),
+                timeout=self.settings.gateway_universe_deadline,
+            ),
+        )
 
     async def snapshot(self, as_of: str) -> fetcher_pb2.GetSnapshotResponse:
-        return await self._call("snapshot", lambda: self._fetcher.GetSnapshot(
-            fetcher_pb2.GetSnapshotRequest(as_of=as_of, window=self.settings.gateway_snapshot_window),
-            timeout=self.settings.gateway_snapshot_deadline))
+        return await self._call(
+            "snapshot",
+            lambda: self._fetcher.GetSnapshot(
+                fetcher_pb2.GetSnapshotRequest(as_of=as_of, window=self.settings.gateway_snapshot_window),
+                timeout=self.settings.gateway_snapshot_deadline,
+            ),
+        )
 
     async def bars(self, symbol: str, days: int, as_of: str = "") -> fetcher_pb2.GetBarsResponse:
-        return await self._call("bars", lambda: self._fetcher.GetBars(
-            fetcher_pb2.GetBarsRequest(symbol=symbol, days=days, as_of=as_of),
-            timeout=self.settings.gateway_bars_deadline))
+        return await self._call(
+            "bars",
+            lambda: self._fetcher.GetBars(
+                fetcher_pb2.GetBarsRequest(symbol=symbol, days=days, as_of=as_of),
+                timeout=self.settings.gateway_bars_deadline,
+            ),
+        )
 
-    async def prefetch(self, requests: AsyncIterator[fetcher_pb2.PrefetchRequest]
-                       ) -> AsyncIterator[fetcher_pb2.PrefetchResponse]:
+    async def prefetch(
+        self, requests: AsyncIterator[fetcher_pb2.PrefetchRequest]
+    ) -> AsyncIterator[fetcher_pb2.PrefetchResponse]:
         """The fetcher's chunk references for the symbols streamed in; :class:`StreamBroken` on failure."""
         try:
             async for response in self._fetcher.Prefetch(requests, timeout=self.settings.gateway_prefetch_deadline):
@@ -128,21 +152,29 @@ class Backends:
 
     async def describe(self) -> compute_pb2.DescribeResponse:
         """What the replicas score with, from the first replica that answers."""
-        reply = await self._on_some_replica(lambda: self._compute.Describe(
-            compute_pb2.DescribeRequest(), timeout=self.settings.gateway_results_deadline), "describe")
+        reply = await self._on_some_replica(
+            lambda: self._compute.Describe(
+                compute_pb2.DescribeRequest(), timeout=self.settings.gateway_results_deadline
+            ),
+            "describe",
+        )
         if reply is None:
             raise Unavailable("compute failed: no replica answered Describe")
         return reply
 
-    async def score(self, request: compute_pb2.ScoreRequest, on_retry: Callable[[], None]
-                    ) -> compute_pb2.ScoreResponse | None:
+    async def score(
+        self, request: compute_pb2.ScoreRequest, on_retry: Callable[[], None]
+    ) -> compute_pb2.ScoreResponse | None:
         """The scored chunk, retried on another replica when one fails; None when every attempt failed."""
         return await self._on_some_replica(
             lambda: self._compute.Score(request, timeout=self.settings.gateway_score_deadline),
-            f"score chunk {request.chunk.chunk_index}", on_retry)
+            f"score chunk {request.chunk.chunk_index}",
+            on_retry,
+        )
 
-    async def _on_some_replica(self, call: Callable[[], Awaitable[T]], what: str,
-                               on_retry: Callable[[], None] | None = None) -> T | None:
+    async def _on_some_replica(
+        self, call: Callable[[], Awaitable[T]], what: str, on_retry: Callable[[], None] | None = None
+    ) -> T | None:
         """``call`` until a replica answers (round_robin picks another one each time), at most
         ``gateway_score_attempts`` times; None when every attempt failed."""
         attempts = max(1, self.settings.gateway_score_attempts)
@@ -155,7 +187,7 @@ class Backends:
                     return None
                 if on_retry is not None:
                     on_retry()
-                await asyncio.sleep(0.05 * 2 ** attempt)
+                await asyncio.sleep(0.05 * 2**attempt)
         return None
 
     async def explain(self, request: compute_pb2.ExplainRequest) -> compute_pb2.ExplainResponse | None:
@@ -163,8 +195,9 @@ class Backends:
         try:
             return await self._compute.Explain(request, timeout=self.settings.gateway_explain_deadline)
         except grpc.aio.AioRpcError as exc:
-            log.warning("explain failed, rows left without contributions", scan_id=request.scan_id,
-                        error=status_text(exc))
+            log.warning(
+                "explain failed, rows left without contributions", scan_id=request.scan_id, error=status_text(exc)
+            )
             return None
 
     # ---- ranker ----------------------------------------------------------------------------------
@@ -181,8 +214,9 @@ class Backends:
 
     async def results(self, request: ranker_pb2.GetResultsRequest) -> scan_pb2.ScanResult:
         """A page of a ranked scan; NotFound when the ranker does not have it."""
-        return await self._call("results", lambda: self._ranker.GetResults(
-            request, timeout=self.settings.gateway_results_deadline))
+        return await self._call(
+            "results", lambda: self._ranker.GetResults(request, timeout=self.settings.gateway_results_deadline)
+        )
 
     async def cached_results(self, request: ranker_pb2.GetResultsRequest) -> scan_pb2.ScanResult | None:
         """A page of a ranked scan when the ranker has it, else None (a failure is logged)."""
@@ -198,8 +232,10 @@ class Backends:
         """Store explanations with the ranked scan; the number of rows that carry one (0 on failure)."""
         request = ranker_pb2.AttachExplanationsRequest(fingerprint=fingerprint, explanations=explanations)
         try:
-            reply = await self._call("explain", lambda: self._ranker.AttachExplanations(
-                request, timeout=self.settings.gateway_results_deadline))
+            reply = await self._call(
+                "explain",
+                lambda: self._ranker.AttachExplanations(request, timeout=self.settings.gateway_results_deadline),
+            )
         except (NotFound, Unavailable, InvalidRequest) as exc:
             log.warning("explanations not stored with the scan", fingerprint=fingerprint, error=str(exc))
             return 0
@@ -224,8 +260,9 @@ class Backends:
         answer = {"target": target}
         for key, service in (("status", ""), ("redis", DEPENDENCY_PREFIX + "redis")):
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service),
-                                         timeout=self.settings.gateway_health_deadline)
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=self.settings.gateway_health_deadline
+                )
                 answer[key] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
             except grpc.aio.AioRpcError as exc:
                 answer[key] = "UNKNOWN" if exc.code() == grpc.StatusCode.NOT_FOUND else "UNREACHABLE"

@@ -49,10 +49,14 @@ class ModelCatalog:
         described = self.description
         if described is None:
             return
-        if (response.feature_version != described.feature_version
-                or dict(response.model_versions) != dict(described.model_versions)):
-            log.info("compute reports other versions, describing again",
-                     described=dict(described.model_versions), scored=dict(response.model_versions))
+        if response.feature_version != described.feature_version or dict(response.model_versions) != dict(
+            described.model_versions
+        ):
+            log.info(
+                "compute reports other versions, describing again",
+                described=dict(described.model_versions),
+                scored=dict(response.model_versions),
+            )
             self.description = None
 
     def errored_response(self, symbols: list[str], chunk_index: int) -> compute_pb2.ScoreResponse:
@@ -64,15 +68,18 @@ class ModelCatalog:
             "levels": tuple(described.level_fields) if described else LEVEL_FIELDS,
         }
         response = compute_pb2.ScoreResponse(
-            chunk_index=chunk_index, symbols=symbols,
+            chunk_index=chunk_index,
+            symbols=symbols,
             states=[common_pb2.SYMBOL_STATE_ERROR] * len(symbols),
-            feature_version=self.feature_version or FEATURE_VERSION, model_versions=self.model_versions,
+            feature_version=self.feature_version or FEATURE_VERSION,
+            model_versions=self.model_versions,
             stats=common_pb2.Stats(counters={"errored": len(symbols)}),
         )
         for name, names in fields.items():
             array = np.full((len(symbols), len(names)), np.nan, dtype=np.float32)
             setattr(response, name, encode_block(array, rows=symbols, fields=names))
-        sparklines = np.full((len(symbols), described.sparkline_length if described else SPARKLINE_LENGTH),
-                             np.nan, dtype=np.float32)
+        sparklines = np.full(
+            (len(symbols), described.sparkline_length if described else SPARKLINE_LENGTH), np.nan, dtype=np.float32
+        )
         response.sparklines = encode_block(sparklines, rows=symbols)
         return response

@@ -42,8 +42,9 @@ class Explainer:
         if self.early is not None:
             self.early.cancel()
 
-    async def attach(self, result: scan_pb2.ScanResult, top: list[str],
-                     progress: Callable[[str, int, int], None]) -> list[compute_pb2.SymbolExplanation]:
+    async def attach(
+        self, result: scan_pb2.ScanResult, top: list[str], progress: Callable[[str, int, int], None]
+    ) -> list[compute_pb2.SymbolExplanation]:
         """Attach contributions to the ``top`` rows of ``result``; returns the attached explanations."""
         if not top:
             return []
@@ -67,8 +68,9 @@ class Explainer:
         features = self.features_of(symbols)
         if features is None:
             return {}
-        response = await self.backends.explain(compute_pb2.ExplainRequest(
-            scan_id=self.scan_id, features=features, top_k=self.top_k))
+        response = await self.backends.explain(
+            compute_pb2.ExplainRequest(scan_id=self.scan_id, features=features, top_k=self.top_k)
+        )
         return {e.symbol: e for e in response.symbols} if response is not None else {}
 
     def features_of(self, symbols: list[str]) -> bytes | None:
@@ -83,5 +85,8 @@ class Explainer:
         found = idx >= 0
         if not found.any():
             return None
-        return encode_block(np.ascontiguousarray(matrix[idx[found]], dtype=np.float32),
-                            rows=np.asarray(symbols, dtype=object)[found].tolist(), fields=fields)
+        return encode_block(
+            np.ascontiguousarray(matrix[idx[found]], dtype=np.float32),
+            rows=np.asarray(symbols, dtype=object)[found].tolist(),
+            fields=fields,
+        )

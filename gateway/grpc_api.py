@@ -28,8 +28,9 @@ STATUS_OF: dict[type[ScanError], grpc.StatusCode] = {
 
 
 def progress_message(item: Progress) -> scanner_pb2.Progress:
-    return scanner_pb2.Progress(stage=item.stage, done=item.done, total=item.total,
-                                elapsed_seconds=item.elapsed, message=item.message)
+    return scanner_pb2.Progress(
+        stage=item.stage, done=item.done, total=item.total, elapsed_seconds=item.elapsed, message=item.message
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
@@ -75,8 +76,9 @@ class ScannerService:
         self.scans = PageCache(lambda: orchestrator.generation, orchestrator.fresh_as_of, cache_bytes)
         self.pages = PageCache(lambda: orchestrator.generation, orchestrator.fresh_as_of, cache_bytes)
 
-    async def Scan(self, data: bytes,
-                   context: grpc.aio.ServicerContext) -> AsyncIterator[bytes | scanner_pb2.ScanEvent]:
+    async def Scan(
+        self, data: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes | scanner_pb2.ScanEvent]:
         scan_id = uuid.uuid4().hex
         hit = self.scans.get(data)
         if hit is not None:
@@ -108,8 +110,9 @@ class ScannerService:
         token = self.pages.token()
         request = await _parse(context, scanner_pb2.GetScanRequest, data)
         ref = request.WhichOneof("ref")
-        problem = (check_page(request.offset, request.limit, request.sort_by)
-                   or (None if ref and getattr(request, ref).strip() else "scan_id or fingerprint is required"))
+        problem = check_page(request.offset, request.limit, request.sort_by) or (
+            None if ref and getattr(request, ref).strip() else "scan_id or fingerprint is required"
+        )
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         result = await _guarded(context, lambda: self.orchestrator.get_scan(request))
@@ -117,8 +120,9 @@ class ScannerService:
         self.pages.put(data, answer, token)
         return answer
 
-    async def GetSymbol(self, request: scanner_pb2.GetSymbolRequest,
-                        context: grpc.aio.ServicerContext) -> scanner_pb2.SymbolDetail:
+    async def GetSymbol(
+        self, request: scanner_pb2.GetSymbolRequest, context: grpc.aio.ServicerContext
+    ) -> scanner_pb2.SymbolDetail:
         problem = check_ticker(request.symbol)
         if not problem and not 0 <= request.days <= MAX_DAYS:
             problem = f"days must be between 1 and {MAX_DAYS}, got {request.days}"
@@ -126,8 +130,9 @@ class ScannerService:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return await _guarded(context, lambda: self.orchestrator.symbol(request.symbol, request.days))
 
-    async def GetUniverseStats(self, request: scanner_pb2.GetUniverseStatsRequest,
-                               context: grpc.aio.ServicerContext) -> scanner_pb2.UniverseStats:
+    async def GetUniverseStats(
+        self, request: scanner_pb2.GetUniverseStatsRequest, context: grpc.aio.ServicerContext
+    ) -> scanner_pb2.UniverseStats:
         return await _guarded(context, self.orchestrator.universe_stats)
 
 
@@ -137,10 +142,15 @@ def add_to_server(service: ScannerService, server: grpc.aio.Server) -> None:
     handlers = {
         "Scan": grpc.unary_stream_rpc_method_handler(service.Scan, response_serializer=_wire),
         "GetScan": unary(service.GetScan, response_serializer=_wire),
-        "GetSymbol": unary(service.GetSymbol, request_deserializer=scanner_pb2.GetSymbolRequest.FromString,
-                           response_serializer=scanner_pb2.SymbolDetail.SerializeToString),
-        "GetUniverseStats": unary(service.GetUniverseStats,
-                                  request_deserializer=scanner_pb2.GetUniverseStatsRequest.FromString,
-                                  response_serializer=scanner_pb2.UniverseStats.SerializeToString),
+        "GetSymbol": unary(
+            service.GetSymbol,
+            request_deserializer=scanner_pb2.GetSymbolRequest.FromString,
+            response_serializer=scanner_pb2.SymbolDetail.SerializeToString,
+        ),
+        "GetUniverseStats": unary(
+            service.GetUniverseStats,
+            request_deserializer=scanner_pb2.GetUniverseStatsRequest.FromString,
+            response_serializer=scanner_pb2.UniverseStats.SerializeToString,
+        ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

@@ -62,9 +62,12 @@ class PrefilterResult:
         """The issues as a serialized RankHeader, to merge into the scan's header (built once)."""
         if not self.header:
             symbols, buckets, reasons = (column.tolist() for column in self.issues)
-            self.header = ranker_pb2.RankHeader(issues=[
-                common_pb2.SymbolIssue(symbol=s, bucket=b, reason=r)
-                for s, b, r in zip(symbols, buckets, reasons, strict=True)]).SerializeToString()
+            self.header = ranker_pb2.RankHeader(
+                issues=[
+                    common_pb2.SymbolIssue(symbol=s, bucket=b, reason=r)
+                    for s, b, r in zip(symbols, buckets, reasons, strict=True)
+                ]
+            ).SerializeToString()
         return self.header
 
     def info_header(self, details: fetcher_pb2.GetUniverseResponse) -> bytes:
@@ -127,14 +130,15 @@ class MarketView:
         self._universe = (universe, time.monotonic())
         return universe
 
-    def universe_columns(self, universe: fetcher_pb2.GetUniverseResponse
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def universe_columns(self, universe: fetcher_pb2.GetUniverseResponse) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Symbols, types and exchanges of ``universe`` as arrays, converted once per universe answer
         (numpy reads a protobuf repeated field an element at a time)."""
         cached = self._columns
         if cached is None or cached[0] is not universe:
-            symbols, types, exchanges = (np.asarray(list(column), dtype=object) for column in (
-                universe.symbols, universe.types, universe.exchanges))
+            symbols, types, exchanges = (
+                np.asarray(list(column), dtype=object)
+                for column in (universe.symbols, universe.types, universe.exchanges)
+            )
             cached = self._columns = (universe, (symbols, types, exchanges))
         return cached[1]
 
@@ -182,8 +186,9 @@ class MarketView:
         self._benchmark = {as_of: response.block}
         return response.block
 
-    async def prefilter(self, opts: scan_pb2.ScanOptions, universe: fetcher_pb2.GetUniverseResponse,
-                        snapshot: Snapshot) -> PrefilterResult:
+    async def prefilter(
+        self, opts: scan_pb2.ScanOptions, universe: fetcher_pb2.GetUniverseResponse, snapshot: Snapshot
+    ) -> PrefilterResult:
         """The prefilter result of ``opts`` over this universe and snapshot (kept while both stay the same)."""
         explicit = bool(opts.universe)
         types = None if explicit else (DEFAULT_TYPES | {"ETF"} if opts.include_etfs else DEFAULT_TYPES)
@@ -191,7 +196,8 @@ class MarketView:
             universe=tuple(opts.universe),
             min_price=opts.min_price if opts.HasField("min_price") else 0.0,
             min_dollar_volume=opts.min_dollar_volume if opts.HasField("min_dollar_volume") else 0.0,
-            types=types, exclude_exchanges=frozenset() if explicit else EXCLUDED_EXCHANGES,
+            types=types,
+            exclude_exchanges=frozenset() if explicit else EXCLUDED_EXCHANGES,
         )
         key = (spec, tuple(opts.sectors), opts.max_symbols, snapshot.as_of)
         entry = self._prefilters.get(key)
@@ -199,8 +205,9 @@ class MarketView:
             return entry
         block = snapshot.block
         names, kinds, exchanges = self.universe_columns(universe)
-        kept = prefilter(names, kinds, exchanges, block.rows,
-                         block.column("close"), block.column("avg_dollar_volume"), spec)
+        kept = prefilter(
+            names, kinds, exchanges, block.rows, block.column("close"), block.column("avg_dollar_volume"), spec
+        )
         if opts.sectors:
             details = await self.backends.details(kept.survivors.tolist())
             kept.keep_sectors(aligned_info(details, kept.survivors).sectors, opts.sectors)

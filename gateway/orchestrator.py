@@ -66,8 +66,9 @@ class Orchestrator:
         """The latest as-of session while it is trusted without asking the fetcher, else ""."""
         return self.market.fresh_as_of()
 
-    async def scan(self, options: scan_pb2.ScanOptions, *, refresh: bool = False,
-                   scan_id: str = "") -> AsyncIterator[Progress | scan_pb2.ScanResult]:
+    async def scan(
+        self, options: scan_pb2.ScanOptions, *, refresh: bool = False, scan_id: str = ""
+    ) -> AsyncIterator[Progress | scan_pb2.ScanResult]:
         """Progress events while the scan runs, then its ScanResult as the last item."""
         problem = check_options(options)
         if problem:
@@ -140,8 +141,11 @@ class Orchestrator:
         hit = self.results.get(key)
         if hit is not None:
             return hit
-        result = await self.backends.cached_results(ranker_pb2.GetResultsRequest(
-            fingerprint=fp, offset=opts.offset, limit=opts.limit, sort_by=opts.sort_by, ascending=opts.ascending))
+        result = await self.backends.cached_results(
+            ranker_pb2.GetResultsRequest(
+                fingerprint=fp, offset=opts.offset, limit=opts.limit, sort_by=opts.sort_by, ascending=opts.ascending
+            )
+        )
         if result is None:
             return None
         result.cached = True

@@ -124,7 +124,8 @@ class ScanPipeline:
         market = self.deps.market
         universe, snapshot = await asyncio.gather(
             self.timed("universe", market.universe()),
-            self.timed("snapshot", market.snapshot(self.opts.as_of, self.refresh)))
+            self.timed("snapshot", market.snapshot(self.opts.as_of, self.refresh)),
+        )
         self.progress("universe", 1, 1, f"{len(universe.symbols)} tickers")
         self.progress("snapshot", 1, 1, f"{len(snapshot.block.rows)} tickers traded on {snapshot.as_of}")
         return universe, snapshot
@@ -136,8 +137,12 @@ class ScanPipeline:
         entry = await self.deps.market.prefilter(self.opts, universe, snapshot)
         kept = entry.kept
         self.seconds["prefilter"] = time.perf_counter() - t
-        self.progress("prefilter", len(kept.survivors), kept.requested,
-                      f"{len(kept.survivors)} of {kept.requested} symbols pass the prefilter")
+        self.progress(
+            "prefilter",
+            len(kept.survivors),
+            kept.requested,
+            f"{len(kept.survivors)} of {kept.requested} symbols pass the prefilter",
+        )
         log.info("prefiltered", scan_id=self.scan_id, requested=kept.requested, survivors=len(kept.survivors))
         return entry
 
@@ -155,16 +160,27 @@ class ScanPipeline:
         self.seconds["total"] = time.perf_counter() - self.started
         result.stage_seconds.update(self.seconds)
         self.deps.results.remember(result, self.opts, stage.canonical)
-        log.info("scan finished", scan_id=self.scan_id, seconds=round(self.seconds["total"], 3),
-                 ranked=result.accounting.ranked, requested=result.accounting.requested)
+        log.info(
+            "scan finished",
+            scan_id=self.scan_id,
+            seconds=round(self.seconds["total"], 3),
+            ranked=result.accounting.ranked,
+            requested=result.accounting.requested,
+        )
 
 
 class ChunkStage:
     """The overlapping fetch -> score -> rank stages of one scan."""
 
-    def __init__(self, scan: ScanPipeline, as_of: str, entry: PrefilterResult,
-                 details: asyncio.Task[fetcher_pb2.GetUniverseResponse], benchmark: asyncio.Task[bytes],
-                 explainer: Explainer) -> None:
+    def __init__(
+        self,
+        scan: ScanPipeline,
+        as_of: str,
+        entry: PrefilterResult,
+        details: asyncio.Task[fetcher_pb2.GetUniverseResponse],
+        benchmark: asyncio.Task[bytes],
+        explainer: Explainer,
+    ) -> None:
         self.scan, self.deps, self.settings = scan, scan.deps, scan.deps.settings
         self.as_of, self.entry, self.details, self.benchmark = as_of, entry, details, benchmark
         self.explainer = explainer
@@ -184,8 +200,9 @@ class ChunkStage:
         scan = self.scan
         started = time.perf_counter()
         description = await self.deps.catalog.describe()
-        self.canonical = fingerprint(scan.opts, self.as_of, description.feature_version,
-                                     dict(description.model_versions))
+        self.canonical = fingerprint(
+            scan.opts, self.as_of, description.feature_version, dict(description.model_versions)
+        )
         rank = asyncio.create_task(self.deps.backends.rank(self._rank_requests(description)))
         feed = asyncio.create_task(self._feed())
         try:
@@ -215,10 +232,19 @@ class ChunkStage:
         scan = self.scan
         kept = self.entry.kept
         # A refresh must rank again: the ranker keys its cache by fingerprint, so this scan gets its own.
-        fp = (hashlib.sha256(f"{self.canonical}:{scan.scan_id}".encode()).hexdigest()[:32]
-              if scan.refresh else self.canonical)
-        header = ranker_pb2.RankHeader(scan_id=scan.scan_id, fingerprint=fp, options=ranking_options(scan.opts),
-                                       as_of=self.as_of, requested=kept.requested, win_prob=description.win_prob)
+        fp = (
+            hashlib.sha256(f"{self.canonical}:{scan.scan_id}".encode()).hexdigest()[:32]
+            if scan.refresh
+            else self.canonical
+        )
+        header = ranker_pb2.RankHeader(
+            scan_id=scan.scan_id,
+            fingerprint=fp,
+            options=ranking_options(scan.opts),
+            as_of=self.as_of,
+            requested=kept.requested,
+            win_prob=description.win_prob,
+        )
         header.MergeFromString(self.entry.issues_header())
         header.benchmark = await self.benchmark
         header.MergeFromString(self.entry.info_header(await self.details))
@@ -263,14 +289,19 @@ class ChunkStage:
                     # The fetcher went away (restarted): ask again for what it had not sent, for a while.
                     pending = self.survivors[lookup(covered, self.survivors) < 0]
                     if exc.retryable and time.monotonic() < give_up:
-                        log.warning("prefetch stream broke, fetching the rest again", scan_id=scan.scan_id,
-                                    error=str(exc), remaining=len(pending))
+                        log.warning(
+                            "prefetch stream broke, fetching the rest again",
+                            scan_id=scan.scan_id,
+                            error=str(exc),
+                            remaining=len(pending),
+                        )
                         await asyncio.sleep(FETCH_RETRY_PAUSE)
                         continue
                     if not covered:
                         raise Unavailable(f"fetch failed: {str(exc).split(':', 1)[0]}") from None
-                    log.warning("prefetch stream broke, the rest is accounted as errored",
-                                scan_id=scan.scan_id, error=str(exc))
+                    log.warning(
+                        "prefetch stream broke, the rest is accounted as errored", scan_id=scan.scan_id, error=str(exc)
+                    )
                     break
             scan.seconds["fetch"] = time.perf_counter() - started
             # A hashed lookup: np.isin on object arrays compares every pair (seconds for 6,000 names).
@@ -279,7 +310,7 @@ class ChunkStage:
                 log.warning("symbols never fetched", scan_id=scan.scan_id, count=len(missing))
                 size = self.settings.gateway_chunk_size
                 for start in range(0, len(missing), size):
-                    self.failed.append((missing[start:start + size].tolist(), next_index))
+                    self.failed.append((missing[start : start + size].tolist(), next_index))
                     next_index += 1
             if tasks:
                 await asyncio.gather(*tasks)
@@ -299,10 +330,13 @@ class ChunkStage:
 
     async def _prefetch_requests(self, symbols: object) -> AsyncIterator[fetcher_pb2.PrefetchRequest]:
         size = self.settings.gateway_chunk_size
-        yield fetcher_pb2.PrefetchRequest(header=fetcher_pb2.PrefetchHeader(
-            scan_id=self.scan.scan_id, as_of=self.as_of, lookback=self.scan.opts.lookback_days, chunk_size=size))
+        yield fetcher_pb2.PrefetchRequest(
+            header=fetcher_pb2.PrefetchHeader(
+                scan_id=self.scan.scan_id, as_of=self.as_of, lookback=self.scan.opts.lookback_days, chunk_size=size
+            )
+        )
         for start in range(0, len(symbols), size):  # type: ignore[arg-type]
-            batch = fetcher_pb2.SymbolBatch(symbols=symbols[start:start + size].tolist())  # type: ignore[index]
+            batch = fetcher_pb2.SymbolBatch(symbols=symbols[start : start + size].tolist())  # type: ignore[index]
             yield fetcher_pb2.PrefetchRequest(batch=batch)
 
     async def _score(self, chunk: common_pb2.ChunkRef, slots: asyncio.Semaphore) -> None:

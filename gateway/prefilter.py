@@ -78,8 +78,11 @@ class Prefiltered:
         """(symbols, buckets, reasons) of every requested symbol that did not survive."""
         if not self.issue_symbols:
             return np.empty(0, dtype=object), np.empty(0, dtype=np.int32), np.empty(0, dtype=object)
-        return (np.concatenate(self.issue_symbols), np.concatenate(self.issue_buckets),
-                np.concatenate(self.issue_reasons))
+        return (
+            np.concatenate(self.issue_symbols),
+            np.concatenate(self.issue_buckets),
+            np.concatenate(self.issue_reasons),
+        )
 
 
 def lookup(labels: Sequence[str] | np.ndarray, wanted: Sequence[str] | np.ndarray) -> np.ndarray:

@@ -28,9 +28,13 @@ class Queries:
 
     async def get_scan(self, request: scanner_pb2.GetScanRequest) -> scan_pb2.ScanResult:
         """A page of a finished scan, by id or fingerprint."""
-        forward = ranker_pb2.GetResultsRequest(offset=request.offset, limit=request.limit,
-                                               sort_by=request.sort_by, ascending=request.ascending,
-                                               include_issues=request.include_issues)
+        forward = ranker_pb2.GetResultsRequest(
+            offset=request.offset,
+            limit=request.limit,
+            sort_by=request.sort_by,
+            ascending=request.ascending,
+            include_issues=request.include_issues,
+        )
         if request.WhichOneof("ref") == "scan_id":
             forward.scan_id = request.scan_id
         else:
@@ -48,7 +52,8 @@ class Queries:
         if self._latest_rows is None or self._latest_rows[0] != latest.fingerprint:
             try:
                 full = await self.backends.results(
-                    ranker_pb2.GetResultsRequest(fingerprint=latest.fingerprint, limit=LATEST_ROWS))
+                    ranker_pb2.GetResultsRequest(fingerprint=latest.fingerprint, limit=LATEST_ROWS)
+                )
             except ScanError:
                 return None
             self._latest_rows = (latest.fingerprint, {row.symbol: row for row in full.rows})
@@ -57,20 +62,23 @@ class Queries:
     async def symbol(self, symbol: str, days: int = 90) -> scanner_pb2.SymbolDetail:
         """History, reference data and the latest ranking row of one symbol; NotFound when unknown."""
         ticker = symbol.strip().upper()
-        bars, info = await asyncio.gather(self.backends.bars(ticker, days or 90),
-                                          self.backends.details([ticker]))
+        bars, info = await asyncio.gather(self.backends.bars(ticker, days or 90), self.backends.details([ticker]))
         known = ticker in info.symbols
         history: list[scanner_pb2.Bar] = []
         if bars.block:
             block = decode_block(bars.block)
-            values = {name: block.column(name).astype(np.float64) for name in
-                      ("open", "high", "low", "close", "volume")}
+            values = {
+                name: block.column(name).astype(np.float64) for name in ("open", "high", "low", "close", "volume")
+            }
             ok = np.isfinite(values["close"])
             dates = np.asarray(block.rows, dtype=object)[ok].tolist()
             cols = {name: col[ok].tolist() for name, col in values.items()}
-            history = [scanner_pb2.Bar(date=d, open=o, high=h, low=lo, close=c, volume=v) for d, o, h, lo, c, v in
-                       zip(dates, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"],
-                           strict=True)]
+            history = [
+                scanner_pb2.Bar(date=d, open=o, high=h, low=lo, close=c, volume=v)
+                for d, o, h, lo, c, v in zip(
+                    dates, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], strict=True
+                )
+            ]
         if not known and not history:
             raise NotFound(f"unknown symbol {ticker}")
         detail = scanner_pb2.SymbolDetail(symbol=ticker, history=history)

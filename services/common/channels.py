@@ -66,8 +66,11 @@ def client_credentials(settings: CommonSettings) -> grpc.ChannelCredentials | No
         return None
     cert = Path(settings.tls_cert_file).read_bytes() if settings.tls_cert_file else None
     key = Path(settings.tls_key_file).read_bytes() if settings.tls_key_file else None
-    return grpc.ssl_channel_credentials(root_certificates=Path(settings.tls_ca_file).read_bytes(),
-                                        private_key=key if cert else None, certificate_chain=cert if key else None)
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(settings.tls_ca_file).read_bytes(),
+        private_key=key if cert else None,
+        certificate_chain=cert if key else None,
+    )
 
 
 def make_channel(target: str, settings: CommonSettings | None = None, retries: bool = True) -> grpc.aio.Channel:

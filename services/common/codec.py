@@ -64,13 +64,15 @@ def encode_block(
         raise BlockError(f"{len(rows)} row labels for an array of shape {arr.shape}")
     if fields and (arr.ndim == 0 or len(fields) != arr.shape[-1]):
         raise BlockError(f"{len(fields)} field labels for an array of shape {arr.shape}")
-    header = orjson.dumps({
-        "dtype": dtype,
-        "shape": list(arr.shape),
-        "rows": list(rows),
-        "fields": list(fields),
-        "meta": dict(meta or {}),
-    })
+    header = orjson.dumps(
+        {
+            "dtype": dtype,
+            "shape": list(arr.shape),
+            "rows": list(rows),
+            "fields": list(fields),
+            "meta": dict(meta or {}),
+        }
+    )
     head_len = _PREFIX.size + len(header)
     pad = (-head_len) % _ALIGN
     # The array joins as a buffer: one copy of the body, not arr.tobytes() and then another. (Its memoryview,
@@ -97,7 +99,7 @@ def decode_block(data: bytes | bytearray | memoryview) -> Block:
     if header_len > MAX_HEADER_BYTES or _PREFIX.size + header_len > len(view):
         raise BlockError(f"block header length {header_len} exceeds the {len(view)} bytes given")
     try:
-        header = orjson.loads(bytes(view[_PREFIX.size:_PREFIX.size + header_len]))
+        header = orjson.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]))
         dtype = np.dtype(header["dtype"])
         shape = tuple(int(n) for n in header["shape"])
         rows = _labels(header.get("rows", ()))
@@ -109,7 +111,7 @@ def decode_block(data: bytes | bytearray | memoryview) -> Block:
         raise BlockError(f"block dtype {dtype.name} is not allowed")
     if any(n < 0 for n in shape):
         raise BlockError(f"block shape {shape} has a negative size")
-    body = view[_PREFIX.size + header_len:]
+    body = view[_PREFIX.size + header_len :]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(body) != expected:
         raise BlockError(f"block body is {len(body)} bytes, shape {shape} of {dtype.name} needs {expected}")

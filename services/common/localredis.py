@@ -51,8 +51,9 @@ def main() -> int:
 
     if not answers(host, port):
         if host not in LOOPBACK:
-            log.error("redis is not reachable and is not local; services run degraded until it is",
-                      host=host, port=port)
+            log.error(
+                "redis is not reachable and is not local; services run degraded until it is", host=host, port=port
+            )
         else:
             exe = shutil.which("redis-server")
             if exe is None:
@@ -61,9 +62,26 @@ def main() -> int:
             data_dir = settings.run_dir / "redis"
             data_dir.mkdir(parents=True, exist_ok=True)
             log.info("starting redis-server", port=port)
-            os.execv(exe, [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-                           "--save", "", "--appendonly", "no", "--maxmemory", "1gb",
-                           "--maxmemory-policy", "allkeys-lru"])
+            os.execv(
+                exe,
+                [
+                    exe,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(data_dir),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--maxmemory",
+                    "1gb",
+                    "--maxmemory-policy",
+                    "allkeys-lru",
+                ],
+            )
     else:
         log.info("using the redis server already running", host=host, port=port)
     while not stopping:

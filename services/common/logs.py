@@ -19,8 +19,11 @@ import orjson
 import structlog
 
 MASK = "***"
-_SECRET_KEY = re.compile(r"^(api[_-]?key|apikey|authorization|x[_-]api[_-]key|polygon_api_key|"
-                         r"api_keys|token|password|secret)$", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"^(api[_-]?key|apikey|authorization|x[_-]api[_-]key|polygon_api_key|"
+    r"api_keys|token|password|secret)$",
+    re.IGNORECASE,
+)
 _SECRET_FRAGMENTS = (
     re.compile(r"(?i)(apiKey=)[^&\s\"']+"),
     re.compile(r"(?i)(Bearer\s+)[^\s\"',}]+"),
@@ -79,8 +82,11 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> s
         structlog.processors.format_exc_info,
         redact,
     ]
-    renderer: Any = (structlog.processors.JSONRenderer(serializer=_json_dumps) if use_json
-                     else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -88,10 +94,12 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> s
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

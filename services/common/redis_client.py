@@ -86,8 +86,11 @@ class ResilientRedis:
     ) -> None:
         self.url = url
         self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=min(timeout, 1.0),
-            health_check_interval=30, decode_responses=False,
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=min(timeout, 1.0),
+            health_check_interval=30,
+            decode_responses=False,
         )
         self.fallback = ByteLRU(fallback_bytes)
         self.retry_after = retry_after
@@ -106,8 +109,7 @@ class ResilientRedis:
         now = time.monotonic()
         if value and now - self._last_warning >= 60:
             self._last_warning = now
-            log.warning("redis unavailable, serving from process memory", url=_safe_url(self.url),
-                        error=str(error))
+            log.warning("redis unavailable, serving from process memory", url=_safe_url(self.url), error=str(error))
         if value != self._degraded:
             self._degraded = value
             if not value:

@@ -15,9 +15,13 @@ async def run(settings: ComputeSettings) -> None:
     from services.compute.service import ComputeService
 
     servicer = ComputeService(settings)
-    await serve(settings, settings.listen_port,
-                [GrpcService("technic.v1.Compute", servicer, compute_pb2_grpc.add_ComputeServicer_to_server)],
-                warmup=servicer.warmup, on_stop=servicer.close)
+    await serve(
+        settings,
+        settings.listen_port,
+        [GrpcService("technic.v1.Compute", servicer, compute_pb2_grpc.add_ComputeServicer_to_server)],
+        warmup=servicer.warmup,
+        on_stop=servicer.close,
+    )
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 
 # Output columns: the bar fields in polygon.BAR_FIELDS order, then the timestamp.
 N_COLUMNS = 7
-_POW10 = np.array([10.0 ** i for i in range(23)])
-_INT_POW10 = np.array([10 ** i for i in range(9)], dtype=np.int64)
-_MAX_EXACT = float(2 ** 53)  # integers above this are not all exact in a float64
+_POW10 = np.array([10.0**i for i in range(23)])
+_INT_POW10 = np.array([10**i for i in range(9)], dtype=np.int64)
+_MAX_EXACT = float(2**53)  # integers above this are not all exact in a float64
 _MAX_DIGITS = 15  # mantissas of up to 15 digits are below 2**53
 # Output column of each one-letter key (by its byte): o h l c v, t, and 7 for the ticker T.
 _KEYMAP = np.full(256, -1, dtype=np.int64)
@@ -45,10 +45,12 @@ _FULL = -2
 @intrinsic
 def _load_word_intrinsic(typingctx: Any, buf: types.Array, pos: types.Integer) -> tuple[Any, Any]:
     """The 8 bytes at ``buf[pos]`` as one little-endian uint64 (an unaligned load)."""
+
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         array = context.make_array(signature.args[0])(context, builder, args[0])
         address = builder.gep(array.data, [args[1]])
         return builder.load(builder.bitcast(address, ir.IntType(64).as_pointer()), align=1)
+
     return types.uint64(buf, pos), codegen
 
 
@@ -83,8 +85,7 @@ def _digits_value(word: np.uint64, n: int) -> int:
     """The integer written by the first ``n`` (1..8) bytes of ``word``, all ASCII digits (SWAR)."""
     value = (word << np.uint64(8 * (8 - n))) & _LOW_NIBBLES  # the digits last, zeros before them
     value = value * np.uint64(10) + (value >> np.uint64(8))  # two-digit pairs in bytes 0, 2, 4, 6
-    value = ((value & _PAIR_MASK) * _PAIRS_HIGH + ((value >> np.uint64(16)) & _PAIR_MASK) * _PAIRS_LOW) \
-        >> np.uint64(32)
+    value = ((value & _PAIR_MASK) * _PAIRS_HIGH + ((value >> np.uint64(16)) & _PAIR_MASK) * _PAIRS_LOW) >> np.uint64(32)
     return int(np.int64(value))
 
 
@@ -257,8 +258,14 @@ def _scan(buf: np.ndarray, pos: int, values: np.ndarray, spans: np.ndarray) -> t
                     pos += 4
                 elif column < 0 and c == 116 and buf[pos + 1] == 114 and buf[pos + 2] == 117 and buf[pos + 3] == 101:
                     pos += 4  # true, outside the bar fields
-                elif (column < 0 and c == 102 and buf[pos + 1] == 97 and buf[pos + 2] == 108 and buf[pos + 3] == 115
-                      and buf[pos + 4] == 101):
+                elif (
+                    column < 0
+                    and c == 102
+                    and buf[pos + 1] == 97
+                    and buf[pos + 2] == 108
+                    and buf[pos + 3] == 115
+                    and buf[pos + 4] == 101
+                ):
                     pos += 5  # false, outside the bar fields
                 else:
                     return _DECLINE, 0
@@ -315,7 +322,7 @@ class ParsedBars:
         """The row tickers as strings ("" for a row without one)."""
         joined = _join_spans(self.buf, self.spans)
         # One C-level split makes every string (a row without a ticker leaves an empty line).
-        return joined.tobytes().decode("ascii").split("\n")[:len(self.spans)]
+        return joined.tobytes().decode("ascii").split("\n")[: len(self.spans)]
 
 
 def _empty(buf: np.ndarray, start: int, end: int) -> ParsedBars:
@@ -330,7 +337,7 @@ def parse_results(body: bytes) -> ParsedBars | None:
     releases the GIL, so this can run on a worker thread.
     """
     buf = np.zeros(len(body) + _PAD, dtype=np.uint8)
-    buf[:len(body)] = np.frombuffer(body, dtype=np.uint8)
+    buf[: len(body)] = np.frombuffer(body, dtype=np.uint8)
     key = body.find(b'"results"')
     if key < 0:
         return _empty(buf, len(body), len(body))

@@ -57,8 +57,8 @@ class SessionStack:
         lo, hi = max(start, old_base), min(start + data.shape[1], old_end)
         if hi > lo:
             # The old NaN row moves to the new last row; every ticker row keeps its id.
-            data[:old.shape[0] - 1, lo - start:hi - start] = old[:-1, lo - old_base:hi - old_base]
-            serials[lo - start:hi - start] = self.serials[lo - old_base:hi - old_base]
+            data[: old.shape[0] - 1, lo - start : hi - start] = old[:-1, lo - old_base : hi - old_base]
+            serials[lo - start : hi - start] = self.serials[lo - old_base : hi - old_base]
         self.data, self.serials, self.base = data, serials, start
 
     def load(self, first: int, sessions: Sequence[SessionData | None], n_ids: int) -> bool:
@@ -91,7 +91,7 @@ class SessionStack:
         if not (self.base <= first and first + n <= self.base + self.data.shape[1]):
             return False
         serials = [d.serial if d is not None else 0 for d in sessions]
-        return bool(np.array_equal(self.serials[first - self.base:first - self.base + n], serials))
+        return bool(np.array_equal(self.serials[first - self.base : first - self.base + n], serials))
 
     def take(self, ids: np.ndarray, first: int, n: int) -> np.ndarray:
         """(len(ids), n, 5) float32 of sessions ``first``..``first + n - 1``; NaN rows for ids -1.
@@ -100,4 +100,4 @@ class SessionStack:
         """
         rows = np.where(ids >= 0, ids, self.data.shape[0] - 1)
         lo = first - self.base
-        return self.data[rows, lo:lo + n]
+        return self.data[rows, lo : lo + n]

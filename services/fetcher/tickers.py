@@ -31,8 +31,9 @@ def _fnv1a(data: np.ndarray, start: int, length: int) -> np.uint64:
 
 
 @njit(cache=True, nogil=True)
-def _lookup(buf: np.ndarray, spans: np.ndarray, slots: np.ndarray, keys: np.ndarray, lengths: np.ndarray,
-            out: np.ndarray) -> int:
+def _lookup(
+    buf: np.ndarray, spans: np.ndarray, slots: np.ndarray, keys: np.ndarray, lengths: np.ndarray, out: np.ndarray
+) -> int:
     """Ids of the tickers at ``spans`` of ``buf`` into ``out`` (-1: not in the table); the count of -1."""
     mask = np.uint64(len(slots) - 1)
     missing = 0
@@ -103,7 +104,7 @@ class TickerIndex:
         with self._lock:
             if _lookup(buf, spans, self._slots, self._keys, self._lengths, out):
                 missing = np.flatnonzero(out < 0)
-                names = [buf[s:s + n].tobytes().decode("ascii") for s, n in spans[missing].tolist()]
+                names = [buf[s : s + n].tobytes().decode("ascii") for s, n in spans[missing].tolist()]
                 out[missing] = self._ids_locked(names, True)
         return out
 
@@ -131,13 +132,13 @@ class TickerIndex:
         first = self._count
         if first + len(added) > len(self._lengths):
             self._grow(2 * (first + len(added)))
-        self._names[first:first + len(added)] = added
+        self._names[first : first + len(added)] = added
         self._count += len(added)
         fresh = []
         for i, ticker in enumerate(added, start=first):
             raw = ticker.encode("utf-8")
             if 0 < len(raw) <= WIDTH:
-                self._keys[i, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+                self._keys[i, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
                 self._lengths[i] = len(raw)
                 fresh.append(i)
         _insert(np.asarray(fresh, dtype=np.int64), self._slots, self._keys, self._lengths)
@@ -146,10 +147,10 @@ class TickerIndex:
         capacity = 1 << (capacity - 1).bit_length()  # the slot mask needs a power of two
         keys = np.zeros((capacity, WIDTH), dtype=np.uint8)
         lengths = np.zeros(capacity, dtype=np.int64)
-        keys[:len(self._keys)] = self._keys
-        lengths[:len(self._lengths)] = self._lengths
+        keys[: len(self._keys)] = self._keys
+        lengths[: len(self._lengths)] = self._lengths
         names = np.empty(capacity, dtype=object)
-        names[:self._count] = self._names[:self._count]
+        names[: self._count] = self._names[: self._count]
         self._keys, self._lengths, self._names = keys, lengths, names
         self._slots = np.full(2 * capacity, -1, dtype=np.int64)
         _insert(np.flatnonzero(lengths > 0), self._slots, self._keys, self._lengths)

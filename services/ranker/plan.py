@@ -28,8 +28,9 @@ class Plans:
     position_size: np.ndarray
 
 
-def trade_plans(close: np.ndarray, atr: np.ndarray, short: np.ndarray, style: TradeStyleSpec,
-                account_risk: float) -> Plans:
+def trade_plans(
+    close: np.ndarray, atr: np.ndarray, short: np.ndarray, style: TradeStyleSpec, account_risk: float
+) -> Plans:
     """Entry, stop, target, reward/risk and position size per row; NaN where ATR is unusable."""
     entry = np.asarray(close, dtype=np.float64)
     risk = style.stop_atr * np.asarray(atr, dtype=np.float64)
@@ -43,8 +44,9 @@ def trade_plans(close: np.ndarray, atr: np.ndarray, short: np.ndarray, style: Tr
     return Plans(entry=entry, stop=stop, target=target, reward_risk=reward_risk, position_size=size)
 
 
-def rationales(signals: Sequence[str], subscores: np.ndarray, alpha_5d: np.ndarray, alpha_10d: np.ndarray,
-               alpha_score: np.ndarray) -> list[str]:
+def rationales(
+    signals: Sequence[str], subscores: np.ndarray, alpha_5d: np.ndarray, alpha_10d: np.ndarray, alpha_score: np.ndarray
+) -> list[str]:
     """Per row: ``"Long: trend 81 and momentum 74 lead, breakout weakest (32); models +1.10 (5d +0.80, 10d +1.30)"``.
 
     ``subscores`` is (rows, len(SUBSCORES)); ties keep the SUBSCORES order.
@@ -55,8 +57,14 @@ def rationales(signals: Sequence[str], subscores: np.ndarray, alpha_5d: np.ndarr
     names = [[SUBSCORES[i] for i in r] for r in rank[:, [0, 1, -1]].tolist()]
     out = []
     for signal, (a, b, low), (va, vb, vlow), s, a5, a10 in zip(
-            signals, names, picks, np.asarray(alpha_score).tolist(), np.asarray(alpha_5d).tolist(),
-            np.asarray(alpha_10d).tolist(), strict=True):
+        signals,
+        names,
+        picks,
+        np.asarray(alpha_score).tolist(),
+        np.asarray(alpha_5d).tolist(),
+        np.asarray(alpha_10d).tolist(),
+        strict=True,
+    ):
         models = f"models {s:+.2f} (5d {a5:+.2f}, 10d {a10:+.2f})" if math.isfinite(s) else "models n/a"
         out.append(f"{signal}: {a} {va:.0f} and {b} {vb:.0f} lead, {low} weakest ({vlow:.0f}); {models}")
     return out

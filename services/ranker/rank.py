@@ -32,8 +32,12 @@ def _codes(groups: Sequence[str] | np.ndarray) -> np.ndarray:
     return codes
 
 
-def rank(values: np.ndarray, mask: np.ndarray | None = None, groups: Sequence[str] | np.ndarray | None = None,
-         ascending: bool = True) -> np.ndarray:
+def rank(
+    values: np.ndarray,
+    mask: np.ndarray | None = None,
+    groups: Sequence[str] | np.ndarray | None = None,
+    ascending: bool = True,
+) -> np.ndarray:
     """1-based rank of every valid row (ties share their average rank), NaN elsewhere."""
     s, _ = _series(values, mask)
     if groups is None:
@@ -41,8 +45,9 @@ def rank(values: np.ndarray, mask: np.ndarray | None = None, groups: Sequence[st
     return s.groupby(_codes(groups)).rank(method="average", ascending=ascending).to_numpy()
 
 
-def percentile(values: np.ndarray, mask: np.ndarray | None = None,
-               groups: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
+def percentile(
+    values: np.ndarray, mask: np.ndarray | None = None, groups: Sequence[str] | np.ndarray | None = None
+) -> np.ndarray:
     """Percentile 0-100 (lowest 0, highest 100) of every valid row within its group, NaN elsewhere.
 
     A group with a single valid row puts it at 50.
@@ -60,8 +65,9 @@ def percentile(values: np.ndarray, mask: np.ndarray | None = None,
     return np.where(np.isfinite(ranks), pct, np.nan)
 
 
-def zscore(values: np.ndarray, mask: np.ndarray | None = None,
-           groups: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
+def zscore(
+    values: np.ndarray, mask: np.ndarray | None = None, groups: Sequence[str] | np.ndarray | None = None
+) -> np.ndarray:
     """(x - mean) / std (population) within the group over valid rows; 0 without spread; NaN elsewhere."""
     s, _ = _series(values, mask)
     if groups is None:
@@ -118,8 +124,7 @@ def page_spec(sort_by: str, ascending: bool, offset: int, limit: int) -> PageSpe
         raise RankerInputError(f"offset must be >= 0, got {offset}")
     if limit < 0 or limit > MAX_LIMIT:
         raise RankerInputError(f"limit must be between 0 and {MAX_LIMIT} (0 means {DEFAULT_LIMIT}), got {limit}")
-    return PageSpec(sort_by=sort_by or DEFAULT_SORT, ascending=ascending, offset=offset,
-                    limit=limit or DEFAULT_LIMIT)
+    return PageSpec(sort_by=sort_by or DEFAULT_SORT, ascending=ascending, offset=offset, limit=limit or DEFAULT_LIMIT)
 
 
 def check_column(name: str, columns: Sequence[str] | Mapping[str, object], what: str) -> None:
@@ -127,8 +132,9 @@ def check_column(name: str, columns: Sequence[str] | Mapping[str, object], what:
         raise RankerInputError(f"unknown {what} column {name!r}; allowed: {allowed(columns)}")
 
 
-def check_filters(spec: FilterSpec, sectors: Sequence[str], signals: Sequence[str],
-                  numeric_columns: Sequence[str] | None) -> None:
+def check_filters(
+    spec: FilterSpec, sectors: Sequence[str], signals: Sequence[str], numeric_columns: Sequence[str] | None
+) -> None:
     """Reject unknown sectors and signals, bad bounds and (when known) unknown range columns."""
     known = set(sectors)
     unknown = [s for s in spec.sectors if s not in known]
@@ -193,4 +199,4 @@ def order(values: np.ndarray, ascending: bool) -> np.ndarray:
 
 
 def window(indices: np.ndarray, offset: int, limit: int) -> np.ndarray:
-    return indices[offset:offset + limit]
+    return indices[offset : offset + limit]

@@ -101,10 +101,12 @@ COMPONENTS: Mapping[str, tuple[Component, ...]] = {
 assert tuple(COMPONENTS) == SUBSCORES
 
 # Features of the features block the rating reads (the derived inputs come from these).
-REQUIRED_FEATURES: tuple[str, ...] = tuple(sorted(
-    {c.feature for comps in COMPONENTS.values() for c in comps if c.feature not in DERIVED}
-    | {"plus_di_14", "minus_di_14", "rel_volume_20", "ret_1d", "realized_vol_63", "atr_14_pct"}
-))
+REQUIRED_FEATURES: tuple[str, ...] = tuple(
+    sorted(
+        {c.feature for comps in COMPONENTS.values() for c in comps if c.feature not in DERIVED}
+        | {"plus_di_14", "minus_di_14", "rel_volume_20", "ret_1d", "realized_vol_63", "atr_14_pct"}
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,7 @@ def derived_inputs(f: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         di_balance = (plus - minus) / (plus + minus)
         signed_rel_volume = np.sign(f["ret_1d"]) * (f["rel_volume_20"] - 1.0)
         vol_contraction = f["realized_vol_21"] / f["realized_vol_63"]
-    return {"di_balance": di_balance, "signed_rel_volume": signed_rel_volume,
-            "vol_contraction": vol_contraction}
+    return {"di_balance": di_balance, "signed_rel_volume": signed_rel_volume, "vol_contraction": vol_contraction}
 
 
 def subscores(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

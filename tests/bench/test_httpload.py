@@ -78,8 +78,18 @@ def test_errors_are_counted_by_status(server: str, capsys: pytest.CaptureFixture
 def test_summary_names_every_figure(server: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert httpload.main([f"{server}/v1/scan", "-n", "3", "-c", "1"]) == 0
     out = capsys.readouterr().out
-    for label in ("Count:", "Total:", "Slowest:", "Fastest:", "Average:", "Requests/sec:",
-                  "Latency distribution:", "Status code distribution:", "[200]\t3 responses", "Mean body size:"):
+    for label in (
+        "Count:",
+        "Total:",
+        "Slowest:",
+        "Fastest:",
+        "Average:",
+        "Requests/sec:",
+        "Latency distribution:",
+        "Status code distribution:",
+        "[200]\t3 responses",
+        "Mean body size:",
+    ):
         assert label in out
 
 

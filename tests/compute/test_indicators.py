@@ -106,8 +106,9 @@ def test_realized_vol_relative_volume_and_dollar_volume_match_pandas() -> None:
     rel = v / v.rolling(20).mean().shift(1)
     np.testing.assert_allclose(ind.relative_volume(b["volume"], 20), rel.to_numpy(), rtol=1e-9, equal_nan=True)
     dv = (c * v).rolling(20).mean()
-    np.testing.assert_allclose(ind.average_dollar_volume(b["close"], b["volume"], 20), dv.to_numpy(),
-                               rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        ind.average_dollar_volume(b["close"], b["volume"], 20), dv.to_numpy(), rtol=1e-9, equal_nan=True
+    )
 
 
 def test_2d_drivers_equal_the_1d_kernels_per_row() -> None:
@@ -117,6 +118,7 @@ def test_2d_drivers_equal_the_1d_kernels_per_row() -> None:
     low = np.stack([r["low"] for r in rows])
     for r in range(4):
         np.testing.assert_array_equal(ind.rsi_wilder_2d(close, 14)[r], ind.rsi_wilder(close[r], 14))
-        np.testing.assert_array_equal(ind.adx_wilder_2d(high, low, close, 14)[0][r],
-                                      ind.adx_wilder(high[r], low[r], close[r], 14)[0])
+        np.testing.assert_array_equal(
+            ind.adx_wilder_2d(high, low, close, 14)[0][r], ind.adx_wilder(high[r], low[r], close[r], 14)[0]
+        )
         np.testing.assert_array_equal(ind.cci_2d(high, low, close, 20)[r], ind.cci(high[r], low[r], close[r], 20))

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.fetcher.splits import adjust, split_factors
 from services.fetcher.polygon import SplitTable
+from services.fetcher.splits import adjust, split_factors
 
 SESSIONS = np.array(
     ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13", "2026-11-16"], dtype="datetime64[D]"

@@ -39,14 +39,17 @@ async def test_scan_streams_progress_then_the_result(scanner) -> None:
     assert len({e.scan_id for e in events}) == 1
 
 
-@pytest.mark.parametrize("options", [
-    scan_pb2.ScanOptions(max_symbols=-5),
-    scan_pb2.ScanOptions(trade_style=42),
-    scan_pb2.ScanOptions(universe=["A"] * 20_001),
-    scan_pb2.ScanOptions(universe=[""]),
-    scan_pb2.ScanOptions(sort_by="nope"),
-    scan_pb2.ScanOptions(min_tech_rating=-1),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        scan_pb2.ScanOptions(max_symbols=-5),
+        scan_pb2.ScanOptions(trade_style=42),
+        scan_pb2.ScanOptions(universe=["A"] * 20_001),
+        scan_pb2.ScanOptions(universe=[""]),
+        scan_pb2.ScanOptions(sort_by="nope"),
+        scan_pb2.ScanOptions(min_tech_rating=-1),
+    ],
+)
 async def test_bad_scan_options_are_invalid_argument(scanner, options: scan_pb2.ScanOptions) -> None:
     stub, double = scanner
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -58,10 +61,12 @@ async def test_bad_scan_options_are_invalid_argument(scanner, options: scan_pb2.
 
 async def test_other_calls_validate_and_map_errors(scanner) -> None:
     stub, double = scanner
-    for call, request in ((stub.GetScan, scanner_pb2.GetScanRequest()),
-                          (stub.GetScan, scanner_pb2.GetScanRequest(fingerprint="fp1", limit=-1)),
-                          (stub.GetSymbol, scanner_pb2.GetSymbolRequest(symbol="")),
-                          (stub.GetSymbol, scanner_pb2.GetSymbolRequest(symbol="AAA", days=99_999))):
+    for call, request in (
+        (stub.GetScan, scanner_pb2.GetScanRequest()),
+        (stub.GetScan, scanner_pb2.GetScanRequest(fingerprint="fp1", limit=-1)),
+        (stub.GetSymbol, scanner_pb2.GetSymbolRequest(symbol="")),
+        (stub.GetSymbol, scanner_pb2.GetSymbolRequest(symbol="AAA", days=99_999)),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(request)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
@@ -123,7 +128,7 @@ async def test_malformed_request_bytes_are_invalid_argument(served) -> None:
     channel, double = served
     for method in ("GetScan", "Scan"):
         path = f"/technic.v1.Scanner/{method}"
-        call = (channel.unary_unary(path) if method == "GetScan" else channel.unary_stream(path))
+        call = channel.unary_unary(path) if method == "GetScan" else channel.unary_stream(path)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             outcome = call(b"\xff\xff\xff")
             if method == "GetScan":

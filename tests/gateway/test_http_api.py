@@ -34,8 +34,16 @@ def client(double: OrchestratorDouble) -> Iterator[TestClient]:
 
 
 def test_scan_returns_the_app_contract(client: TestClient, double: OrchestratorDouble) -> None:
-    response = client.post("/v1/scan", json={"trade_style": "Position", "sectors": ["Information Technology"],
-                                             "max_symbols": 500, "min_tech_rating": 10}, headers=AUTH)
+    response = client.post(
+        "/v1/scan",
+        json={
+            "trade_style": "Position",
+            "sectors": ["Information Technology"],
+            "max_symbols": 500,
+            "min_tech_rating": 10,
+        },
+        headers=AUTH,
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) >= TOP_KEYS and body["status"] == "ok"
@@ -54,8 +62,13 @@ def test_defaults_are_accepted_from_an_empty_body(client: TestClient) -> None:
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}])
 def test_missing_or_wrong_key_is_401_json(client: TestClient, headers: dict[str, str]) -> None:
-    for method, path in (("post", "/v1/scan"), ("get", "/v1/symbol/AAA"), ("get", "/v1/universe_stats"),
-                         ("post", "/v1/scans"), ("get", "/v1/scans/x")):
+    for method, path in (
+        ("post", "/v1/scan"),
+        ("get", "/v1/symbol/AAA"),
+        ("get", "/v1/universe_stats"),
+        ("post", "/v1/scans"),
+        ("get", "/v1/scans/x"),
+    ):
         response = client.request(method, path, json={}, headers=headers)
         assert response.status_code == 401, path
         assert response.json()["error"] == "unauthorized"
@@ -67,19 +80,22 @@ def test_health_and_version_need_no_key(client: TestClient) -> None:
     assert client.get("/version").json()["model_versions"] == {"alpha_10d": "m1"}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"trade_style": "Weekly"}, "body.trade_style"),
-    ({"max_symbols": 0}, "body.max_symbols"),
-    ({"max_symbols": 20_001}, "body.max_symbols"),
-    ({"min_tech_rating": 101}, "body.min_tech_rating"),
-    ({"universe": ["AAPL", ""]}, "body.universe.1"),
-    ({"universe": ["A"] * 20_001}, "body.universe"),
-    ({"sectors": [""]}, "body.sectors.0"),
-    ({"lookback_days": 3}, "body.lookback_days"),
-    ({"options_mode": "futures"}, "body.options_mode"),
-    ({"sort_by": "secret"}, "body.sort_by"),
-    ({"universe": "AAPL"}, "body.universe"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"trade_style": "Weekly"}, "body.trade_style"),
+        ({"max_symbols": 0}, "body.max_symbols"),
+        ({"max_symbols": 20_001}, "body.max_symbols"),
+        ({"min_tech_rating": 101}, "body.min_tech_rating"),
+        ({"universe": ["AAPL", ""]}, "body.universe.1"),
+        ({"universe": ["A"] * 20_001}, "body.universe"),
+        ({"sectors": [""]}, "body.sectors.0"),
+        ({"lookback_days": 3}, "body.lookback_days"),
+        ({"options_mode": "futures"}, "body.options_mode"),
+        ({"sort_by": "secret"}, "body.sort_by"),
+        ({"universe": "AAPL"}, "body.universe"),
+    ],
+)
 def test_bad_bodies_are_422_naming_the_field(client: TestClient, body: dict[str, object], field: str) -> None:
     response = client.post("/v1/scan", json=body, headers=AUTH)
     assert response.status_code == 422
@@ -140,8 +156,9 @@ def test_asynchronous_scan_events_pages_and_csv(client: TestClient, double: Orch
     names = [line.split(": ", 1)[1] for line in events.text.splitlines() if line.startswith("event: ")]
     assert names == ["progress", "progress", "result"]
 
-    page = client.get(f"/v1/scans/{scan_id}/results?offset=1&limit=1&sort=composite_score&ascending=true",
-                      headers=AUTH).json()
+    page = client.get(
+        f"/v1/scans/{scan_id}/results?offset=1&limit=1&sort=composite_score&ascending=true", headers=AUTH
+    ).json()
     assert [r["ticker"] for r in page["results"]] == ["BBB"] and page["total_rows"] == 3
     assert double.pages[-1].fingerprint == "fp1"
     assert client.get(f"/v1/scans/{scan_id}/results?sort=nope", headers=AUTH).status_code == 422
@@ -168,4 +185,5 @@ def test_failed_asynchronous_scan_reports_the_error(double: OrchestratorDouble) 
 def test_openapi_document(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/v1/scan", "/v1/scans", "/v1/scans/{scan_id}/events", "/v1/scans/{scan_id}/export.csv"} <= set(
-        spec["paths"])
+        spec["paths"]
+    )

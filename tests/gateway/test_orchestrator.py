@@ -32,8 +32,17 @@ SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "BAD", "PEN", "ETFX"]
 TYPES = ["CS", "CS", "CS", "CS", "CS", "CS", "ETF"]
 CLOSE = [50.0, 40.0, 30.0, 20.0, 10.0, 1.0, 60.0]
 DOLLAR_VOLUME = [9e8, 8e8, 7e8, 6e8, 5e8, 4e8, 3e8]
-SNAPSHOT_FIELDS = ("open", "high", "low", "close", "volume", "avg_volume", "avg_dollar_volume", "sessions",
-                   "change_pct")
+SNAPSHOT_FIELDS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "avg_volume",
+    "avg_dollar_volume",
+    "sessions",
+    "change_pct",
+)
 
 
 class Fetcher(fetcher_pb2_grpc.FetcherServicer):
@@ -50,19 +59,26 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
         wanted = list(request.symbols) or SYMBOLS
         idx = [SYMBOLS.index(s) for s in wanted if s in SYMBOLS]
         return fetcher_pb2.GetUniverseResponse(
-            symbols=[SYMBOLS[i] for i in idx], names=[f"{SYMBOLS[i]} Inc" for i in idx],
-            types=[TYPES[i] for i in idx], exchanges=["XNAS"] * len(idx), sic_codes=[7372] * len(idx),
+            symbols=[SYMBOLS[i] for i in idx],
+            names=[f"{SYMBOLS[i]} Inc" for i in idx],
+            types=[TYPES[i] for i in idx],
+            exchanges=["XNAS"] * len(idx),
+            sic_codes=[7372] * len(idx),
             sectors=["Energy" if SYMBOLS[i] == "AAA" else "Information Technology" for i in idx],
-            industries=["Software"] * len(idx), market_caps=[1e9] * len(idx))
+            industries=["Software"] * len(idx),
+            market_caps=[1e9] * len(idx),
+        )
 
     async def GetSnapshot(self, request, context):
         self.snapshot_requests.append(request.as_of)
         array = np.zeros((len(SYMBOLS), len(SNAPSHOT_FIELDS)), dtype=np.float32)
         array[:, 3], array[:, 6] = self.close, DOLLAR_VOLUME
         as_of = request.as_of if request.as_of and request.as_of <= "2026-11-13" else "2026-11-13"
-        return fetcher_pb2.GetSnapshotResponse(block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
-                                               as_of=as_of,
-                                               failed_sessions=["2026-11-10"] if as_of == "2026-11-11" else [])
+        return fetcher_pb2.GetSnapshotResponse(
+            block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
+            as_of=as_of,
+            failed_sessions=["2026-11-10"] if as_of == "2026-11-11" else [],
+        )
 
     async def Prefetch(self, request_iterator, context):
         header, symbols = None, []
@@ -73,9 +89,12 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
                 symbols.extend(message.batch.symbols)
         assert header is not None
         for index, start in enumerate(range(0, len(symbols), header.chunk_size)):
-            part = symbols[start:start + header.chunk_size]
-            yield fetcher_pb2.PrefetchResponse(chunk=common_pb2.ChunkRef(
-                key=f"technic:test:{index}", chunk_index=index, symbols=part, as_of="2026-11-13"))
+            part = symbols[start : start + header.chunk_size]
+            yield fetcher_pb2.PrefetchResponse(
+                chunk=common_pb2.ChunkRef(
+                    key=f"technic:test:{index}", chunk_index=index, symbols=part, as_of="2026-11-13"
+                )
+            )
         yield fetcher_pb2.PrefetchResponse(done=True)
 
     async def GetBars(self, request, context):
@@ -104,29 +123,43 @@ class Compute(compute_pb2_grpc.ComputeServicer):
         n = len(request.chunk.symbols)
         rows = list(request.chunk.symbols)
         return compute_pb2.ScoreResponse(
-            chunk_index=request.chunk.chunk_index, symbols=rows, states=[common_pb2.SYMBOL_STATE_OK] * n,
+            chunk_index=request.chunk.chunk_index,
+            symbols=rows,
+            states=[common_pb2.SYMBOL_STATE_OK] * n,
             features=encode_block(np.ones((n, len(FEATURE_NAMES)), np.float32), rows=rows, fields=FEATURE_NAMES),
             scores=encode_block(np.zeros((n, 2), np.float32), rows=rows, fields=("alpha_5d", "alpha_10d")),
             levels=encode_block(np.ones((n, 1), np.float32), rows=rows, fields=("close",)),
             sparklines=encode_block(np.ones((n, 3), np.float32), rows=rows),
-            feature_version="f1", model_versions={"alpha_5d": "m1", "alpha_10d": "m1"})
+            feature_version="f1",
+            model_versions={"alpha_5d": "m1", "alpha_10d": "m1"},
+        )
 
     async def Describe(self, request, context):
         if self.broken:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "replica down")
         return compute_pb2.DescribeResponse(
-            feature_version="f1", model_versions={"alpha_5d": "m1", "alpha_10d": "m1"},
-            feature_fields=FEATURE_NAMES, score_fields=("alpha_5d", "alpha_10d"), level_fields=("close",),
-            sparkline_length=3, win_prob=compute_pb2.WinProbCalibration(model="alpha_10d", version="m1",
-                                                                        edges=[-1.0, 0.0, 1.0], p_up=[0.4, 0.6]))
+            feature_version="f1",
+            model_versions={"alpha_5d": "m1", "alpha_10d": "m1"},
+            feature_fields=FEATURE_NAMES,
+            score_fields=("alpha_5d", "alpha_10d"),
+            level_fields=("close",),
+            sparkline_length=3,
+            win_prob=compute_pb2.WinProbCalibration(
+                model="alpha_10d", version="m1", edges=[-1.0, 0.0, 1.0], p_up=[0.4, 0.6]
+            ),
+        )
 
     async def Explain(self, request, context):
         block = decode_block(request.features)
         self.explained.append(list(block.rows))
         if self.on_explain is not None:
             self.on_explain.set()
-        return compute_pb2.ExplainResponse(symbols=[compute_pb2.SymbolExplanation(
-            symbol=s, models=[compute_pb2.ModelExplanation(model="alpha_10d")]) for s in block.rows])
+        return compute_pb2.ExplainResponse(
+            symbols=[
+                compute_pb2.SymbolExplanation(symbol=s, models=[compute_pb2.ModelExplanation(model="alpha_10d")])
+                for s in block.rows
+            ]
+        )
 
 
 class Ranker(ranker_pb2_grpc.RankerServicer):
@@ -151,8 +184,9 @@ class Ranker(ranker_pb2_grpc.RankerServicer):
             await asyncio.wait_for(self.hold.wait(), 10)
         if header is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no header")
-        ok = sorted(s for c in scanned for s, st in zip(c.symbols, c.states, strict=True)
-                    if st == common_pb2.SYMBOL_STATE_OK)
+        ok = sorted(
+            s for c in scanned for s, st in zip(c.symbols, c.states, strict=True) if st == common_pb2.SYMBOL_STATE_OK
+        )
         errored = sum(1 for c in scanned for st in c.states if st == common_pb2.SYMBOL_STATE_ERROR)
         filtered: dict[str, int] = {}
         skipped: dict[str, int] = {}
@@ -160,11 +194,20 @@ class Ranker(ranker_pb2_grpc.RankerServicer):
             target = filtered if issue.bucket == common_pb2.BUCKET_FILTERED else skipped
             target[issue.reason] = target.get(issue.reason, 0) + 1
         result = scan_pb2.ScanResult(
-            scan_id=header.scan_id, fingerprint=header.fingerprint, as_of=header.as_of,
-            rows=[scan_pb2.ScanRow(rank=i + 1, symbol=s) for i, s in enumerate(ok)], total_rows=len(ok),
-            accounting=common_pb2.Accounting(requested=header.requested, ranked=len(ok), filtered=filtered,
-                                             skipped=skipped, errored={"compute_error": errored} if errored else {}),
-            stage_seconds=header.stage_seconds)
+            scan_id=header.scan_id,
+            fingerprint=header.fingerprint,
+            as_of=header.as_of,
+            rows=[scan_pb2.ScanRow(rank=i + 1, symbol=s) for i, s in enumerate(ok)],
+            total_rows=len(ok),
+            accounting=common_pb2.Accounting(
+                requested=header.requested,
+                ranked=len(ok),
+                filtered=filtered,
+                skipped=skipped,
+                errored={"compute_error": errored} if errored else {},
+            ),
+            stage_seconds=header.stage_seconds,
+        )
         self.stored[header.fingerprint] = result
         return result
 
@@ -203,14 +246,21 @@ def fetcher() -> Fetcher:
 async def backends(fetcher: Fetcher) -> AsyncIterator[tuple[Orchestrator, list[Compute], Ranker]]:
     computes = [Compute(broken=True), Compute(broken=False)]
     ranker = Ranker()
-    servers = [await serve(fetcher, fetcher_pb2_grpc.add_FetcherServicer_to_server),
-               await serve(ranker, ranker_pb2_grpc.add_RankerServicer_to_server),
-               *[await serve(c, compute_pb2_grpc.add_ComputeServicer_to_server) for c in computes]]
+    servers = [
+        await serve(fetcher, fetcher_pb2_grpc.add_FetcherServicer_to_server),
+        await serve(ranker, ranker_pb2_grpc.add_RankerServicer_to_server),
+        *[await serve(c, compute_pb2_grpc.add_ComputeServicer_to_server) for c in computes],
+    ]
     ports = [port for _, port in servers]
     settings = GatewaySettings(
-        fetcher_target=f"127.0.0.1:{ports[0]}", ranker_target=f"127.0.0.1:{ports[1]}",
-        compute_target=f"ipv4:127.0.0.1:{ports[2]},127.0.0.1:{ports[3]}", gateway_chunk_size=2,
-        gateway_score_attempts=4, gateway_min_price=5.0, gateway_min_dollar_volume=1e6)
+        fetcher_target=f"127.0.0.1:{ports[0]}",
+        ranker_target=f"127.0.0.1:{ports[1]}",
+        compute_target=f"ipv4:127.0.0.1:{ports[2]},127.0.0.1:{ports[3]}",
+        gateway_chunk_size=2,
+        gateway_score_attempts=4,
+        gateway_min_price=5.0,
+        gateway_min_dollar_volume=1e6,
+    )
     orchestrator = Orchestrator(settings)
     yield orchestrator, computes, ranker
     await orchestrator.close()
@@ -218,8 +268,9 @@ async def backends(fetcher: Fetcher) -> AsyncIterator[tuple[Orchestrator, list[C
         await server.stop(0)
 
 
-async def collect(orchestrator: Orchestrator, options: scan_pb2.ScanOptions, **kw) -> tuple[list[Progress],
-                                                                                            scan_pb2.ScanResult]:
+async def collect(
+    orchestrator: Orchestrator, options: scan_pb2.ScanOptions, **kw
+) -> tuple[list[Progress], scan_pb2.ScanResult]:
     items = [item async for item in orchestrator.scan(options, **kw)]
     result = items[-1]
     assert isinstance(result, scan_pb2.ScanResult)
@@ -234,7 +285,9 @@ async def test_scan_pipeline_retries_accounts_and_caches(backends) -> None:
     # PEN is under $5, ETFX is an ETF; BAD's chunk fails on both replicas and becomes ERROR rows.
     header = ranker.headers[-1]
     assert header.requested == 7 and {i.symbol: i.reason for i in header.issues} == {
-        "PEN": "prefilter_price", "ETFX": "prefilter_type"}
+        "PEN": "prefilter_price",
+        "ETFX": "prefilter_type",
+    }
     assert list(header.info.symbols) == ["AAA", "BBB", "CCC", "DDD", "BAD"]  # most liquid first
     assert header.fingerprint and not header.options.sectors and not header.options.HasField("min_price")
     errored = [c for c in ranker.chunks if common_pb2.SYMBOL_STATE_ERROR in c.states]
@@ -245,7 +298,8 @@ async def test_scan_pipeline_retries_accounts_and_caches(backends) -> None:
     assert computes[0].calls > 0 and computes[1].calls >= 2  # the broken replica's chunks went to the other
     assert all(row.explanation for row in result.rows)
     assert {"universe", "snapshot", "prefilter", "fetch", "compute", "rank", "explain", "total"} <= set(
-        result.stage_seconds)
+        result.stage_seconds
+    )
 
     rank_calls = len(ranker.headers)
     progress, again = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
@@ -294,8 +348,9 @@ async def test_a_past_session_snapshot_is_fetched_once(backends, fetcher: Fetche
     # A completed past session, asked twice (refresh skips only the result caches): one request.
     # A window with a failed session, and a date resolving to an earlier session, are asked again.
     for as_of in ("2026-11-12", "2026-11-11", "2026-11-14") * 2:
-        _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10, as_of=as_of, universe=["AAA", "CCC"]),
-                                  refresh=True)
+        _, result = await collect(
+            orchestrator, scan_pb2.ScanOptions(limit=10, as_of=as_of, universe=["AAA", "CCC"]), refresh=True
+        )
         assert result.as_of == min(as_of, "2026-11-13")
     assert fetcher.snapshot_requests == ["2026-11-12", "2026-11-11", "2026-11-14", "2026-11-11", "2026-11-14"]
 
@@ -310,8 +365,11 @@ async def test_prefilter_and_details_are_reused_while_the_snapshot_is_the_same(b
 
     await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
     first = header_parts()
-    assert first == ({"PEN": "prefilter_price", "ETFX": "prefilter_type"}, ["AAA", "BBB", "CCC", "DDD", "BAD"],
-                     ["Energy"] + ["Information Technology"] * 4)
+    assert first == (
+        {"PEN": "prefilter_price", "ETFX": "prefilter_type"},
+        ["AAA", "BBB", "CCC", "DDD", "BAD"],
+        ["Energy"] + ["Information Technology"] * 4,
+    )
     assert fetcher.details_requests == [first[1]]
     await collect(orchestrator, scan_pb2.ScanOptions(limit=10), refresh=True)
     assert header_parts() == first and len(fetcher.details_requests) == 1 and len(ranker.headers) == 2

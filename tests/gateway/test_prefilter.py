@@ -48,8 +48,10 @@ def test_watchlist_is_taken_as_asked_and_unknown_tickers_are_skipped() -> None:
     spec = PrefilterSpec(universe=("DDD", "GGG", "ZZZ", "HHH"), types=None, exclude_exchanges=frozenset())
     result = run(spec)
     assert result.survivors.tolist() == ["GGG", "DDD"]
-    assert reasons(result) == {"ZZZ": (common_pb2.BUCKET_SKIPPED, "unknown_symbol"),
-                               "HHH": (common_pb2.BUCKET_SKIPPED, "no_snapshot")}
+    assert reasons(result) == {
+        "ZZZ": (common_pb2.BUCKET_SKIPPED, "unknown_symbol"),
+        "HHH": (common_pb2.BUCKET_SKIPPED, "no_snapshot"),
+    }
     assert result.requested == 4
 
 

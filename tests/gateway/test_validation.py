@@ -12,36 +12,47 @@ from technic.v1 import scan_pb2
 
 
 def test_valid_options_pass() -> None:
-    options = scan_pb2.ScanOptions(universe=["AAPL", "brk.b"], max_symbols=100, min_tech_rating=50,
-                                   sectors=["information technology"], lookback_days=260, signals=["Long"],
-                                   sort_by="rsi_14", limit=50, as_of="2026-11-13",
-                                   ranges=[scan_pb2.RangeFilter(column="atr_pct", min=1, max=5)])
+    options = scan_pb2.ScanOptions(
+        universe=["AAPL", "brk.b"],
+        max_symbols=100,
+        min_tech_rating=50,
+        sectors=["information technology"],
+        lookback_days=260,
+        signals=["Long"],
+        sort_by="rsi_14",
+        limit=50,
+        as_of="2026-11-13",
+        ranges=[scan_pb2.RangeFilter(column="atr_pct", min=1, max=5)],
+    )
     assert check_options(options) is None
 
 
-@pytest.mark.parametrize(("options", "fragment"), [
-    (scan_pb2.ScanOptions(universe=["A"] * 20_001), "at most 20000"),
-    (scan_pb2.ScanOptions(universe=["AAPL", ""]), "must not be empty"),
-    (scan_pb2.ScanOptions(universe=["DROP TABLE"]), "not a ticker"),
-    (scan_pb2.ScanOptions(max_symbols=-1), "max_symbols"),
-    (scan_pb2.ScanOptions(max_symbols=20_001), "max_symbols"),
-    (scan_pb2.ScanOptions(trade_style=99), "trade_style"),
-    (scan_pb2.ScanOptions(options_mode=7), "options_mode"),
-    (scan_pb2.ScanOptions(min_tech_rating=101), "min_tech_rating"),
-    (scan_pb2.ScanOptions(min_tech_rating=math.nan), "min_tech_rating"),
-    (scan_pb2.ScanOptions(sectors=["Energy", " "]), "empty"),
-    (scan_pb2.ScanOptions(sectors=["Crypto"]), "unknown sector 'Crypto'; one of Energy"),
-    (scan_pb2.ScanOptions(lookback_days=5), "lookback_days"),
-    (scan_pb2.ScanOptions(signals=["Maybe"]), "unknown signal"),
-    (scan_pb2.ScanOptions(min_price=-1), "min_price"),
-    (scan_pb2.ScanOptions(min_dollar_volume=math.inf), "min_dollar_volume"),
-    (scan_pb2.ScanOptions(ranges=[scan_pb2.RangeFilter(column="nope")]), "unknown range column"),
-    (scan_pb2.ScanOptions(ranges=[scan_pb2.RangeFilter(column="rsi_14", min=80, max=20)]), "min 80.0 > max"),
-    (scan_pb2.ScanOptions(sort_by="password"), "unknown sort column"),
-    (scan_pb2.ScanOptions(limit=10_001), "limit"),
-    (scan_pb2.ScanOptions(offset=-3), "offset"),
-    (scan_pb2.ScanOptions(as_of="2026-13-40"), "not a date"),
-])
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (scan_pb2.ScanOptions(universe=["A"] * 20_001), "at most 20000"),
+        (scan_pb2.ScanOptions(universe=["AAPL", ""]), "must not be empty"),
+        (scan_pb2.ScanOptions(universe=["DROP TABLE"]), "not a ticker"),
+        (scan_pb2.ScanOptions(max_symbols=-1), "max_symbols"),
+        (scan_pb2.ScanOptions(max_symbols=20_001), "max_symbols"),
+        (scan_pb2.ScanOptions(trade_style=99), "trade_style"),
+        (scan_pb2.ScanOptions(options_mode=7), "options_mode"),
+        (scan_pb2.ScanOptions(min_tech_rating=101), "min_tech_rating"),
+        (scan_pb2.ScanOptions(min_tech_rating=math.nan), "min_tech_rating"),
+        (scan_pb2.ScanOptions(sectors=["Energy", " "]), "empty"),
+        (scan_pb2.ScanOptions(sectors=["Crypto"]), "unknown sector 'Crypto'; one of Energy"),
+        (scan_pb2.ScanOptions(lookback_days=5), "lookback_days"),
+        (scan_pb2.ScanOptions(signals=["Maybe"]), "unknown signal"),
+        (scan_pb2.ScanOptions(min_price=-1), "min_price"),
+        (scan_pb2.ScanOptions(min_dollar_volume=math.inf), "min_dollar_volume"),
+        (scan_pb2.ScanOptions(ranges=[scan_pb2.RangeFilter(column="nope")]), "unknown range column"),
+        (scan_pb2.ScanOptions(ranges=[scan_pb2.RangeFilter(column="rsi_14", min=80, max=20)]), "min 80.0 > max"),
+        (scan_pb2.ScanOptions(sort_by="password"), "unknown sort column"),
+        (scan_pb2.ScanOptions(limit=10_001), "limit"),
+        (scan_pb2.ScanOptions(offset=-3), "offset"),
+        (scan_pb2.ScanOptions(as_of="2026-13-40"), "not a date"),
+    ],
+)
 def test_invalid_options_are_named(options: scan_pb2.ScanOptions, fragment: str) -> None:
     problem = check_options(options)
     assert problem is not None and fragment in problem

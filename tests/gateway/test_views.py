@@ -20,10 +20,31 @@ from gateway.views import (
 from technic.v1 import scanner_pb2
 from tests.gateway.doubles import make_result, make_row, with_derived
 
-APP_RESULT_KEYS = {"ticker", "signal", "rrr", "entry", "stop", "target", "note", "sparkline", "TechRating",
-                   "AlphaScore", "ATR14_pct", "Sector", "Industry", "PlayStyle", "win_prob_10d",
-                   "InstitutionalCoreScore", "ICS_Tier", "QualityScore", "merit_score", "merit_band",
-                   "merit_flags", "merit_summary", "option_strategies"}
+APP_RESULT_KEYS = {
+    "ticker",
+    "signal",
+    "rrr",
+    "entry",
+    "stop",
+    "target",
+    "note",
+    "sparkline",
+    "TechRating",
+    "AlphaScore",
+    "ATR14_pct",
+    "Sector",
+    "Industry",
+    "PlayStyle",
+    "win_prob_10d",
+    "InstitutionalCoreScore",
+    "ICS_Tier",
+    "QualityScore",
+    "merit_score",
+    "merit_band",
+    "merit_flags",
+    "merit_summary",
+    "option_strategies",
+}
 
 
 def test_row_has_every_app_key_with_app_types() -> None:
@@ -32,8 +53,18 @@ def test_row_has_every_app_key_with_app_types() -> None:
     assert {"features", "subscores", "composite_score", "percentile", "sector_percentile", "rank"} <= set(out)
     assert out["ticker"] == "AAA" and out["signal"] == "Strong Long"
     assert out["sparkline"] == [99.0, 100.5]  # NaN padding dropped
-    for key in ("rrr", "entry", "stop", "target", "TechRating", "AlphaScore", "ATR14_pct", "win_prob_10d",
-                "InstitutionalCoreScore", "merit_score"):
+    for key in (
+        "rrr",
+        "entry",
+        "stop",
+        "target",
+        "TechRating",
+        "AlphaScore",
+        "ATR14_pct",
+        "win_prob_10d",
+        "InstitutionalCoreScore",
+        "merit_score",
+    ):
         assert isinstance(out[key], float), key
     assert out["QualityScore"] is None  # needs financials the cluster does not fetch
     assert isinstance(out["merit_flags"], str) and out["option_strategies"] == []
@@ -66,21 +97,36 @@ def test_scan_response_counts_and_lines() -> None:
     assert body["symbols_scanned"] == 4  # 3 ranked + 1 removed by a post-score filter
     assert after_prefilter(result.accounting) == 5
     assert body["log"] == summary_line(result) == "scanned 10 symbols (5 after prefilter) in 1.25 s"
-    assert body["movers"][0] == {"ticker": "AAA", "delta": "+4.2%", "note": "gap up", "isPositive": True,
-                                 "sparkline": [1.0, 2.0]}
+    assert body["movers"][0] == {
+        "ticker": "AAA",
+        "delta": "+4.2%",
+        "note": "gap up",
+        "isPositive": True,
+        "sparkline": [1.0, 2.0],
+    }
     assert body["movers"][1]["isPositive"] is False and body["movers"][1]["delta"] == "-3.0%"
     assert [i["ticker"] for i in body["ideas"]] == ["AAA", "BBB", "CCC"]
     assert set(body["ideas"][0]) == {"title", "ticker", "meta", "plan", "sparkline"}
 
 
 def test_symbol_response_types() -> None:
-    detail = scanner_pb2.SymbolDetail(symbol="AAA", last_price=10.0, change_pct=1.0, in_latest_scan=True,
-                                      latest=make_row(1, "AAA", 0.9),
-                                      history=[scanner_pb2.Bar(date="2026-11-13", open=1, high=2, low=0.5, close=1.5,
-                                                               volume=1234.0)] * 2)
+    detail = scanner_pb2.SymbolDetail(
+        symbol="AAA",
+        last_price=10.0,
+        change_pct=1.0,
+        in_latest_scan=True,
+        latest=make_row(1, "AAA", 0.9),
+        history=[scanner_pb2.Bar(date="2026-11-13", open=1, high=2, low=0.5, close=1.5, volume=1234.0)] * 2,
+    )
     body = symbol_response(detail)
-    assert body["history"][0] == {"date": "2026-11-13", "Open": 1.0, "High": 2.0, "Low": 0.5, "Close": 1.5,
-                                  "Volume": 1234}
+    assert body["history"][0] == {
+        "date": "2026-11-13",
+        "Open": 1.0,
+        "High": 2.0,
+        "Low": 0.5,
+        "Close": 1.5,
+        "Volume": 1234,
+    }
     assert isinstance(body["risk_score"], str) and body["momentum_score"] == 65.0
     assert set(body["fundamentals"]) == {"pe", "eps", "roe", "debt_to_equity", "market_cap"}
     assert set(body["events"]) == {"next_earnings", "days_to_earnings", "next_dividend", "dividend_amount"}

@@ -128,13 +128,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         wait_grpc_serving(ports["fetcher"], timeout=START_TIMEOUT, proc=fetcher)
         wait_grpc_serving(ports["ranker"], timeout=START_TIMEOUT, proc=ranker)
         cluster.gateway_env = {
-            **env, "TECHNIC_GATEWAY_PORT": str(ports["gateway"]), "TECHNIC_GATEWAY_HTTP_PORT": str(ports["http"]),
-            "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1", "TECHNIC_API_KEYS": API_KEY,
+            **env,
+            "TECHNIC_GATEWAY_PORT": str(ports["gateway"]),
+            "TECHNIC_GATEWAY_HTTP_PORT": str(ports["http"]),
+            "TECHNIC_GATEWAY_HTTP_HOST": "127.0.0.1",
+            "TECHNIC_API_KEYS": API_KEY,
             "TECHNIC_FETCHER_TARGET": f"127.0.0.1:{ports['fetcher']}",
             "TECHNIC_RANKER_TARGET": f"127.0.0.1:{ports['ranker']}",
             "TECHNIC_COMPUTE_TARGET": "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in compute_ports),
             # Small chunks, two in flight: a scan of the small market has several chunks in sequence.
-            "TECHNIC_GATEWAY_CHUNK_SIZE": "50", "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2"}
+            "TECHNIC_GATEWAY_CHUNK_SIZE": "50",
+            "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2",
+        }
         cluster.start_gateway()
         yield cluster
     finally:

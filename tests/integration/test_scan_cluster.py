@@ -285,7 +285,8 @@ def test_cli_scan_and_symbol(cluster: Cluster) -> None:
 
 
 def test_grpc_page_after_a_gateway_restart_has_the_https_explanations_and_scores(
-        cluster: Cluster, http: httpx.Client) -> None:
+    cluster: Cluster, http: httpx.Client
+) -> None:
     body = http.post("/v1/scan", json={"trade_style": "Position", "limit": 50}).json()
     before = {r["ticker"]: r for r in body["results"]}
     explained = [t for t, r in before.items() if r["explanation"]]
@@ -294,17 +295,30 @@ def test_grpc_page_after_a_gateway_restart_has_the_https_explanations_and_scores
     cluster.start_gateway()
     with grpc.insecure_channel(cluster.target) as channel:
         page = scanner_pb2_grpc.ScannerStub(channel).GetScan(
-            scanner_pb2.GetScanRequest(fingerprint=body["fingerprint"], limit=50), timeout=60)
+            scanner_pb2.GetScanRequest(fingerprint=body["fingerprint"], limit=50), timeout=60
+        )
     rows = {r.symbol: r for r in page.rows}
     assert list(rows) == list(before)
     for ticker, app_row in before.items():
         row = rows[ticker]
         assert [
-            app_row["InstitutionalCoreScore"], app_row["ICS_Tier"], app_row["merit_score"], app_row["merit_band"],
-            app_row["merit_flags"], app_row["merit_summary"]] == [
-            pytest.approx(row.ics, abs=0.005), row.ics_tier or None, pytest.approx(row.merit_score, abs=0.005),
-            row.merit_band or None, ", ".join(row.merit_flags), row.merit_summary or None], ticker
-        contributions = [(c.feature, round(c.contribution, 6)) for e in row.explanation for m in e.models
-                         for c in m.contributions]
-        assert contributions == [(c["feature"], c["contribution"]) for m in app_row["explanation"]
-                                 for c in m["contributions"]], ticker
+            app_row["InstitutionalCoreScore"],
+            app_row["ICS_Tier"],
+            app_row["merit_score"],
+            app_row["merit_band"],
+            app_row["merit_flags"],
+            app_row["merit_summary"],
+        ] == [
+            pytest.approx(row.ics, abs=0.005),
+            row.ics_tier or None,
+            pytest.approx(row.merit_score, abs=0.005),
+            row.merit_band or None,
+            ", ".join(row.merit_flags),
+            row.merit_summary or None,
+        ], ticker
+        contributions = [
+            (c.feature, round(c.contribution, 6)) for e in row.explanation for m in e.models for c in m.contributions
+        ]
+        assert contributions == [
+            (c["feature"], c["contribution"]) for m in app_row["explanation"] for c in m["contributions"]
+        ], ticker

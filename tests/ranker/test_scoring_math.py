@@ -80,13 +80,16 @@ def test_calibration_errors_name_the_source_and_the_rule() -> None:
         return str(err.value)
 
     assert refused("alpha_5d", [0, 1], [0.5]) == (
-        "header.win_prob is for model 'alpha_5d'; the win probability is calibrated on 'alpha_10d'")
+        "header.win_prob is for model 'alpha_5d'; the win probability is calibrated on 'alpha_10d'"
+    )
     assert refused("alpha_10d", [0, 1, 2], [0.5]) == (
-        "header.win_prob needs len(edges) == len(p_up) + 1 >= 2, got 3 edges and 1 probabilities")
+        "header.win_prob needs len(edges) == len(p_up) + 1 >= 2, got 3 edges and 1 probabilities"
+    )
     assert refused("alpha_10d", [0, 1], [2.0]) == "header.win_prob: edges must increase and p_up lie in [0, 1]"
     assert refused("alpha_10d", [1, 0], [0.5]) == "header.win_prob: edges must increase and p_up lie in [0, 1]"
     assert refused("alpha_10d", [-np.inf, np.inf], [0.5]) == (
-        "header.win_prob: bins must have finite, increasing centres")
+        "header.win_prob: bins must have finite, increasing centres"
+    )
     ok = WinProbCalibration.from_table("alpha_10d", "v1", [-np.inf, 0.0, 1.0, np.inf], [0.2, 0.5, 0.8])
     np.testing.assert_allclose(ok.centers, [-0.5, 0.5, 1.5])
     np.testing.assert_allclose(ok(np.array([-5.0, 0.5, 1.0, np.nan])), [0.2, 0.5, 0.65, np.nan])

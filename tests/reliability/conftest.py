@@ -133,15 +133,19 @@ def _kill_tree(run_dir: Path) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedCluster]:
     run_dir = tmp_path_factory.mktemp("reliability") / "run"
     env = cluster_env(run_dir)
-    env.update({
-        "TECHNIC_API_KEYS": ",".join(API_KEYS),
-        "POLYGON_API_KEY": POLYGON_KEY, "TECHNIC_MARKETSIM_API_KEY": POLYGON_KEY,
-        "TECHNIC_LOG_LEVEL": "info",
-        # `technic up` serves key-less requests by default; these tests check keyed access alone.
-        "TECHNIC_HTTP_ANONYMOUS": "false",
-        # Small chunks, two in flight: a scan of the small market is many chunks in sequence.
-        "TECHNIC_GATEWAY_CHUNK_SIZE": "50", "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2",
-    })
+    env.update(
+        {
+            "TECHNIC_API_KEYS": ",".join(API_KEYS),
+            "POLYGON_API_KEY": POLYGON_KEY,
+            "TECHNIC_MARKETSIM_API_KEY": POLYGON_KEY,
+            "TECHNIC_LOG_LEVEL": "info",
+            # `technic up` serves key-less requests by default; these tests check keyed access alone.
+            "TECHNIC_HTTP_ANONYMOUS": "false",
+            # Small chunks, two in flight: a scan of the small market is many chunks in sequence.
+            "TECHNIC_GATEWAY_CHUNK_SIZE": "50",
+            "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2",
+        }
+    )
     started = technic(env, "up")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
