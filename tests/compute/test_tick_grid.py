@@ -88,6 +88,7 @@ bars_args = {
 @example(seed=1, regime=REGIMES[0], n=260, gaps=0, flat_runs=0)
 @example(seed=2, regime=REGIMES[1], n=260, gaps=5, flat_runs=2)
 @example(seed=3, regime=REGIMES[4], n=300, gaps=3, flat_runs=1)
+@example(seed=12, regime=REGIMES[3], n=130, gaps=0, flat_runs=0)  # a walk past $8192 in tenths of a cent
 def test_every_as_of_indicator_of_the_scan_matches_talib(
     seed: int, regime: object, n: int, gaps: int, flat_runs: int
 ) -> None:

@@ -24,6 +24,10 @@ class Regime:
     level: tuple[int, int]  # range of the first close, in ticks
 
 
+# Below these prices float32 keeps a tick of that many decimals apart from its neighbours, so the
+# scan can give the decimal back; above them it cannot (a documented limit of the scan's gather).
+RECOVERABLE_BELOW = {4: 1024.0, 3: 8192.0, 2: 131072.0}
+
 REGIMES = (
     Regime("sub-penny below $1", 4, (300, 9_000)),
     Regime("cents", 2, (150, 90_000)),
@@ -59,6 +63,9 @@ def tick_bars(seed: int, n: int, regime: Regime, gaps: int = 0, flat_runs: int =
     shift = np.maximum(floor - low.min(), 0)  # keep every price positive
     ticks = np.stack([open_, high, low, close], axis=1) + shift
     scale = 10.0**regime.decimals
+    # A walk that drifts past the regime's recoverable range is held inside it (clipping is monotone,
+    # so every bar keeps low <= open, close <= high).
+    ticks = np.clip(ticks, floor, int(RECOVERABLE_BELOW[regime.decimals] * scale) - 1)
     decimal = np.empty((n, 5))
     decimal[:, :4] = ticks / scale  # an integer over a power of ten: the double of that decimal
     decimal[:, 4] = np.where(rng.random(n) < 0.03, 0.0, rng.integers(100, 3_000_000, n))
