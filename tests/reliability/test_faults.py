@@ -170,6 +170,15 @@ def drop_sessions(cluster: SupervisedCluster, newest: int | None) -> list[str]:
     memory holds them too), so that the next scan fetches them from the simulator again."""
     client = cluster.redis()
     keys = sorted(client.keys(SESSION_KEYS), reverse=True)
+    if not keys:
+        # An earlier round restarted Redis (no persistence) while the fetcher kept the sessions in memory:
+        # a fetcher without them stores the window again on the next scan.
+        cluster.restart("fetcher", cluster.port("TECHNIC_FETCHER_PORT"))
+        run_scan(cluster.target, OPTIONS)
+        deadline = time.monotonic() + 30
+        while not keys and time.monotonic() < deadline:
+            time.sleep(0.2)
+            keys = sorted(client.keys(SESSION_KEYS), reverse=True)
     dropped = keys if newest is None else keys[:newest]
     if dropped:
         client.delete(*dropped)
