@@ -21,6 +21,7 @@ from services.ranker.scoring import (
     composite,
     liquidity_factor,
     market_regime,
+    volatility_level,
 )
 
 DAY, POSITION = style_for("Day"), style_for("Position")
@@ -211,3 +212,13 @@ def test_calibration_bounds_are_allowed() -> None:
 def test_market_regime_at_its_edges(closes: list[float], trend: str) -> None:
     assert len(closes) == 200
     assert market_regime(np.array(closes)).trend == trend == regime_by_rule(closes)[0]
+
+
+def test_volatility_levels_at_their_edges() -> None:
+    assert [volatility_level(v) for v in (11.99, 12.0, 18.0, 25.0, 25.01)] == [
+        "low",
+        "normal",
+        "normal",
+        "normal",
+        "high",
+    ]
