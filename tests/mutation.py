@@ -74,10 +74,12 @@ def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        parts = [p.strip() for p in text.split(" | ", 2)]
-        if len(parts) != 3 or not all(parts):
+        # The mutated line may hold " | " itself: the name is before the first, the reason after the last.
+        name, _, rest = text.partition(" | ")
+        line, _, reason = rest.rpartition(" | ")
+        if not (name and line.strip() and reason.strip()):
             raise SystemExit(f"{path.name}:{number}: expected 'mutant | mutated line | reason'")
-        out[parts[0]] = Equivalent(*parts)
+        out[name.strip()] = Equivalent(name.strip(), line.strip(), reason.strip())
     return out
 
 
