@@ -116,6 +116,16 @@ def score(module: str, equivalents: dict[str, Equivalent]) -> Score:
     return result
 
 
+def prune_stale_copies() -> None:
+    """Drop copies in mutants/ of sources gone from the tree: mutmut keeps what it copied once, and a moved
+    module's old copy would shadow the new layout."""
+    copies = ROOT / "mutants"
+    for copy in copies.glob("*/**/*.py"):
+        relative = copy.relative_to(copies)
+        if relative.parts[0] in ("services", "gateway") and not (ROOT / relative).exists():
+            copy.unlink()
+
+
 def run(module: str) -> None:
     """mutmut over one module's mutants, one worker process."""
     patterns = MODULES[module][1]
@@ -134,6 +144,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown module(s) {', '.join(unknown)}; one of {', '.join(MODULES)}")
         return 2
     os.chdir(ROOT)
+    prune_stale_copies()
     equivalents = read_equivalents()
     scores = []
     for module in modules:
