@@ -96,7 +96,11 @@ def score(module: str, equivalents: dict[str, Equivalent]) -> Score:
     source, patterns = MODULES[module]
     meta = json.loads((ROOT / "mutants" / f"{source}.meta").read_text())
     result = Score(module)
-    for mutant, code in sorted(meta["exit_code_by_key"].items()):
+    known = meta["exit_code_by_key"]
+    for name in equivalents:
+        if any(fnmatch.fnmatch(name, p) for p in patterns) and name not in known:
+            result.stale.append(f"{name} is listed as equivalent but is no mutant of {source} any more")
+    for mutant, code in sorted(known.items()):
         if not any(fnmatch.fnmatch(mutant, p) for p in patterns):
             continue
         result.total += 1
@@ -117,12 +121,12 @@ def score(module: str, equivalents: dict[str, Equivalent]) -> Score:
 
 
 def prune_stale_copies() -> None:
-    """Drop copies in mutants/ of sources gone from the tree: mutmut keeps what it copied once, and a moved
-    module's old copy would shadow the new layout."""
+    """Drop copies in mutants/ of sources and tests gone from the tree: mutmut keeps what it copied once,
+    and a moved module's or conftest's old copy would shadow the new layout."""
     copies = ROOT / "mutants"
     for copy in copies.glob("*/**/*.py"):
         relative = copy.relative_to(copies)
-        if relative.parts[0] in ("services", "gateway") and not (ROOT / relative).exists():
+        if relative.parts[0] in ("services", "gateway", "tests") and not (ROOT / relative).exists():
             copy.unlink()
 
 

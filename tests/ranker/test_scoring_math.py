@@ -222,3 +222,11 @@ def test_volatility_levels_at_their_edges() -> None:
         "normal",
         "high",
     ]
+
+
+def test_a_bin_open_at_both_ends_is_refused_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # -inf + inf is computed and dropped silently
+        with pytest.raises(CalibrationError) as err:
+            WinProbCalibration.from_table("alpha_10d", "v1", [-np.inf, np.inf], [0.5])
+    assert str(err.value) == "win_prob: bins must have finite, increasing centres"  # the default source
