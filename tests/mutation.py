@@ -155,6 +155,12 @@ def main(argv: list[str]) -> int:
         print(f"mutating {module} ...", flush=True)
         run(module)
         scores.append(score(module, equivalents))
+        done = scores[-1]
+        print(
+            f"  {done.killed} of {done.total} killed, {len(done.equivalent)} equivalent, "
+            f"{len(done.survivors)} survived: {done.percent:.1f}%",
+            flush=True,
+        )
     print(f"\n{'module':<20} {'mutants':>7} {'killed':>6} {'equiv':>5} {'survived':>8} {'score':>7}")
     failed = False
     for s in scores:
