@@ -74,10 +74,12 @@ def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        parts = [p.strip() for p in text.split(" | ", 2)]
-        if len(parts) != 3 or not all(parts):
+        # The mutated line may hold " | " itself: the name is before the first, the reason after the last.
+        name, _, rest = text.partition(" | ")
+        line, _, reason = rest.rpartition(" | ")
+        if not (name and line.strip() and reason.strip()):
             raise SystemExit(f"{path.name}:{number}: expected 'mutant | mutated line | reason'")
-        out[parts[0]] = Equivalent(*parts)
+        out[name.strip()] = Equivalent(name.strip(), line.strip(), reason.strip())
     return out
 
 
@@ -94,7 +96,11 @@ def score(module: str, equivalents: dict[str, Equivalent]) -> Score:
     source, patterns = MODULES[module]
     meta = json.loads((ROOT / "mutants" / f"{source}.meta").read_text())
     result = Score(module)
-    for mutant, code in sorted(meta["exit_code_by_key"].items()):
+    known = meta["exit_code_by_key"]
+    for name in equivalents:
+        if any(fnmatch.fnmatch(name, p) for p in patterns) and name not in known:
+            result.stale.append(f"{name} is listed as equivalent but is no mutant of {source} any more")
+    for mutant, code in sorted(known.items()):
         if not any(fnmatch.fnmatch(mutant, p) for p in patterns):
             continue
         result.total += 1
@@ -112,6 +118,16 @@ def score(module: str, equivalents: dict[str, Equivalent]) -> Score:
                 result.stale.append(f"{mutant} is listed with the line {listed.line!r}, but mutates {line!r}")
             result.survivors.append((mutant, line))
     return result
+
+
+def prune_stale_copies() -> None:
+    """Drop copies in mutants/ of sources and tests gone from the tree: mutmut keeps what it copied once,
+    and a moved module's or conftest's old copy would shadow the new layout."""
+    copies = ROOT / "mutants"
+    for copy in copies.glob("*/**/*.py"):
+        relative = copy.relative_to(copies)
+        if relative.parts[0] in ("services", "gateway", "tests") and not (ROOT / relative).exists():
+            copy.unlink()
 
 
 def run(module: str) -> None:
@@ -132,12 +148,19 @@ def main(argv: list[str]) -> int:
         print(f"unknown module(s) {', '.join(unknown)}; one of {', '.join(MODULES)}")
         return 2
     os.chdir(ROOT)
+    prune_stale_copies()
     equivalents = read_equivalents()
     scores = []
     for module in modules:
         print(f"mutating {module} ...", flush=True)
         run(module)
         scores.append(score(module, equivalents))
+        done = scores[-1]
+        print(
+            f"  {done.killed} of {done.total} killed, {len(done.equivalent)} equivalent, "
+            f"{len(done.survivors)} survived: {done.percent:.1f}%",
+            flush=True,
+        )
     print(f"\n{'module':<20} {'mutants':>7} {'killed':>6} {'equiv':>5} {'survived':>8} {'score':>7}")
     failed = False
     for s in scores:

@@ -165,5 +165,9 @@ def market_regime(closes: np.ndarray) -> Regime:
     else:
         trend = "sideways"
     vol = float(np.std(np.diff(np.log(c[-VOL_SESSIONS - 1 :])), ddof=1) * np.sqrt(252) * 100.0)
-    level = "low" if vol < VOL_LOW else "high" if vol > VOL_HIGH else "normal"
-    return Regime(trend, level, close, sma200, vol)
+    return Regime(trend, volatility_level(vol), close, sma200, vol)
+
+
+def volatility_level(vol: float) -> str:
+    """The volatility level: "low" below VOL_LOW, "high" above VOL_HIGH, else "normal" (edges included)."""
+    return "low" if vol < VOL_LOW else "high" if vol > VOL_HIGH else "normal"

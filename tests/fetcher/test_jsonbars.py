@@ -130,3 +130,4 @@ def test_the_results_span_of_every_form() -> None:
         parsed = parse_results(body)
         assert parsed is not None and body[parsed.start : parsed.end] == span
         assert parsed.start == (len(body) if not span else body.index(span))
+        assert parsed.end == parsed.start + len(span)

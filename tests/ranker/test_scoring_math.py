@@ -21,6 +21,7 @@ from services.ranker.scoring import (
     composite,
     liquidity_factor,
     market_regime,
+    volatility_level,
 )
 
 DAY, POSITION = style_for("Day"), style_for("Position")
@@ -211,3 +212,21 @@ def test_calibration_bounds_are_allowed() -> None:
 def test_market_regime_at_its_edges(closes: list[float], trend: str) -> None:
     assert len(closes) == 200
     assert market_regime(np.array(closes)).trend == trend == regime_by_rule(closes)[0]
+
+
+def test_volatility_levels_at_their_edges() -> None:
+    assert [volatility_level(v) for v in (11.99, 12.0, 18.0, 25.0, 25.01)] == [
+        "low",
+        "normal",
+        "normal",
+        "normal",
+        "high",
+    ]
+
+
+def test_a_bin_open_at_both_ends_is_refused_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # -inf + inf is computed and dropped silently
+        with pytest.raises(CalibrationError) as err:
+            WinProbCalibration.from_table("alpha_10d", "v1", [-np.inf, np.inf], [0.5])
+    assert str(err.value) == "win_prob: bins must have finite, increasing centres"  # the default source
