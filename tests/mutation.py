@@ -111,7 +111,7 @@ def score(module: str, equivalents: dict[str, Equivalent]) -> Score:
             continue
         line = mutated_line(mutant, source)
         listed = equivalents.get(mutant)
-        if listed is not None and listed.line == line:
+        if listed is not None and "".join(listed.line.split()) == "".join(line.split()):  # layout aside
             result.equivalent.append(mutant)
         else:
             if listed is not None:

@@ -83,3 +83,32 @@ def test_the_default_clock_is_monotonic() -> None:
     limiter = RateLimiter(rate=1.0, burst=2)
     assert limiter.enabled and limiter.burst == 2
     assert [limiter.acquire(b"k") for _ in range(2)] == [0, 0]
+
+
+def test_charge_after_the_fact_puts_the_bucket_in_debt_down_to_minus_the_burst() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=1.0, burst=4, clock=clock)
+    limiter.charge(b"k", 2.5)  # a new client starts full: 4 - 2.5 leaves 1.5
+    assert limiter.acquire(b"k") == 0 and limiter.acquire(b"k") == 1  # 0.5 left: half a second short
+    limiter.charge(b"k", 100.0)  # at most burst deep into debt: -4
+    assert limiter.acquire(b"k") == 5  # -4 to 1 token takes 5 s
+    limiter.charge(b"k", 0.0)
+    limiter.charge(b"k", -3.0)  # nothing charged: no refund either
+    limiter.charge(b"j", 0.5)  # a small charge counts
+    assert limiter.acquire(b"j", 4.0) == 1
+    off = RateLimiter(rate=0.0, burst=4, clock=clock)
+    off.charge(b"k", 100.0)
+    assert off.acquire(b"k") == 0
+
+
+def test_the_least_recent_client_is_forgotten_beyond_max_clients() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=0.001, burst=1, clock=clock, max_clients=2)
+    assert [limiter.acquire(k) for k in (b"a", b"b")] == [0, 0]
+    assert limiter.acquire(b"a") > 0  # a is the most recent now
+    assert limiter.acquire(b"c") == 0  # b, the least recent, is forgotten
+    assert limiter.acquire(b"a") > 0, "a kept its empty bucket"
+    assert limiter.acquire(b"b") == 0, "b comes back with a full bucket"
+    one = RateLimiter(rate=0.001, burst=1, clock=clock, max_clients=0)  # at least one client is kept
+    assert (one.max_clients, one.acquire(b"a"), one.acquire(b"a")) == (1, 0, 1000)
+    assert RateLimiter(rate=1.0, burst=1).max_clients == 100_000
