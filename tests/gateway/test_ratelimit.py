@@ -112,3 +112,12 @@ def test_the_least_recent_client_is_forgotten_beyond_max_clients() -> None:
     one = RateLimiter(rate=0.001, burst=1, clock=clock, max_clients=0)  # at least one client is kept
     assert (one.max_clients, one.acquire(b"a"), one.acquire(b"a")) == (1, 0, 1000)
     assert RateLimiter(rate=1.0, burst=1).max_clients == 100_000
+
+
+def test_a_charge_of_nothing_does_not_make_a_client_recent() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=0.001, burst=1, clock=clock, max_clients=2)
+    assert [limiter.acquire(k) for k in (b"a", b"b")] == [0, 0]
+    limiter.charge(b"a", 0.0)  # not a use: a stays the least recent
+    assert limiter.acquire(b"c") == 0  # a is forgotten
+    assert limiter.acquire(b"a") == 0, "a comes back with a full bucket"
