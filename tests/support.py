@@ -216,3 +216,31 @@ def accounted(result: Any) -> int:
     """Symbols a ScanResult accounts for: ranked + filtered + skipped + errored."""
     acc = result.accounting
     return acc.ranked + sum(acc.filtered.values()) + sum(acc.skipped.values()) + sum(acc.errored.values())
+
+
+# Keys of a scan result that the Flutter app's ScanResult.fromJson reads.
+APP_RESULT_KEYS = {
+    "ticker",
+    "signal",
+    "rrr",
+    "entry",
+    "stop",
+    "target",
+    "note",
+    "sparkline",
+    "TechRating",
+    "AlphaScore",
+    "ATR14_pct",
+    "Sector",
+    "Industry",
+    "PlayStyle",
+    "win_prob_10d",
+    "InstitutionalCoreScore",
+    "ICS_Tier",
+    "QualityScore",
+    "merit_score",
+    "merit_band",
+    "merit_flags",
+    "merit_summary",
+    "option_strategies",
+}

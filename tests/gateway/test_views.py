@@ -19,32 +19,7 @@ from gateway.views import (
 )
 from technic.v1 import scanner_pb2
 from tests.gateway.doubles import make_result, make_row, with_derived
-
-APP_RESULT_KEYS = {
-    "ticker",
-    "signal",
-    "rrr",
-    "entry",
-    "stop",
-    "target",
-    "note",
-    "sparkline",
-    "TechRating",
-    "AlphaScore",
-    "ATR14_pct",
-    "Sector",
-    "Industry",
-    "PlayStyle",
-    "win_prob_10d",
-    "InstitutionalCoreScore",
-    "ICS_Tier",
-    "QualityScore",
-    "merit_score",
-    "merit_band",
-    "merit_flags",
-    "merit_summary",
-    "option_strategies",
-}
+from tests.support import APP_RESULT_KEYS
 
 
 def test_row_has_every_app_key_with_app_types() -> None:

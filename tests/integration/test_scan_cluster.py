@@ -16,35 +16,10 @@ import pytest
 
 from technic.v1 import scan_pb2, scanner_pb2, scanner_pb2_grpc
 from tests.integration.conftest import Cluster
-from tests.support import PROJECT_ROOT, accounted, collect_scan
+from tests.support import APP_RESULT_KEYS, PROJECT_ROOT, accounted, collect_scan
 
 pytestmark = pytest.mark.integration
 
-APP_RESULT_KEYS = {
-    "ticker",
-    "signal",
-    "rrr",
-    "entry",
-    "stop",
-    "target",
-    "note",
-    "sparkline",
-    "TechRating",
-    "AlphaScore",
-    "ATR14_pct",
-    "Sector",
-    "Industry",
-    "PlayStyle",
-    "win_prob_10d",
-    "InstitutionalCoreScore",
-    "ICS_Tier",
-    "QualityScore",
-    "merit_score",
-    "merit_band",
-    "merit_flags",
-    "merit_summary",
-    "option_strategies",
-}
 NUMBER_KEYS = (
     "rrr",
     "entry",
