@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from gateway.views import ultra_risky
 from services.contract.columns import LONG_SIGNALS
 from services.contract.vocabulary import SECTOR_ALIASES
 from technic.v1 import scan_pb2
@@ -139,7 +138,7 @@ def risk(row: scan_pb2.ScanRow) -> list[str]:
         f"{row.symbol} risk: ATR(14) {_f(row.atr_pct)}% of price ({label}), average dollar volume "
         f"${_f(row.avg_dollar_volume / 1e6, 1)}M (institutional core score {_f(row.ics, 0)}/100)."
     )
-    if ultra_risky(row):
+    if row.ultra_risky:
         line += " It counts as ultra risky (very volatile, illiquid or very cheap)."
     return [line]
 

@@ -8,12 +8,8 @@ such are derived from computed quantities by the formulas below, or are null; ne
   symbol page's risk_score are the ranker's derived scores of each row (services/ranker/derived.py
   documents their formulas); gRPC clients read the same values on ScanRow
 - ATR14_pct is a fraction (0.03 for 3 %), the app's unit; atr_pct keeps the percent
-- IsUltraRisky: ATR(14) >= 7 % of price (the "Very high" risk band), or average dollar volume
-  under $2M, or a last close under $1 (the prefilter keeps most of these out of a full scan; a
-  watchlist scans them as asked)
-- Profile / ProfileLabel: the trade style and the setup: the strongest subscore for a long signal
-  (trend, momentum, breakout, ...), "watch" for Neutral, "avoid" / "short" otherwise, "ultra-risky"
-  before all of these when IsUltraRisky
+- IsUltraRisky, Profile and ProfileLabel are the ranker's too (ScanRow ultra_risky, profile,
+  profile_label)
 - EventSummary, EventFlags, FundamentalSnapshot: null (the cluster fetches no events or
   fundamentals)
 - QualityScore, value and growth scores and fundamentals need company financials the cluster does not
@@ -37,10 +33,6 @@ DISCLAIMER = (
     "estimates from past prices and can be wrong; do your own research."
 )
 IDEAS = 3
-ULTRA_RISKY_ATR_PCT = 7.0
-ULTRA_RISKY_DOLLAR_VOLUME = 2_000_000.0
-ULTRA_RISKY_PRICE = 1.0
-STYLE_SLUGS = {"Day": "day", "Short-term swing": "swing", "Medium-term swing": "medium_swing", "Position": "position"}
 
 
 def num(value: float | None, digits: int = 4) -> float | None:
@@ -60,34 +52,6 @@ def derived_scores(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "merit_flags": ", ".join(row.merit_flags) if row.merit_band else None,
         "merit_summary": row.merit_summary or None,
     }
-
-
-def ultra_risky(row: scan_pb2.ScanRow) -> bool:
-    """Whether the name is too volatile, illiquid or cheap for most accounts (rule above)."""
-    return bool(
-        (math.isfinite(row.atr_pct) and row.atr_pct >= ULTRA_RISKY_ATR_PCT)
-        or (math.isfinite(row.avg_dollar_volume) and row.avg_dollar_volume < ULTRA_RISKY_DOLLAR_VOLUME)
-        or (math.isfinite(row.last_close) and 0 < row.last_close < ULTRA_RISKY_PRICE)
-    )
-
-
-def setup(row: scan_pb2.ScanRow) -> str:
-    """The setup part of the profile (rule above)."""
-    if ultra_risky(row):
-        return "ultra-risky"
-    if row.signal in ("Strong Long", "Long"):
-        scores = {k: v for k, v in row.subscores.items() if math.isfinite(v)}
-        return max(scores, key=lambda k: scores[k]) if scores else "long"
-    if row.signal == "Neutral":
-        return "watch"
-    return "short" if "Short" in row.signal else "avoid"
-
-
-def profile(row: scan_pb2.ScanRow) -> tuple[str, str]:
-    """(Profile, ProfileLabel): a machine key and its label, from the style and the setup."""
-    style = row.play_style or "Short-term swing"
-    kind = setup(row)
-    return f"{STYLE_SLUGS.get(style, 'swing')}:{kind}", f"{style}, {kind.replace('-', ' ')} setup"
 
 
 def sparkline(values: Iterable[float]) -> list[float]:
@@ -123,7 +87,6 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
     """One ranked row under the Flutter app's keys, plus the extra keys other clients use."""
     derived = derived_scores(row)
     plan = row.plan
-    profile_key, profile_label = profile(row)
     return {
         "ticker": row.symbol,
         "signal": row.signal,
@@ -148,9 +111,9 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
         "merit_flags": derived["merit_flags"],
         "merit_summary": derived["merit_summary"],
         "option_strategies": [],
-        "IsUltraRisky": ultra_risky(row),
-        "Profile": profile_key,
-        "ProfileLabel": profile_label,
+        "IsUltraRisky": row.ultra_risky,
+        "Profile": row.profile or None,
+        "ProfileLabel": row.profile_label or None,
         "EventSummary": None,
         "EventFlags": None,
         "FundamentalSnapshot": None,

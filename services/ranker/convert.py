@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,7 +10,16 @@ import numpy as np
 from services.common.codec import Block, BlockError, decode_block
 from services.contract.columns import NUMBER_COLUMNS, SUBSCORE_COLUMNS
 from services.contract.styles import SUBSCORES, UnknownStyleError, style_for
-from services.ranker.derived import ICS_TIERS, MERIT_BANDS, MERIT_FLAGS, RISK_LABELS, Derived, flag_names
+from services.ranker.derived import (
+    ICS_TIERS,
+    MERIT_BANDS,
+    MERIT_FLAGS,
+    RISK_LABELS,
+    SETUPS,
+    Derived,
+    flag_names,
+    profile,
+)
 from services.ranker.engine import RankInput, ScanSpec, ScoredChunk, SymbolInfo
 from services.ranker.errors import RankerInputError
 from services.ranker.plan import rationales
@@ -342,10 +352,12 @@ class RowEncoder:
         style = _string(_tag("play_style", _LEN), scan.style)
         columns = [text[k] for k in _TEXT_FIELDS]
         labels = _label_codes(derived, idx).tolist()
+        profiles = _profiles(scan.style)
+        kinds = (derived.setup[idx].astype(np.int64) * 2 + derived.ultra_risky[idx]).tolist()
         summaries = derived.summaries(idx, scan.number("percentile"))
         explained = scan.explanations
         out = []
-        for j, (rank, label, summary) in enumerate(zip(ranks, labels, summaries, strict=True)):
+        for j, (rank, label, summary, kind) in enumerate(zip(ranks, labels, summaries, kinds, strict=True)):
             side = _SIDES["short" if text["side"][j] == "short" else "long"]
             explanation = explained.get(text["symbol"][j]) if explained else None
             row = b"".join(
@@ -361,6 +373,7 @@ class RowEncoder:
                     style,
                     fixed[j * size : (j + 1) * size],
                     _LABELS[label],
+                    profiles[kind],
                     _string(_SUMMARY_TAG, summary),
                     _EXPLANATION_TAG + _varint(len(explanation)) + explanation if explanation else b"",
                 )
@@ -392,6 +405,19 @@ _FLAG_SETS = [
 ]
 _RISKS = [b"", *(_string(_tag("risk_label", _LEN), name) for name in RISK_LABELS)]
 _LABELS = [t + b + f + r for t in _TIERS for b in _BANDS for f in _FLAG_SETS for r in _RISKS]
+
+
+@functools.cache
+def _profiles(style: str) -> tuple[bytes, ...]:
+    """The encoded ultra-risky flag, profile and profile label of rows rated for ``style``, at index
+    ``setup * 2 + ultra_risky``."""
+    ultra = (b"", _tag("ultra_risky", 0) + b"\x01")
+    out = []
+    for code in range(len(SETUPS)):
+        key, label = profile(style, code)
+        words = _string(_tag("profile", _LEN), key) + _string(_tag("profile_label", _LEN), label)
+        out += [ultra[0] + words, ultra[1] + words]
+    return tuple(out)
 
 
 def _label_codes(derived: Derived, idx: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Scores derived from a ranked row's percentile, liquidity and volatility: ICS, merit, risk label.
+"""Scores derived from a ranked row's percentile, liquidity and volatility: ICS, merit, risk label, profile.
 
 The app shows them beside the ranking. Each is a fixed formula of computed columns (never a
 constant), vectorised over the ranked rows:
@@ -15,6 +15,13 @@ constant), vectorised over the ranked rows:
   79; watch: overbought"``
 - risk label, volatility as a word from ATR %: Low below 2, Moderate below 4, High below 7,
   else Very high
+- ultra-risky, too volatile, illiquid or cheap for most accounts: ATR % of 7 or more (the Very
+  high band), or an average dollar volume under $2M, or a last close under $1 (the prefilter keeps
+  most of these out of a full scan; a watchlist scans them as asked)
+- setup, the kind of trade: "ultra-risky" before anything else; for a long signal the strongest
+  subscore (the first in subscore order on a tie; "long" when none is known); "watch" for Neutral;
+  "short" for the short signals; "avoid" otherwise. The profile is the trade style and the setup:
+  ``"swing:trend"`` and ``"Short-term swing, trend setup"``
 
 Liquidity needs a positive dollar volume and stability a positive ATR %. ICS, merit, their tier
 and band, the flags and the summary need liquidity, stability and the percentile: without one of
@@ -22,7 +29,7 @@ them they are NaN, empty and flagless. The risk label needs only a positive ATR 
 raises neither RSI flag.
 
 The labels are kept as small codes (an index into their names, -1 for none; the flags as a bit
-set), so a scan stores eight numbers a row; the summary text is written only for the rows of a
+set), so a scan stores ten numbers a row; the summary text is written only for the rows of a
 page.
 """
 
@@ -33,6 +40,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from services.contract.columns import LONG_SIGNALS
+from services.contract.styles import SUBSCORES
+
 ICS_TIERS: tuple[str, ...] = ("CORE", "SATELLITE", "SPECULATIVE")
 MERIT_BANDS: tuple[str, ...] = ("A", "B", "C", "D")
 MERIT_FLAGS: tuple[str, ...] = ("LOW_LIQUIDITY", "HIGH_VOLATILITY", "OVERBOUGHT", "OVERSOLD")
@@ -41,6 +51,12 @@ LOW_LIQUIDITY_USD = 10_000_000.0
 HIGH_VOLATILITY_ATR_PCT = 6.0
 OVERBOUGHT_RSI = 70.0
 OVERSOLD_RSI = 30.0
+ULTRA_RISKY_ATR_PCT = 7.0
+ULTRA_RISKY_DOLLAR_VOLUME = 2_000_000.0
+ULTRA_RISKY_PRICE = 1.0
+# Setups: the subscores first (a long setup's strongest one), then the other kinds.
+SETUPS: tuple[str, ...] = (*SUBSCORES, "long", "watch", "short", "avoid", "ultra-risky")
+STYLE_SLUGS = {"Day": "day", "Short-term swing": "swing", "Medium-term swing": "medium_swing", "Position": "position"}
 
 
 def flag_names(bits: int) -> list[str]:
@@ -67,6 +83,8 @@ class Derived:
     merit_band: np.ndarray  # int8 index into MERIT_BANDS, -1 when merit is unknown
     merit_flags: np.ndarray  # uint8, bit i set when MERIT_FLAGS[i] applies
     risk_label: np.ndarray  # int8 index into RISK_LABELS, -1 when ATR % is unknown
+    ultra_risky: np.ndarray  # uint8, 1 when the name is ultra-risky
+    setup: np.ndarray  # int8 index into SETUPS
 
     def __len__(self) -> int:
         return len(self.ics)
@@ -101,11 +119,43 @@ class Derived:
 
 # Columns of the stored form (Derived.matrix), in order, and the dtype of each in a Derived.
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Derived))
-_DTYPES = (np.float64, np.float64, np.float64, np.float64, np.int8, np.int8, np.uint8, np.int8)
+_DTYPES = (np.float64, np.float64, np.float64, np.float64, np.int8, np.int8, np.uint8, np.int8, np.uint8, np.int8)
 
 
-def derive(percentile: np.ndarray, avg_dollar_volume: np.ndarray, atr_pct: np.ndarray, rsi_14: np.ndarray) -> Derived:
-    """The derived scores of rows with these composite percentiles, dollar volumes, ATR % and RSI."""
+def profile(style: str, setup: int) -> tuple[str, str]:
+    """(Profile, ProfileLabel) of a row rated for ``style`` with this SETUPS code: a key and its words."""
+    kind = SETUPS[setup]
+    return f"{STYLE_SLUGS.get(style, 'swing')}:{kind}", f"{style}, {kind.replace('-', ' ')} setup"
+
+
+def setups(signal: np.ndarray, subscores: np.ndarray, ultra_risky: np.ndarray) -> np.ndarray:
+    """The SETUPS code of rows with these signals, (rows, SUBSCORES) subscores and ultra-risky flags."""
+    sig = np.asarray(signal).astype(str)
+    sub = np.asarray(subscores, dtype=np.float64).reshape(len(sig), len(SUBSCORES))
+    known = np.isfinite(sub)
+    strongest = np.argmax(np.where(known, sub, -np.inf), axis=1)  # first of the largest
+    is_long = np.isin(sig, list(LONG_SIGNALS))
+    long_kind = np.where(known.any(axis=1), strongest, SETUPS.index("long"))
+    short = np.char.find(sig, "Short") >= 0
+    code = np.select(
+        [np.asarray(ultra_risky, dtype=bool), is_long, sig == "Neutral", short],
+        [SETUPS.index("ultra-risky"), long_kind, SETUPS.index("watch"), SETUPS.index("short")],
+        SETUPS.index("avoid"),
+    )
+    return code.astype(np.int8)
+
+
+def derive(
+    percentile: np.ndarray,
+    avg_dollar_volume: np.ndarray,
+    atr_pct: np.ndarray,
+    rsi_14: np.ndarray,
+    last_close: np.ndarray,
+    signal: np.ndarray,
+    subscores: np.ndarray,
+) -> Derived:
+    """The derived scores of rows with these composite percentiles, dollar volumes, ATR %, RSI, last
+    closes, signals and (rows, SUBSCORES) subscores."""
     pct = np.asarray(percentile, dtype=np.float64)
     adv = np.asarray(avg_dollar_volume, dtype=np.float64)
     atr = np.asarray(atr_pct, dtype=np.float64)
@@ -127,6 +177,12 @@ def derive(percentile: np.ndarray, avg_dollar_volume: np.ndarray, atr_pct: np.nd
             | (rsi < OVERSOLD_RSI).astype(np.uint8) << 3
         )
         risk = np.select([atr < 2.0, atr < 4.0, atr < 7.0], [0, 1, 2], 3)
+        close = np.asarray(last_close, dtype=np.float64)
+        ultra = (
+            (atr >= ULTRA_RISKY_ATR_PCT)
+            | (adv < ULTRA_RISKY_DOLLAR_VOLUME)
+            | ((close > 0.0) & (close < ULTRA_RISKY_PRICE))
+        )
     return Derived(
         liquidity=liquidity,
         stability=stability,
@@ -136,4 +192,6 @@ def derive(percentile: np.ndarray, avg_dollar_volume: np.ndarray, atr_pct: np.nd
         merit_band=np.where(known, band, -1).astype(np.int8),
         merit_flags=np.where(known, bits, 0).astype(np.uint8),
         risk_label=np.where(has_atr, risk, -1).astype(np.int8),
+        ultra_risky=ultra.astype(np.uint8),
+        setup=setups(signal, subscores, ultra),
     )

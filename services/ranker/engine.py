@@ -339,6 +339,9 @@ def rank_scan(
         numbers[:, NUMBER_COLUMNS.index("avg_dollar_volume")],
         numbers[:, NUMBER_COLUMNS.index("atr_pct")],
         fcols["rsi_14"][best_first],
+        numbers[:, NUMBER_COLUMNS.index("last_close")],
+        text["signal"],
+        numbers[:, [NUMBER_COLUMNS.index(c) for c in SUBSCORE_COLUMNS]],
     )
     rel_volume = fcols["rel_volume_20"][best_first] if "rel_volume_20" in fcols else np.full(len(best_first), np.nan)
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from gateway.orchestrator import NotFound, Progress
-from services.ranker.derived import ICS_TIERS, MERIT_BANDS, RISK_LABELS, derive, flag_names
+from services.contract.styles import SUBSCORES
+from services.ranker.derived import ICS_TIERS, MERIT_BANDS, RISK_LABELS, derive, flag_names, profile
 from technic.v1 import common_pb2, compute_pb2, scan_pb2, scanner_pb2
 
 FEATURES = {"rsi_14": 75.0, "ret_21d": 0.08, "atr_14_pct": 2.5}
@@ -21,6 +22,9 @@ def with_derived(row: scan_pb2.ScanRow) -> scan_pb2.ScanRow:
         np.array([row.avg_dollar_volume]),
         np.array([row.atr_pct]),
         np.array([row.features.get("rsi_14", math.nan)]),
+        np.array([row.last_close]),
+        np.array([row.signal]),
+        np.array([[row.subscores.get(k, math.nan) for k in SUBSCORES]]),
     )
     row.ics, row.merit_score = float(d.ics[0]), float(d.merit_score[0])
     row.ics_tier = ICS_TIERS[d.ics_tier[0]] if d.ics_tier[0] >= 0 else ""
@@ -29,6 +33,8 @@ def with_derived(row: scan_pb2.ScanRow) -> scan_pb2.ScanRow:
     del row.merit_flags[:]
     row.merit_flags.extend(flag_names(int(d.merit_flags[0])))
     row.merit_summary = d.summaries([0], np.array([row.percentile]))[0]
+    row.ultra_risky = bool(d.ultra_risky[0])
+    row.profile, row.profile_label = profile(row.play_style or "Short-term swing", int(d.setup[0]))
     return row
 
 

@@ -283,6 +283,9 @@ def test_grpc_page_after_a_gateway_restart_has_the_https_explanations_and_scores
             app_row["merit_band"],
             app_row["merit_flags"],
             app_row["merit_summary"],
+            app_row["IsUltraRisky"],
+            app_row["Profile"],
+            app_row["ProfileLabel"],
         ] == [
             pytest.approx(row.ics, abs=0.005),
             row.ics_tier or None,
@@ -290,7 +293,11 @@ def test_grpc_page_after_a_gateway_restart_has_the_https_explanations_and_scores
             row.merit_band or None,
             ", ".join(row.merit_flags),
             row.merit_summary or None,
+            row.ultra_risky,
+            row.profile,
+            row.profile_label,
         ], ticker
+        assert row.profile.startswith("position:") and row.profile_label.startswith("Position, "), ticker
         contributions = [
             (c.feature, round(c.contribution, 6)) for e in row.explanation for m in e.models for c in m.contributions
         ]

@@ -69,7 +69,7 @@ def oracle_row(scan: RankedScan, i: int) -> scan_pb2.ScanRow:
         explanation=[compute_pb2.SymbolExplanation.FromString(scan.explanations[text["symbol"]])]
         if text["symbol"] in scan.explanations
         else [],
-        **row_of(scan.derived, scan.number("percentile"), i),
+        **row_of(scan.derived, scan.number("percentile"), i, scan.style),
     )
 
 
@@ -92,6 +92,9 @@ def test_encoded_rows_equal_the_field_by_field_messages() -> None:
     scan.derived = derive(
         *(scan.number(c) for c in ("percentile", "avg_dollar_volume", "atr_pct")),
         scan.features[:, scan.feature_names.index("rsi_14")],
+        scan.number("last_close"),
+        scan.text["signal"],
+        np.column_stack([scan.number(f"{s}_score") for s in SUBSCORES]),
     )
     explained = [str(s) for s in scan.text["symbol"][idx[[1, 5, 9]]]]
     attached = scan.attach({s: explanation(s).SerializeToString() for s in [*explained, "NOT-RANKED"]})

@@ -1,4 +1,5 @@
-"""The derived scores (ICS, merit, risk label): hand-computed rows, a per-row reference, storage."""
+"""The derived scores (ICS, merit, risk label, ultra-risky, profile): hand-computed rows, a per-row
+reference, storage."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ import pytest
 
 from services.contract.columns import NUMBER_COLUMNS
 from services.contract.features import FEATURES
-from services.ranker.derived import FIELDS, ICS_TIERS, MERIT_BANDS, RISK_LABELS, Derived, derive, flag_names
+from services.contract.styles import SUBSCORES
+from services.ranker.derived import (
+    FIELDS,
+    ICS_TIERS,
+    MERIT_BANDS,
+    RISK_LABELS,
+    SETUPS,
+    Derived,
+    derive,
+    flag_names,
+    profile,
+)
 from services.ranker.engine import RankConfig, rank_scan
 from services.ranker.result import RankedScan
 from tests.ranker.synthetic import synthetic_universe
@@ -67,10 +79,14 @@ def reference(percentile: float, adv: float, atr: float, rsi: float) -> dict[str
     }
 
 
-def row_of(d: Derived, percentile: np.ndarray, i: int) -> dict[str, Any]:
+def row_of(d: Derived, percentile: np.ndarray, i: int, style: str = "Short-term swing") -> dict[str, Any]:
     """Row ``i`` of ``d`` as the ScanRow fields it fills."""
     tier, band, risk = int(d.ics_tier[i]), int(d.merit_band[i]), int(d.risk_label[i])
+    key, label = profile(style, int(d.setup[i]))
     return {
+        "ultra_risky": bool(d.ultra_risky[i]),
+        "profile": key,
+        "profile_label": label,
         "ics": float(d.ics[i]),
         "ics_tier": ICS_TIERS[tier] if tier >= 0 else "",
         "merit_score": float(d.merit_score[i]),
@@ -78,6 +94,38 @@ def row_of(d: Derived, percentile: np.ndarray, i: int) -> dict[str, Any]:
         "merit_flags": flag_names(int(d.merit_flags[i])),
         "merit_summary": d.summaries([i], percentile)[0],
         "risk_label": RISK_LABELS[risk] if risk >= 0 else "",
+    }
+
+
+def scores_of(percentile: np.ndarray, adv: np.ndarray, atr: np.ndarray, rsi: np.ndarray) -> Derived:
+    """``derive`` for the score tests: a $50 close, a Neutral signal, no subscores."""
+    n = len(percentile)
+    return derive(percentile, adv, atr, rsi, np.full(n, 50.0), np.full(n, "Neutral"), np.full((n, len(SUBSCORES)), NAN))
+
+
+def reference_profile(
+    style: str, adv: float, atr: float, close: float, signal: str, subscores: dict[str, float]
+) -> dict[str, Any]:
+    """Ultra-risky and the profile, one row at a time in plain Python."""
+    ultra = (
+        (math.isfinite(atr) and atr >= 7.0)
+        or (math.isfinite(adv) and adv < 2_000_000.0)
+        or (math.isfinite(close) and 0 < close < 1.0)
+    )
+    known = {k: v for k, v in subscores.items() if math.isfinite(v)}
+    if ultra:
+        kind = "ultra-risky"
+    elif signal in ("Strong Long", "Long"):
+        kind = max(known, key=lambda k: known[k]) if known else "long"
+    elif signal == "Neutral":
+        kind = "watch"
+    else:
+        kind = "short" if "Short" in signal else "avoid"
+    slug = {"Day": "day", "Short-term swing": "swing", "Medium-term swing": "medium_swing", "Position": "position"}
+    return {
+        "ultra_risky": ultra,
+        "profile": f"{slug[style]}:{kind}",
+        "profile_label": f"{style}, {kind.replace('-', ' ')} setup",
     }
 
 
@@ -121,18 +169,19 @@ HAND = [
 
 def test_hand_computed_rows() -> None:
     inputs = np.array([row[0] for row in HAND])
-    d = derive(inputs[:, 0], inputs[:, 1], inputs[:, 2], inputs[:, 3])
+    d = scores_of(inputs[:, 0], inputs[:, 1], inputs[:, 2], inputs[:, 3])
     for i, (_, ics, tier, merit, band, flags, risk, summary) in enumerate(HAND):
         got = row_of(d, inputs[:, 0], i)
         assert got["ics"] == pytest.approx(ics, abs=1e-4, nan_ok=True), i
         assert got["merit_score"] == pytest.approx(merit, abs=1e-4, nan_ok=True), i
         assert (got["ics_tier"], got["merit_band"], got["merit_flags"], got["risk_label"]) == (tier, band, flags, risk)
         assert got["merit_summary"] == summary
-        assert same(got, reference(*HAND[i][0])), i
+        scores = {k: v for k, v in got.items() if k not in ("ultra_risky", "profile", "profile_label")}
+        assert same(scores, reference(*HAND[i][0])), i
 
 
 def test_liquidity_and_stability_scales() -> None:
-    d = derive(
+    d = scores_of(
         np.full(5, 50.0), np.array([1e6, 1e7, 1e8, 1e9, 1e12]), np.array([1.0, 2.0, 4.5, 8.0, 20.0]), np.full(5, 50.0)
     )
     assert d.liquidity.tolist() == pytest.approx([0.0, 100 / 3, 200 / 3, 100.0, 100.0])
@@ -147,11 +196,19 @@ def test_the_vectorised_scores_equal_the_per_row_formulas_on_a_ranked_scan() -> 
     rsi = scan.features[:, FEATURES.index("rsi_14")].astype(np.float64)
     assert len(scan.derived) == len(scan) > 1000
     tiers = set()
+    close = scan.number("last_close")
+    kinds = set()
     for i in range(len(scan)):
-        got = row_of(scan.derived, pct, i)
-        assert same(got, reference(pct[i], adv[i], atr[i], rsi[i])), (i, got)
+        got = row_of(scan.derived, pct, i, scan.style)
+        subs = {k: float(scan.number(f"{k}_score")[i]) for k in SUBSCORES}
+        want = reference(pct[i], adv[i], atr[i], rsi[i]) | reference_profile(
+            scan.style, adv[i], atr[i], close[i], str(scan.text["signal"][i]), subs
+        )
+        assert same(got, want), (i, got)
         tiers.add(got["ics_tier"])
+        kinds.add(got["profile"].partition(":")[2])
     assert tiers == set(ICS_TIERS)  # the synthetic universe spans every tier
+    assert "watch" in kinds and kinds & set(SUBSCORES) and kinds & {"short", "avoid"}, kinds  # ultra-risky: by hand
 
 
 def test_stored_form_round_trips() -> None:
@@ -162,5 +219,49 @@ def test_stored_form_round_trips() -> None:
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(back.derived, name), getattr(scan.derived, name), err_msg=name)
         assert getattr(back.derived, name).dtype == getattr(scan.derived, name).dtype, name
-    empty = Derived.from_matrix(derive(np.empty(0), np.empty(0), np.empty(0), np.empty(0)).matrix())
+    empty = Derived.from_matrix(scores_of(np.empty(0), np.empty(0), np.empty(0), np.empty(0)).matrix())
     assert len(empty) == 0 and empty.summaries([], np.empty(0)) == []
+
+
+# (ATR %, avg dollar volume, close, signal, subscores) and the profile worked out by hand.
+PROFILES = [
+    # 7 % ATR exactly is ultra-risky, whatever the signal
+    ((7.0, 1e8, 50.0, "Strong Long", {"trend": 90.0}), True, "swing:ultra-risky",
+     "Short-term swing, ultra risky setup"),
+    ((6.99, 1e8, 50.0, "Strong Long", {"trend": 90.0, "momentum": 95.0}), False, "swing:momentum",
+     "Short-term swing, momentum setup"),
+    # $2M exactly is not ultra-risky, just under is
+    ((3.0, 2e6, 50.0, "Long", {"volume": 60.0, "breakout": 60.0}), False, "swing:volume",
+     "Short-term swing, volume setup"),
+    ((3.0, 1_999_999.0, 50.0, "Long", {}), True, "swing:ultra-risky", "Short-term swing, ultra risky setup"),
+    # $1 exactly is not, $0.99 is; a close of 0 (unknown) is not
+    ((3.0, 1e8, 1.0, "Long", {}), False, "swing:long", "Short-term swing, long setup"),
+    ((3.0, 1e8, 0.99, "Neutral", {}), True, "swing:ultra-risky", "Short-term swing, ultra risky setup"),
+    ((3.0, 1e8, 0.0, "Neutral", {}), False, "swing:watch", "Short-term swing, watch setup"),
+    # unknown inputs never make a name ultra-risky
+    ((NAN, NAN, NAN, "Strong Short", {}), False, "swing:short", "Short-term swing, short setup"),
+    ((3.0, 1e8, 50.0, "Short", {"trend": 99.0}), False, "swing:short", "Short-term swing, short setup"),
+    ((3.0, 1e8, 50.0, "Avoid", {"trend": 99.0}), False, "swing:avoid", "Short-term swing, avoid setup"),
+    ((3.0, 1e8, 50.0, "Long", {"oscillator": 40.0, "trend": NAN}), False, "swing:oscillator",
+     "Short-term swing, oscillator setup"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("style", ["Short-term swing", "Day", "Medium-term swing", "Position"])
+def test_ultra_risky_and_profile_by_hand(style: str) -> None:
+    n = len(PROFILES)
+    atr, adv, close = (np.array([p[0][k] for p in PROFILES]) for k in range(3))
+    subs = np.array([[p[0][4].get(k, NAN) for k in SUBSCORES] for p in PROFILES])
+    d = derive(np.full(n, 50.0), adv, atr, np.full(n, 50.0), close, np.array([p[0][3] for p in PROFILES]), subs)
+    slug = {"Short-term swing": "swing", "Day": "day", "Medium-term swing": "medium_swing", "Position": "position"}
+    for i, (inputs, ultra, key, label) in enumerate(PROFILES):
+        got = row_of(d, np.full(n, 50.0), i, style)
+        assert got["ultra_risky"] is ultra, (i, inputs)
+        assert got["profile"] == key.replace("swing:", f"{slug[style]}:", 1), (i, inputs)
+        assert got["profile_label"] == label.replace("Short-term swing", style, 1), (i, inputs)
+        assert same(got, {**got, **reference_profile(style, inputs[1], inputs[0], *inputs[2:])})
+
+
+def test_setup_codes_name_every_setup() -> None:
+    assert SETUPS[: len(SUBSCORES)] == SUBSCORES
+    assert set(SETUPS[len(SUBSCORES) :]) == {"long", "watch", "short", "avoid", "ultra-risky"}

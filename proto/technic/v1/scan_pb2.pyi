@@ -96,7 +96,7 @@ class TradePlan(_message.Message):
     def __init__(self, entry: _Optional[float] = ..., stop: _Optional[float] = ..., target: _Optional[float] = ..., reward_risk: _Optional[float] = ..., position_size: _Optional[float] = ..., side: _Optional[str] = ...) -> None: ...
 
 class ScanRow(_message.Message):
-    __slots__ = ("rank", "symbol", "name", "sector", "industry", "signal", "tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile", "win_prob_10d", "alpha_5d", "alpha_10d", "last_close", "change_pct", "atr_pct", "avg_dollar_volume", "market_cap", "plan", "subscores", "features", "sparkline", "rationale", "play_style", "explanation", "rating_percentile", "alpha_percentile", "ics", "ics_tier", "merit_score", "merit_band", "merit_flags", "merit_summary", "risk_label")
+    __slots__ = ("rank", "symbol", "name", "sector", "industry", "signal", "tech_rating", "alpha_score", "composite_score", "percentile", "sector_percentile", "win_prob_10d", "alpha_5d", "alpha_10d", "last_close", "change_pct", "atr_pct", "avg_dollar_volume", "market_cap", "plan", "subscores", "features", "sparkline", "rationale", "play_style", "explanation", "rating_percentile", "alpha_percentile", "ics", "ics_tier", "merit_score", "merit_band", "merit_flags", "merit_summary", "risk_label", "ultra_risky", "profile", "profile_label")
     class SubscoresEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,9 @@ class ScanRow(_message.Message):
     MERIT_FLAGS_FIELD_NUMBER: _ClassVar[int]
     MERIT_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     RISK_LABEL_FIELD_NUMBER: _ClassVar[int]
+    ULTRA_RISKY_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_LABEL_FIELD_NUMBER: _ClassVar[int]
     rank: int
     symbol: str
     name: str
@@ -181,7 +184,10 @@ class ScanRow(_message.Message):
     merit_flags: _containers.RepeatedScalarFieldContainer[str]
     merit_summary: str
     risk_label: str
-    def __init__(self, rank: _Optional[int] = ..., symbol: _Optional[str] = ..., name: _Optional[str] = ..., sector: _Optional[str] = ..., industry: _Optional[str] = ..., signal: _Optional[str] = ..., tech_rating: _Optional[float] = ..., alpha_score: _Optional[float] = ..., composite_score: _Optional[float] = ..., percentile: _Optional[float] = ..., sector_percentile: _Optional[float] = ..., win_prob_10d: _Optional[float] = ..., alpha_5d: _Optional[float] = ..., alpha_10d: _Optional[float] = ..., last_close: _Optional[float] = ..., change_pct: _Optional[float] = ..., atr_pct: _Optional[float] = ..., avg_dollar_volume: _Optional[float] = ..., market_cap: _Optional[float] = ..., plan: _Optional[_Union[TradePlan, _Mapping]] = ..., subscores: _Optional[_Mapping[str, float]] = ..., features: _Optional[_Mapping[str, float]] = ..., sparkline: _Optional[_Iterable[float]] = ..., rationale: _Optional[str] = ..., play_style: _Optional[str] = ..., explanation: _Optional[_Iterable[_Union[_compute_pb2.SymbolExplanation, _Mapping]]] = ..., rating_percentile: _Optional[float] = ..., alpha_percentile: _Optional[float] = ..., ics: _Optional[float] = ..., ics_tier: _Optional[str] = ..., merit_score: _Optional[float] = ..., merit_band: _Optional[str] = ..., merit_flags: _Optional[_Iterable[str]] = ..., merit_summary: _Optional[str] = ..., risk_label: _Optional[str] = ...) -> None: ...
+    ultra_risky: bool
+    profile: str
+    profile_label: str
+    def __init__(self, rank: _Optional[int] = ..., symbol: _Optional[str] = ..., name: _Optional[str] = ..., sector: _Optional[str] = ..., industry: _Optional[str] = ..., signal: _Optional[str] = ..., tech_rating: _Optional[float] = ..., alpha_score: _Optional[float] = ..., composite_score: _Optional[float] = ..., percentile: _Optional[float] = ..., sector_percentile: _Optional[float] = ..., win_prob_10d: _Optional[float] = ..., alpha_5d: _Optional[float] = ..., alpha_10d: _Optional[float] = ..., last_close: _Optional[float] = ..., change_pct: _Optional[float] = ..., atr_pct: _Optional[float] = ..., avg_dollar_volume: _Optional[float] = ..., market_cap: _Optional[float] = ..., plan: _Optional[_Union[TradePlan, _Mapping]] = ..., subscores: _Optional[_Mapping[str, float]] = ..., features: _Optional[_Mapping[str, float]] = ..., sparkline: _Optional[_Iterable[float]] = ..., rationale: _Optional[str] = ..., play_style: _Optional[str] = ..., explanation: _Optional[_Iterable[_Union[_compute_pb2.SymbolExplanation, _Mapping]]] = ..., rating_percentile: _Optional[float] = ..., alpha_percentile: _Optional[float] = ..., ics: _Optional[float] = ..., ics_tier: _Optional[str] = ..., merit_score: _Optional[float] = ..., merit_band: _Optional[str] = ..., merit_flags: _Optional[_Iterable[str]] = ..., merit_summary: _Optional[str] = ..., risk_label: _Optional[str] = ..., ultra_risky: _Optional[bool] = ..., profile: _Optional[str] = ..., profile_label: _Optional[str] = ...) -> None: ...
 
 class MarketRegime(_message.Message):
     __slots__ = ("trend", "volatility", "label", "benchmark_close", "benchmark_sma_200", "benchmark_volatility")
