@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "tests" / "mutation-equivalents.txt"
 THRESHOLD = 90.0
 
-# Module -> (source file, mutant name patterns). The key check is two functions of the HTTP API's auth.
+# Module -> (source file, mutant name patterns). The key check is two functions of the HTTP API's auth; of
+# the CLI, the pure functions that turn arguments into ScanOptions and rows into the table.
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ranker.rank": ("services/ranker/rank.py", ("services.ranker.rank.*",)),
     "ranker.rating": ("services/ranker/rating.py", ("services.ranker.rating.*",)),
@@ -40,6 +41,15 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fetcher.jsonbars": ("services/fetcher/jsonbars.py", ("services.fetcher.jsonbars.*",)),
     "fetcher.tickers": ("services/fetcher/tickers.py", ("services.fetcher.tickers.*",)),
     "fetcher.splits": ("services/fetcher/splits.py", ("services.fetcher.splits.*",)),
+    "gateway.views": ("gateway/views.py", ("gateway.views.*",)),
+    "gateway.copilot": ("gateway/copilot.py", ("gateway.copilot.*",)),
+    "gateway.cli": (
+        "gateway/cli.py",
+        tuple(
+            f"gateway.cli.x_{name}__mutmut_*"
+            for name in ("_style", "_range", "_csv_list", "_fmt", "_cells", "table_columns", "top_table", "scan_options")
+        ),
+    ),
 }
 # mutmut exit codes that mean a test noticed the mutant (a failure, an error, a timeout).
 KILLED = {1, 3, 24, -24, 36, 152, 255, 37}
