@@ -43,6 +43,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fetcher.splits": ("services/fetcher/splits.py", ("services.fetcher.splits.*",)),
     "gateway.views": ("gateway/views.py", ("gateway.views.*",)),
     "gateway.copilot": ("gateway/copilot.py", ("gateway.copilot.*",)),
+    "gateway.catalog": ("gateway/catalog.py", ("gateway.catalog.*",)),
+    "gateway.explain": ("gateway/explain.py", ("gateway.explain.*",)),
     "gateway.cli": (
         "gateway/cli.py",
         tuple(

@@ -36,8 +36,11 @@ def test_style_accepts_names_and_aliases_and_lists_both_when_unknown() -> None:
     with pytest.raises(argparse.ArgumentTypeError) as err:
         cli._style("Scalp")
     message = str(err.value)
-    assert message.startswith("unknown style 'Scalp'; one of ") and "Position" in message and "(or " in message
-    assert "swing" in message.partition("(or ")[2]
+    assert message.startswith(
+        "unknown style 'Scalp'; one of Day, Short-term swing, Medium-term swing, Position "
+        "(or day, short-term swing, medium-term swing, "
+    )
+    assert message.endswith(", investor)") and ", swing, " in message
 
 
 def test_range_parses_either_bound() -> None:
@@ -47,6 +50,8 @@ def test_range_parses_either_bound() -> None:
     assert low.HasField("min") and not low.HasField("max") and low.min == 1.5
     high = cli._range("atr_pct:: 4")
     assert high.HasField("max") and not high.HasField("min") and high.max == 4.0
+    one = cli._range("atr_pct:5")  # a single bound is the minimum
+    assert one.HasField("min") and not one.HasField("max") and one.min == 5.0
     bare = cli._range("atr_pct")
     assert bare.column == "atr_pct" and not bare.HasField("min") and not bare.HasField("max")
     with pytest.raises(argparse.ArgumentTypeError, match="range 'atr_pct:x:4' is not COLUMN:MIN:MAX"):
@@ -123,13 +128,37 @@ def test_top_table_text_at_80_columns_never_cuts_a_value() -> None:
 
 
 def test_top_table_colours_the_signal_only() -> None:
-    result = scan_pb2.ScanResult(rows=[row(1, "AAA"), row(2, "BBB", signal="Strong Short"), row(3, "N", "Neutral")])
-    table = cli.top_table(result, 3, 200)
+    signals = ["Strong Long", "Long", "Strong Short", "Short", "Avoid", "Neutral"]
+    result = scan_pb2.ScanResult(rows=[row(i + 1, f"S{i}", signal=s) for i, s in enumerate(signals)])
+    table = cli.top_table(result, 6, 200)
     names = [c.header for c in table.columns]
     signal = table.columns[names.index("signal")]
-    assert list(signal.cells) == ["[green]Strong Long[/]", "[red]Strong Short[/]", "Neutral"]
-    assert list(table.columns[names.index("ticker")].cells) == ["AAA", "BBB", "N"]
+    assert list(signal.cells) == [
+        "[green]Strong Long[/]",
+        "[green]Long[/]",
+        "[red]Strong Short[/]",
+        "[red]Short[/]",
+        "[red]Avoid[/]",
+        "Neutral",
+    ]
+    assert list(table.columns[names.index("ticker")].cells) == [f"S{i}" for i in range(6)]
     assert [c.justify for c in table.columns] == ["left" if n in cli.LEFT else "right" for n in names]
+    assert all(c.no_wrap for c in table.columns)
+    widths = dict(cli.table_columns([cli._cells(r, False) for r in result.rows], 200))
+    assert [c.min_width for c in table.columns] == [widths[n] for n in names]
+
+
+def test_top_table_abbreviates_below_120_columns_and_fits_80_by_default() -> None:
+    # a 7-letter sector needs exactly 81 columns after r/r: the default width of 80 leaves it out
+    result = scan_pb2.ScanResult(as_of="2026-12-02", rows=[row(1, "AAA", sector="Biotech")])
+    assert cli.top_table(result, 1).title == "technic scan, 2026-12-02 ()"  # no style named
+    default = [c.header for c in cli.top_table(result, 1).columns]
+    assert default == ["#", "ticker", "signal", "rating", "alpha", "entry", "stop", "target", "r/r"]
+    assert "sector" in [c.header for c in cli.top_table(result, 1, 81).columns]
+    at_119 = cli.top_table(result, 1, 119)
+    at_120 = cli.top_table(result, 1, 120)
+    assert list(at_119.columns[2].cells) == ["[green]S-Long[/]"]
+    assert list(at_120.columns[2].cells) == ["[green]Strong Long[/]"]
 
 
 def test_scan_options_carry_every_argument() -> None:

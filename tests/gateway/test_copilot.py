@@ -7,6 +7,7 @@ import math
 
 import httpx
 import pytest
+import structlog
 
 from gateway import copilot
 from technic.v1 import compute_pb2, scan_pb2
@@ -68,7 +69,7 @@ AAA = row(
     1,
     "AAA",
     signal="Strong Long",
-    subscores={"trend": 81.25, "momentum": 90.0, "volume": NAN},
+    subscores={"momentum": 90.0, "trend": 95.25, "volume": NAN},
     rationale="trend and momentum lead",
     explanation=[explained("AAA")],
 )
@@ -79,7 +80,7 @@ ROWS = {r.symbol: r for r in RESULT.rows}
 META = "Grounded in the 2026-12-02 scan (3 ranked names, fingerprint 0123456789ab); not investment advice."
 WHY_AAA = (
     "AAA is ranked #1 with signal Strong Long: TechRating 72.3/100, AlphaScore 1.23, win probability over 10 "
-    "days 61%, composite percentile 95.5. Subscores: momentum 90.0, trend 81.2. Largest model contributions: "
+    "days 61%, composite percentile 95.5. Subscores: trend 95.2, momentum 90.0. Largest model contributions: "
     "ret_21d -0.250, ATR % +0.100, OBV +0.050. Setup: trend and momentum lead."
 )
 PLAN_AAA = "Plan for AAA (long): entry 100.12, stop 95.50, target 110.75, reward/risk 2.2; last close 1,234.57."
@@ -149,7 +150,7 @@ def test_two_names_without_a_comparison_word_explain_the_first() -> None:
     assert ask("why AAA and BBB") == WHY_AAA
 
 
-@pytest.mark.parametrize("question", ["top ideas today", "best picks", "what to buy", "any idea?", "today"])
+@pytest.mark.parametrize("question", ["top ten please", "best of all", "what to buy", "any idea?", "today", "my picks"])
 def test_top_ideas_lists_the_long_signals_in_rank_order(question: str) -> None:
     assert ask(question) == (
         "Top names in the whole scan (2026-12-02): "
@@ -191,8 +192,8 @@ def test_anything_else_gets_the_help_and_unknown_names_are_reported() -> None:
     assert ask("why is QQQQ rated so") == (
         f"{copilot.HELP} Not in the latest scan: QQQQ (filtered out, not ranked, or unknown)."
     )
-    assert ask("plan for AAA and XYZ") == (
-        f"{PLAN_AAA} Not in the latest scan: XYZ (filtered out, not ranked, or unknown)."
+    assert ask("plan for AAA and XYZ or QQQQ") == (
+        f"{PLAN_AAA} Not in the latest scan: XYZ, QQQQ (filtered out, not ranked, or unknown)."
     )
 
 
@@ -210,6 +211,8 @@ def test_mentioned_sector_prefers_the_longest_alias_and_whole_words() -> None:
     assert copilot.mentioned_sector("best in info tech") == "Information Technology"
     assert copilot.mentioned_sector("Health Care names") == "Health Care"
     assert copilot.mentioned_sector("technical names") is None
+    # two sectors named: the longer alias wins (not the later one in the alphabet, not the shorter one)
+    assert copilot.mentioned_sector("utilities or information technology") == "Information Technology"
     assert copilot.mentioned_sector("nothing here") is None
 
 
@@ -248,25 +251,35 @@ def test_phrase_sends_the_facts_and_returns_the_text() -> None:
     sent = httpx.Response(200, content=request.content).json()
     assert sent["model"] == "tiny" and sent["temperature"] == 0.2
     assert sent["messages"][1] == {"role": "user", "content": "Question: why?\nFacts:\n- fact one\n- fact two"}
-    assert sent["messages"][0]["role"] == "system" and "only the facts" in sent["messages"][0]["content"]
+    assert sent["messages"][0] == {
+        "role": "system",
+        "content": "You are the Technic scanner's assistant. Answer the question in a few sentences using only "
+        "the facts given; keep every number exactly as written; add no other figures. Not investment advice.",
+    }
+    assert request.extensions["timeout"] == {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}
     phrase(transport, key="")
     assert "Authorization" not in transport.requests[-1].headers
+    phrase(transport, url="http://llm.local/PREFIX/")
+    assert str(transport.requests[-1].url) == "http://llm.local/PREFIX/chat/completions"
 
 
 @pytest.mark.parametrize(
-    "response",
+    ("response", "logged"),
     [
-        httpx.Response(500, json={"error": "down"}),
-        httpx.Response(200, json={"choices": []}),
-        httpx.Response(200, json={"nothing": 1}),
-        httpx.Response(200, content=b"not json"),
-        httpx.Response(200, json={"choices": [{"message": {"content": "   "}}]}),
-        httpx.Response(200, json={"choices": [{"message": {"content": 7}}]}),
-        httpx.ConnectError("refused"),
+        (httpx.Response(500, json={"error": "down"}), "HTTPStatusError"),
+        (httpx.Response(200, json={"choices": []}), "IndexError"),
+        (httpx.Response(200, json={"nothing": 1}), "KeyError"),
+        (httpx.Response(200, content=b"not json"), "JSONDecodeError"),
+        (httpx.Response(200, json={"choices": [{"message": {"content": "   "}}]}), None),
+        (httpx.Response(200, json={"choices": [{"message": {"content": 7}}]}), None),
+        (httpx.ConnectError("refused"), "ConnectError"),
     ],
 )
-def test_phrase_failures_keep_the_grounded_answer(response: httpx.Response | Exception) -> None:
-    assert phrase(Recorder(response)) is None
+def test_phrase_failures_keep_the_grounded_answer(response: httpx.Response | Exception, logged: str | None) -> None:
+    with structlog.testing.capture_logs() as logs:
+        assert phrase(Recorder(response)) is None
+    expected = [] if logged is None else [("copilot LLM phrasing failed; grounded answer kept", "warning", logged)]
+    assert [(e["event"], e["log_level"], e.get("error")) for e in logs] == expected
 
 
 def test_no_llm_configured_means_no_call() -> None:
