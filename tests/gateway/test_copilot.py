@@ -120,6 +120,8 @@ def test_risk(word: str) -> None:
     assert ask(f"is AAA {word}") == (
         "AAA risk: ATR(14) 2.35% of price (Moderate), average dollar volume $45.7M (institutional core score 78/100)."
     )
+    # dollars to millions: 1,050,001 is $1.1M (a divisor one off would give 1.0)
+    assert "average dollar volume $1.1M" in copilot.risk(row(1, "S", avg_dollar_volume=1_050_001.0))[0]
 
 
 def test_risk_of_an_ultra_risky_name_and_of_unknown_numbers() -> None:
