@@ -119,7 +119,12 @@ class ScanBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     universe: list[Ticker] | None = Field(default=None, max_length=MAX_UNIVERSE, description="scan only these tickers")
-    max_symbols: int | None = Field(default=None, ge=1, le=MAX_SYMBOLS, description="cap after the prefilter (6000)")
+    max_symbols: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SYMBOLS,
+        description=f"cap after the prefilter, 1 to {MAX_SYMBOLS} (absent: the gateway's default, 6000)",
+    )
     trade_style: str = Field(
         default="Short-term swing",
         max_length=40,
