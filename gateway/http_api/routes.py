@@ -41,7 +41,12 @@ def version() -> str:
 async def run_scan(
     orchestrator: ScanOrchestrator, options: scan_pb2.ScanOptions, refresh: bool, request: Request
 ) -> scan_pb2.ScanResult | None:
-    """The scan's result, or None when the client went away (the scan is then cancelled)."""
+    """The scan's result, or None when the client went away.
+
+    The scan runs as a task of its own, cancelled whenever this request stops waiting for it: the
+    client went away, the request failed or was cancelled. A scan cancelled from inside (a backend
+    call that ended as cancelled) is Unavailable, a JSON 503, never an unhandled cancellation.
+    """
 
     async def finish() -> scan_pb2.ScanResult | None:
         result = None
@@ -51,13 +56,19 @@ async def run_scan(
         return result
 
     task = asyncio.create_task(finish())
-    # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
-    while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
-        if await request.is_disconnected():
+    try:
+        # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
+        while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
+            if await request.is_disconnected():
+                log.info("client disconnected, scan cancelled", path=request.url.path)
+                return None
+        if task.cancelled():
+            raise Unavailable("the scan was cancelled before it finished")
+        result = task.result()
+    finally:
+        if not task.done():
             task.cancel()
-            log.info("client disconnected, scan cancelled", path=request.url.path)
-            return None
-    result = task.result()
+            await asyncio.wait({task})
     if result is None:
         raise Unavailable("the scan ended without a result")
     return result
