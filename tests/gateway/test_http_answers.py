@@ -239,6 +239,37 @@ def test_respond_is_the_rendered_answer_as_a_response(clock: Clock) -> None:
     assert answers.respond(Request(), etag, BODY).status_code == 304  # type: ignore[arg-type]
 
 
+def test_a_pinned_answer_keeps_its_gzip_form(clock: Clock) -> None:
+    answers = clock.answers()
+    large = orjson.dumps(list(range(600)))
+
+    class Request:
+        headers = {"accept-encoding": "gzip"}
+
+    for _ in range(2):  # no latest session given: the answer is for a pinned one
+        status, headers, body = answers.render("", "gzip", etag_of(large), large, b"pinned")
+        assert headers_of(headers)[b"content-encoding"] == b"gzip" and gzip.decompress(body) == large
+        response = answers.respond(Request(), etag_of(large), large, b"pinned")  # type: ignore[arg-type]
+        assert response.headers["content-encoding"] == "gzip" and gzip.decompress(response.body) == large
+    assert answers.compressions == 1
+    clock.session = "2026-11-16"
+    answers.render("", "gzip", etag_of(large), large, b"pinned")
+    assert answers.compressions == 1
+
+
+def test_answers_larger_than_the_cache_are_not_kept(clock: Clock) -> None:
+    large = orjson.dumps(list(range(600)))
+    answers = clock.answers(max_bytes=len(large))
+    kept(answers, b"k", large)  # kept with its etag and session: more than the cache holds
+    assert answers.get(b"k") is None
+    kept(answers, b"small", b"{}")
+    assert answers.get(b"small") is not None
+    answers = clock.answers(max_bytes=64)
+    answers.render("", "gzip", etag_of(large), large, b"k", SESSION)
+    answers.render("", "gzip", etag_of(large), large, b"k", SESSION)
+    assert answers.compressions == 2  # its gzip form is larger than 64 bytes too
+
+
 # ---- the front --------------------------------------------------------------------------------------
 
 
