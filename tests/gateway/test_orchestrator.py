@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway.orchestrator import NotFound, Orchestrator, Progress
+from gateway.orchestrator import NotFound, Orchestrator, Progress, Unavailable
 from gateway.settings import GatewaySettings
 from gateway.validation import FEATURE_NAMES, normalize_options
 from services.common.codec import decode_block, encode_block
@@ -176,23 +176,29 @@ class Compute(compute_pb2_grpc.ComputeServicer):
 
 
 class Ranker(ranker_pb2_grpc.RankerServicer):
-    """Records the header and chunks; ranks OK rows by symbol; keeps results by fingerprint."""
+    """Records the header and chunks; ranks OK rows by symbol of a whole stream; keeps results by fingerprint."""
 
     def __init__(self) -> None:
         self.headers: list[ranker_pb2.RankHeader] = []
         self.chunks: list[compute_pb2.ScoreResponse] = []
         self.stored: dict[str, scan_pb2.ScanResult] = {}
         self.hold: asyncio.Event | None = None  # when set, Rank answers only once the event is
+        self.cut_off = 0  # streams that stopped before their end
 
     async def Rank(self, request_iterator, context):
-        header, scanned = None, []
+        header, scanned, ended = None, [], False
         async for message in request_iterator:
             if message.HasField("header"):
                 header = message.header
                 self.headers.append(header)
+            elif message.HasField("end"):
+                ended = True
             else:
                 scanned.append(message.chunk)
                 self.chunks.append(message.chunk)
+        if not ended:  # as the ranker: a stream cut off by the client is not ranked
+            self.cut_off += 1
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the Rank stream stopped before its RankEnd")
         if self.hold is not None:
             await asyncio.wait_for(self.hold.wait(), 10)
         if header is None:
@@ -485,3 +491,22 @@ async def test_an_unknown_symbol_is_not_kept(backends, fetcher: Fetcher) -> None
         with pytest.raises(NotFound):
             await orchestrator.symbol_page("ZZZZ", 90)
     assert len(orchestrator.symbol_pages) == 0
+
+
+async def test_a_scan_no_replica_could_score_fails_and_is_not_ranked(backends) -> None:
+    orchestrator, computes, ranker = backends
+    await orchestrator.catalog.describe()  # the versions are known; then every replica goes down
+    for compute in computes:
+        compute.broken = True
+    with pytest.raises(Unavailable, match="compute failed: no replica scored any of the 3 chunks"):
+        await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    assert orchestrator.latest is None
+    for _ in range(500):  # the failed scan's rank stream, cut off, reaches the ranker after the failure
+        if ranker.cut_off:
+            break
+        await asyncio.sleep(0.01)
+    assert ranker.cut_off == 1 and len(ranker.headers) == 1 and not ranker.stored
+    # One replica back: the same scan runs, ranked once, with the chunk that always fails as ERROR rows.
+    computes[1].broken = False
+    _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    assert [r.symbol for r in result.rows] == ["AAA", "BBB", "CCC", "DDD"] and len(ranker.stored) == 1
