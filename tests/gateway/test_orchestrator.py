@@ -506,7 +506,8 @@ async def test_a_scan_no_replica_could_score_fails_and_is_not_ranked(backends) -
             break
         await asyncio.sleep(0.01)
     assert ranker.cut_off == 1 and len(ranker.headers) == 1 and not ranker.stored
-    # One replica back: the same scan runs, ranked once, with the chunk that always fails as ERROR rows.
-    computes[1].broken = False
+    # The replicas back: the same scan runs, ranked once, with the chunk that always fails as ERROR rows.
+    for compute in computes:
+        compute.broken = False
     _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
     assert [r.symbol for r in result.rows] == ["AAA", "BBB", "CCC", "DDD"] and len(ranker.stored) == 1
