@@ -16,6 +16,7 @@ from gateway.http_api.answers import (
     JSON,
     MAX_ALIAS_BYTES,
     MIN_GZIP_BYTES,
+    SYMBOL_SHAPE,
     RenderedAnswers,
     accepts_gzip,
     etag_of,
@@ -23,7 +24,7 @@ from gateway.http_api.answers import (
     request_key,
 )
 from gateway.http_api.auth import Access
-from gateway.http_api.fastpath import GET_SHAPE, POST_SHAPE, RAW_KEY, FastPath, _headers, _json_body
+from gateway.http_api.fastpath import GET_SHAPE, POST_SHAPE, RAW_KEY, FastPath, _headers, _json_body, get_alias
 from gateway.settings import GatewaySettings
 from technic.v1 import scan_pb2
 
@@ -247,7 +248,7 @@ def test_a_pinned_answer_keeps_its_gzip_form(clock: Clock) -> None:
         headers = {"accept-encoding": "gzip"}
 
     for _ in range(2):  # no latest session given: the answer is for a pinned one
-        status, headers, body = answers.render("", "gzip", etag_of(large), large, b"pinned")
+        _, headers, body = answers.render("", "gzip", etag_of(large), large, b"pinned")
         assert headers_of(headers)[b"content-encoding"] == b"gzip" and gzip.decompress(body) == large
         response = answers.respond(Request(), etag_of(large), large, b"pinned")  # type: ignore[arg-type]
         assert response.headers["content-encoding"] == "gzip" and gzip.decompress(response.body) == large
@@ -410,7 +411,7 @@ async def test_other_scopes_pass_through(clock: Clock) -> None:
 async def test_the_body_cap_declared_or_streamed(clock: Clock) -> None:
     front, inner, _ = front_of(clock, max_bytes=8)
     for declared in ("9", "100"):
-        status, headers, body = answered(
+        status, _, body = answered(
             await call(front, scope_of("POST", "/v1/scan", {**JSON_TYPE, "content-length": declared}), [b"{}"])
         )
         assert status == 413 and orjson.loads(body) == {
@@ -497,3 +498,41 @@ def test_headers_first_of_repeated_and_json_content_types() -> None:
         (None, False),
     ):
         assert _json_body(value) is is_json
+
+
+def test_the_gets_the_front_may_answer() -> None:
+    assert get_alias("/v1/scan", b"limit=3") == b"get\nlimit=3"
+    assert get_alias("/v1/symbol/AAPL", b"days=30") == b"symbol\n/v1/symbol/AAPL?days=30"
+    assert get_alias("/v1/symbol/AAPL", b"") == b"symbol\n/v1/symbol/AAPL?"
+    for path in ("/v1/symbol", "/v1/scans", "/v1/universe_stats", "/v1/scan/", "/v1/symbols/AAPL"):
+        assert get_alias(path, b"") is None
+    assert SYMBOL_SHAPE == b"symbol"
+
+
+async def test_a_symbol_page_seen_before_is_answered_from_its_alias(clock: Clock) -> None:
+    front, inner, answers = front_of(clock)
+    await call(front, scope_of("GET", "/v1/symbol/AAPL", query=b"days=30"))
+    raw = inner.calls[0][0][RAW_KEY]
+    assert raw == get_alias("/v1/symbol/AAPL", b"days=30")
+    kept(answers, b"page")
+    answers.alias(raw, b"page")
+    assert answered(await call(front, scope_of("GET", "/v1/symbol/AAPL", query=b"days=30")))[2] == BODY
+    await call(front, scope_of("GET", "/v1/symbol/AAPL", query=b"days=31"))
+    assert answers.front_hits == 1 and len(inner.calls) == 2
+
+
+async def test_the_trusted_proxy_header_is_named_in_any_case_and_spacing(clock: Clock) -> None:
+    front, inner, answers = front_of(
+        clock,
+        http_anonymous=True,
+        http_trusted_proxy_header=" X-Real-IP ",
+        gateway_anonymous_rate_limit=0.001,
+        gateway_anonymous_rate_burst=1,
+    )
+    assert front.trusted == b"x-real-ip"
+    kept(answers, b"normalized")
+    answers.alias(raw_key(GET_SHAPE, b""), b"normalized")
+    for address in ("198.51.100.1", "198.51.100.2"):
+        await call(front, scope_of("GET", "/v1/scan", {"x-api-key": None, "x-real-ip": address}))  # type: ignore[dict-item]
+    assert answers.front_hits == 2 and inner.calls == []
+    assert front_of(clock)[0].trusted is None
