@@ -256,6 +256,9 @@ def test_a_pinned_answer_keeps_its_gzip_form(clock: Clock) -> None:
     clock.session = "2026-11-16"
     answers.render("", "gzip", etag_of(large), large, b"pinned")
     assert answers.compressions == 1
+    for _ in range(2):  # kept by respond itself
+        answers.respond(Request(), etag_of(large), large, b"pinned by respond")  # type: ignore[arg-type]
+    assert answers.compressions == 2
 
 
 def test_answers_larger_than_the_cache_are_not_kept(clock: Clock) -> None:
@@ -493,6 +496,7 @@ def test_headers_first_of_repeated_and_json_content_types() -> None:
         (b"application/json", True),
         (b"Application/JSON ; charset=utf-8", True),
         (b" application/json", True),
+        (b"application/json; charset=utf-8; v=1", True),
         (b"application/json-patch", False),
         (b"text/json", False),
         (None, False),
@@ -536,3 +540,34 @@ async def test_the_trusted_proxy_header_is_named_in_any_case_and_spacing(clock: 
         await call(front, scope_of("GET", "/v1/scan", {"x-api-key": None, "x-real-ip": address}))  # type: ignore[dict-item]
     assert answers.front_hits == 2 and inner.calls == []
     assert front_of(clock)[0].trusted is None
+
+
+async def test_the_front_keeps_one_gzip_form_per_answer_and_session(clock: Clock) -> None:
+    front, inner, answers = front_of(clock)
+    old, new = orjson.dumps(list(range(600))), orjson.dumps(list(range(700)))
+    kept(answers, b"normalized", old)
+    answers.alias(raw_key(GET_SHAPE, b""), b"normalized")
+    zipped = {"accept-encoding": "gzip"}
+    for _ in range(2):
+        assert gzip.decompress(answered(await call(front, scope_of("GET", "/v1/scan", zipped)))[2]) == old
+    assert answers.compressions == 1
+    clock.session = "2026-11-16"
+    await call(front, scope_of("GET", "/v1/scan", zipped))  # the old answer is gone: the routes answer
+    assert len(inner.calls) == 1
+    kept(answers, b"normalized", new, latest_as_of="2026-11-16")
+    assert gzip.decompress(answered(await call(front, scope_of("GET", "/v1/scan", zipped)))[2]) == new
+    assert answers.compressions == 2 and answers.front_hits == 3
+
+
+async def test_a_request_message_without_a_body_is_an_empty_body(clock: Clock) -> None:
+    front, inner, _ = front_of(clock)
+    received: list[Message] = [{"type": "http.request", "more_body": False}]
+
+    async def receive() -> Message:
+        return received.pop(0)
+
+    async def send(message: Message) -> None:
+        return None
+
+    await front(scope_of("POST", "/v1/x"), receive, send)
+    assert inner.calls[0][1] == b""
