@@ -5,8 +5,9 @@
 - :class:`ResultStore` keeps finished results (pages of them) in process, the top rows of the last
   scan of each request (explained early by the next scan of it), and the latest result; its
   ``generation`` moves whenever a scan finishes, because any cached answer may then read differently.
-- :class:`PageCache` keeps serialized answers of repeated reads (gRPC ``Scan``/``GetScan``) by their
-  request bytes, so a hit costs a dictionary lookup. An entry is dropped when the ranker's cache of
+- :class:`PageCache` keeps serialized answers of repeated reads (gRPC ``Scan``/``GetScan``, symbol
+  pages, the HTTP API's rendered bodies) by their request bytes or :func:`symbol_key`, so a hit
+  costs a dictionary lookup. An entry is dropped when the ranker's cache of
   the scan expires (the next XNYS close), when the generation moves, or, for the latest session (a
   request without ``as_of``), as soon as the latest as-of session differs from the answer's. An
   answer computed while the generation moved is not stored (it may predate the change).
@@ -27,6 +28,8 @@ from services.contract.sessions import ttl_until_next_close
 from technic.v1 import scan_pb2
 
 PageKey = tuple[str, int, int, str, bool]
+# Sessions of history on a symbol page when the request says none (days 0).
+DEFAULT_DAYS = 90
 
 
 def fingerprint(options: scan_pb2.ScanOptions, as_of: str, feature_version: str, model_versions: dict[str, str]) -> str:
@@ -46,6 +49,13 @@ def fingerprint(options: scan_pb2.ScanOptions, as_of: str, feature_version: str,
 
 def page_key(fp: str, options: scan_pb2.ScanOptions) -> PageKey:
     return (fp, options.offset, options.limit, options.sort_by, options.ascending)
+
+
+def symbol_key(symbol: str, days: int) -> bytes:
+    """The key of a symbol page: the ticker as it is looked up (stripped, upper case) and the sessions
+    of history it shows (0: :data:`DEFAULT_DAYS`). Kept under it in a :class:`PageCache` that follows
+    the latest session, a page lives until that session or the latest scan changes."""
+    return f"{symbol.strip().upper()}\n{days or DEFAULT_DAYS}".encode()
 
 
 class ResultStore:

@@ -120,15 +120,15 @@ class ScannerService:
         self.pages.put(data, answer, token)
         return answer
 
-    async def GetSymbol(
-        self, request: scanner_pb2.GetSymbolRequest, context: grpc.aio.ServicerContext
-    ) -> scanner_pb2.SymbolDetail:
+    async def GetSymbol(self, request: scanner_pb2.GetSymbolRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """The symbol page as the orchestrator keeps it serialized (see ``Orchestrator.symbol_page``)."""
         problem = check_ticker(request.symbol)
         if not problem and not 0 <= request.days <= MAX_DAYS:
-            problem = f"days must be between 1 and {MAX_DAYS}, got {request.days}"
+            problem = f"days must be between 0 (the default, 90) and {MAX_DAYS}, got {request.days}"
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        return await _guarded(context, lambda: self.orchestrator.symbol(request.symbol, request.days))
+        page, _ = await _guarded(context, lambda: self.orchestrator.symbol_page(request.symbol, request.days))
+        return page
 
     async def GetUniverseStats(
         self, request: scanner_pb2.GetUniverseStatsRequest, context: grpc.aio.ServicerContext
@@ -137,15 +137,13 @@ class ScannerService:
 
 
 def add_to_server(service: ScannerService, server: grpc.aio.Server) -> None:
-    """Register ``service`` as technic.v1.Scanner, with Scan and GetScan taking and giving bytes."""
+    """Register ``service`` as technic.v1.Scanner: Scan and GetScan take and give bytes, GetSymbol gives them."""
     unary = grpc.unary_unary_rpc_method_handler
     handlers = {
         "Scan": grpc.unary_stream_rpc_method_handler(service.Scan, response_serializer=_wire),
         "GetScan": unary(service.GetScan, response_serializer=_wire),
         "GetSymbol": unary(
-            service.GetSymbol,
-            request_deserializer=scanner_pb2.GetSymbolRequest.FromString,
-            response_serializer=scanner_pb2.SymbolDetail.SerializeToString,
+            service.GetSymbol, request_deserializer=scanner_pb2.GetSymbolRequest.FromString, response_serializer=_wire
         ),
         "GetUniverseStats": unary(
             service.GetUniverseStats,

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from gateway.backends import Backends
-from gateway.caches import ResultStore, fingerprint, page_key
+from gateway.caches import DEFAULT_DAYS, PageCache, ResultStore, fingerprint, page_key, symbol_key
 from gateway.catalog import ModelCatalog
 from gateway.errors import InvalidRequest, NotFound, ScanError, Unavailable
 from gateway.market import MarketView
@@ -44,6 +44,8 @@ class Orchestrator:
         self.queries = Queries(self.backends, self.market, self.results)
         self.deps = ScanDeps(settings, self.backends, self.market, self.catalog, self.results, self._cached)
         self._flights: dict[bytes, asyncio.Future[scan_pb2.ScanResult]] = {}
+        # Serialized symbol pages: one shows the latest session's bars and the latest scan's row.
+        self.symbol_pages = PageCache(lambda: self.generation, self.fresh_as_of, settings.gateway_page_cache_mb << 20)
 
     async def close(self) -> None:
         await self.backends.close()
@@ -156,9 +158,30 @@ class Orchestrator:
         """A page of a finished scan, by id or fingerprint."""
         return await self.queries.get_scan(request)
 
-    async def symbol(self, symbol: str, days: int = 90) -> scanner_pb2.SymbolDetail:
+    async def symbol(self, symbol: str, days: int = DEFAULT_DAYS) -> scanner_pb2.SymbolDetail:
         """History, reference data and the latest ranking row of one symbol; NotFound when unknown."""
         return await self.queries.symbol(symbol, days)
+
+    async def latest_session(self) -> str:
+        """The latest as-of session: the one trusted in process, else the fetcher's (trusted again)."""
+        return self.fresh_as_of() or (await self.market.snapshot("", refresh=False)).as_of
+
+    async def symbol_page(self, symbol: str, days: int = DEFAULT_DAYS) -> tuple[bytes, str]:
+        """The serialized SymbolDetail of ``symbol`` over ``days`` sessions and the session it shows.
+
+        The page is kept until the latest session or the latest scan changes (what it shows), so a
+        repeated page costs a dictionary lookup instead of a fetcher round trip. NotFound when unknown.
+        """
+        key = symbol_key(symbol, days)
+        as_of = await self.latest_session()
+        kept = self.symbol_pages.get(key)
+        if kept is not None:
+            return kept, as_of
+        token = self.symbol_pages.token()
+        detail = await self.queries.symbol(symbol, days, as_of)
+        data = detail.SerializeToString()
+        self.symbol_pages.put(key, data, token, latest_as_of=as_of)
+        return data, as_of
 
     async def universe_stats(self) -> scanner_pb2.UniverseStats:
         """Sectors and industries of the universe with their counts."""

@@ -189,6 +189,8 @@ class ChunkStage:
         self.queue: asyncio.Queue[compute_pb2.ScoreResponse | None] = asyncio.Queue()
         self.fetched = 0
         self.scored = 0
+        # Chunks a replica scored: none of them, while there were symbols to score, fails the scan.
+        self.scored_chunks = 0
         self.retries = 0
         self.canonical = ""
         # Seconds the replicas report per phase (read, features, predict, ...), summed over chunks.
@@ -228,7 +230,7 @@ class ChunkStage:
         return result
 
     async def _rank_requests(self, description: compute_pb2.DescribeResponse) -> AsyncIterator[ranker_pb2.RankRequest]:
-        """The header (issues, reference data, benchmark, calibration), then each scored chunk."""
+        """The header (issues, reference data, benchmark, calibration), each scored chunk, then the end."""
         scan = self.scan
         kept = self.entry.kept
         # A refresh must rank again: the ranker keys its cache by fingerprint, so this scan gets its own.
@@ -254,6 +256,8 @@ class ChunkStage:
         while item is not None:
             yield ranker_pb2.RankRequest(chunk=item)
             item = await self.queue.get()
+        # Only this says the scan is whole: a stream cut off by a failed or cancelled scan is not ranked.
+        yield ranker_pb2.RankRequest(end=ranker_pb2.RankEnd())
 
     async def _feed(self) -> None:
         """Fetch chunks and score each as it arrives; puts None on the queue when all are in."""
@@ -314,6 +318,9 @@ class ChunkStage:
                     next_index += 1
             if tasks:
                 await asyncio.gather(*tasks)
+            if self.total and not self.scored_chunks:
+                # Every replica is down: a ranking of nothing but errors would be cached as today's scan.
+                raise Unavailable(f"compute failed: no replica scored any of the {len(self.failed)} chunks")
             for symbols, index in self.failed:
                 self.queue.put_nowait(self.deps.catalog.errored_response(symbols, index))
             scan.seconds["compute"] = time.perf_counter() - started
@@ -348,6 +355,7 @@ class ChunkStage:
                 self.failed.append((list(chunk.symbols), chunk.chunk_index))
             else:
                 self.deps.catalog.check(response)
+                self.scored_chunks += 1
                 self.explainer.add_chunk(response)
                 for phase, value in response.stats.seconds.items():
                     self.replica_seconds[phase] = self.replica_seconds.get(phase, 0.0) + value

@@ -64,10 +64,10 @@ class Prefiltered:
         mask = np.arange(len(self.survivors)) >= max_symbols
         return self.drop(mask, PREFILTER_PREFIX + "max_symbols")
 
-    def keep_sectors(self, sectors: np.ndarray, wanted: Sequence[str]) -> Prefiltered:
-        """Keep survivors whose sector (aligned with ``survivors``) is one of ``wanted`` (any case)."""
-        lowered = np.char.lower(np.asarray(sectors, dtype=str))
-        keep = np.isin(lowered, [w.strip().lower() for w in wanted])
+    def keep_sectors(self, sectors: Sequence[str] | np.ndarray, wanted: Sequence[str]) -> Prefiltered:
+        """Keep survivors whose sector (aligned with ``survivors``) is one of ``wanted``: both sides
+        compared as :func:`sector_keys` spells them (any case, surrounding blanks ignored)."""
+        keep = np.isin(sector_keys(sectors), sector_keys(wanted))
         return self.drop(~keep, PREFILTER_PREFIX + "sector")
 
     @property
@@ -83,6 +83,11 @@ class Prefiltered:
             np.concatenate(self.issue_buckets),
             np.concatenate(self.issue_reasons),
         )
+
+
+def sector_keys(names: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Sector names as compared: stripped and lower-case (the same for the wanted and the found)."""
+    return np.char.lower(np.char.strip(np.asarray(names, dtype=str)))
 
 
 def lookup(labels: Sequence[str] | np.ndarray, wanted: Sequence[str] | np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from gateway.backends import Backends
-from gateway.caches import ResultStore
+from gateway.caches import DEFAULT_DAYS, ResultStore
 from gateway.errors import NotFound, ScanError
 from gateway.market import MarketView
 from services.common.codec import decode_block
@@ -59,10 +59,13 @@ class Queries:
             self._latest_rows = (latest.fingerprint, {row.symbol: row for row in full.rows})
         return self._latest_rows[1].get(symbol)
 
-    async def symbol(self, symbol: str, days: int = 90) -> scanner_pb2.SymbolDetail:
-        """History, reference data and the latest ranking row of one symbol; NotFound when unknown."""
+    async def symbol(self, symbol: str, days: int = DEFAULT_DAYS, as_of: str = "") -> scanner_pb2.SymbolDetail:
+        """History up to ``as_of`` (empty: the fetcher's latest session), reference data and the
+        latest ranking row of one symbol; NotFound when unknown."""
         ticker = symbol.strip().upper()
-        bars, info = await asyncio.gather(self.backends.bars(ticker, days or 90), self.backends.details([ticker]))
+        bars, info = await asyncio.gather(
+            self.backends.bars(ticker, days or DEFAULT_DAYS, as_of), self.backends.details([ticker])
+        )
         known = ticker in info.symbols
         history: list[scanner_pb2.Bar] = []
         if bars.block:

@@ -94,7 +94,8 @@ class GatewaySettings(CommonSettings):
     gateway_result_cache_entries: int = 64
     gateway_scan_jobs: int = 64
     # Megabytes of serialized answers of repeated Scan / GetScan requests kept in process (each kind;
-    # a 100-row page is ~175 KB). Two of these count against the gateway's 512 MiB limit.
+    # a 100-row page is ~175 KB). Two of these count against the gateway's 512 MiB limit. Symbol
+    # pages (~10 KB for 90 days) have a cache of this bound too, which they fill only with many tickers.
     gateway_page_cache_mb: int = 64
 
     @model_validator(mode="after")

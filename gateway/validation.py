@@ -93,7 +93,7 @@ def check_options(options: scan_pb2.ScanOptions) -> str | None:
     if problem:
         return problem
     if not 0 <= options.max_symbols <= MAX_SYMBOLS:
-        return f"max_symbols must be between 1 and {MAX_SYMBOLS}, got {options.max_symbols}"
+        return f"max_symbols must be between 0 (the default cap) and {MAX_SYMBOLS}, got {options.max_symbols}"
     if options.trade_style not in scan_pb2.TradeStyle.values():
         return f"trade_style {options.trade_style} is not a TradeStyle"
     if options.options_mode not in scan_pb2.OptionsMode.values():

@@ -89,7 +89,8 @@ def row_to_result(row: scan_pb2.ScanRow) -> dict[str, Any]:
     plan = row.plan
     return {
         "ticker": row.symbol,
-        "signal": row.signal,
+        # A row without a signal (its rating is not a number) has none: null, never a label.
+        "signal": row.signal or None,
         "rrr": num(plan.reward_risk, 2),
         "entry": num(plan.entry),
         "stop": num(plan.stop),
@@ -190,7 +191,7 @@ def regime(result: scan_pb2.ScanResult) -> dict[str, Any] | None:
 def _idea(row: scan_pb2.ScanRow) -> dict[str, Any]:
     plan = row.plan
     return {
-        "title": f"{row.signal}: {row.symbol}",
+        "title": f"{row.signal or 'No signal'}: {row.symbol}",
         "ticker": row.symbol,
         "meta": f"{row.sector} | TechRating {row.tech_rating:.1f} | win prob {row.win_prob_10d:.0%}",
         "plan": (

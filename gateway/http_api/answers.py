@@ -1,8 +1,9 @@
-"""Rendered answers of repeated scans: JSON bytes and their gzip form, with an ETag.
+"""Rendered answers of repeated scans and symbol pages: JSON bytes and their gzip form, with an ETag.
 
 An identical scan request answered from the orchestrator's cache reads the same until something
 could change it, so its rendered JSON is kept, keyed by the normalized request (which, with the
-as-of session, defines the scan's fingerprint) and the route's shape. Entries live in
+as-of session, defines the scan's fingerprint) and the route's shape; a symbol page is kept by
+ticker and days (:func:`symbol_answer_key`) for the session it shows. Entries live in
 :class:`~gateway.caches.PageCache`, so they are dropped exactly when the gRPC API's cached answers
 are: the orchestrator's generation moves, the ranker's copy expires, or a newer session arrives
 for a request without ``as_of``. The gzip form is made once per kept answer, on the first request
@@ -24,7 +25,7 @@ from cachetools import LRUCache
 from fastapi import Request
 from fastapi.responses import Response
 
-from gateway.caches import PageCache
+from gateway.caches import PageCache, symbol_key
 from technic.v1 import scan_pb2
 
 MIN_GZIP_BYTES = 1024
@@ -34,6 +35,8 @@ _SEP = b"\n"
 ALIASES = 4096
 MAX_ALIAS_BYTES = 2048
 JSON = b"application/json"
+# The route shape of symbol pages (``GET /v1/symbol/{ticker}``); the scan routes' shapes are the front's.
+SYMBOL_SHAPE = b"symbol"
 Body = bytes | memoryview
 Rendered = tuple[int, list[tuple[bytes, bytes]], Body]
 
@@ -41,6 +44,11 @@ Rendered = tuple[int, list[tuple[bytes, bytes]], Body]
 def request_key(normalized: scan_pb2.ScanOptions, shape: bytes) -> bytes:
     """The cache key of a normalized request answered in ``shape`` (one per route's body)."""
     return shape + _SEP + normalized.SerializeToString(deterministic=True)
+
+
+def symbol_answer_key(symbol: str, days: int) -> bytes:
+    """The cache key of a symbol page's body: its shape, the ticker and the sessions shown."""
+    return SYMBOL_SHAPE + _SEP + symbol_key(symbol, days)
 
 
 def raw_key(shape: bytes, raw: bytes) -> bytes:

@@ -1,10 +1,11 @@
-"""The ASGI front of the HTTP API: the request body cap, and repeated scans answered before FastAPI.
+"""The ASGI front of the HTTP API: the request body cap, and repeated reads answered before FastAPI.
 
-Most of the app's calls ask for a scan that is already rendered (see
+Most of the app's calls ask for a scan or a symbol page that is already rendered (see
 :mod:`gateway.http_api.answers`). Such a request is recognised by its raw bytes: ``POST /v1/scan``
-with a JSON body, or ``GET /v1/scan`` with a query string, seen before and remembered as an alias of
-a kept answer. It then costs the access check (the same key match and rate-limit bucket as the
-routes) and a dictionary lookup; no body model, no dependency injection, no routing. Anything else
+with a JSON body, ``GET /v1/scan`` with a query string, or ``GET /v1/symbol/{ticker}`` with its path
+and query string, seen before and remembered as an alias of a kept answer. It then costs the access
+check (the same key match and rate-limit bucket as the routes) and a dictionary lookup; no body
+model, no dependency injection, no routing. Anything else
 (a new request, a refused caller, a gone answer) goes on to the application unchanged, which
 answers it (errors included) exactly as before and records the alias when it keeps the answer.
 
@@ -17,11 +18,12 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.http_api.answers import JSON, RenderedAnswers, raw_key
+from gateway.http_api.answers import JSON, SYMBOL_SHAPE, RenderedAnswers, raw_key
 from gateway.http_api.auth import Access
 from gateway.http_api.models import error_response
 
 SCAN_PATH = "/v1/scan"
+SYMBOL_PREFIX = "/v1/symbol/"
 POST_SHAPE = b"post"
 GET_SHAPE = b"get"
 # Where the application finds the alias key of a request the front could not answer.
@@ -37,6 +39,16 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return out
 
 
+def get_alias(path: str, query: bytes) -> bytes | None:
+    """The alias key of a ``GET`` the front may answer (a scan's query, a symbol page's path and
+    query), or None for any other path."""
+    if path == SCAN_PATH:
+        return raw_key(GET_SHAPE, query)
+    if path.startswith(SYMBOL_PREFIX):
+        return raw_key(SYMBOL_SHAPE, path.encode() + b"?" + query)
+    return None
+
+
 def _json_body(content_type: bytes | None) -> bool:
     """Whether the routes parse a body with this Content-Type as ``application/json`` (a body without
     one is not JSON to them)."""
@@ -47,7 +59,7 @@ def _json_body(content_type: bytes | None) -> bool:
 
 
 class FastPath:
-    """Body cap plus answers of repeated ``/v1/scan`` requests from kept bytes (module docstring)."""
+    """Body cap plus answers of repeated scans and symbol pages from kept bytes (module docstring)."""
 
     def __init__(self, app: ASGIApp, answers: RenderedAnswers, access: Access, max_bytes: int) -> None:
         self.app = app
@@ -62,8 +74,8 @@ class FastPath:
             return await self.app(scope, receive, send)
         method = scope["method"]
         if method in _NO_BODY:
-            if method == "GET" and scope["path"] == SCAN_PATH:
-                key = raw_key(GET_SHAPE, scope["query_string"])
+            key = get_alias(scope["path"], scope["query_string"]) if method == "GET" else None
+            if key is not None:
                 if await self._serve(scope, key, send):
                     return None
                 scope[RAW_KEY] = key

@@ -47,6 +47,7 @@ class ScanOrchestrator(Protocol):
     ) -> AsyncIterator[Progress | scan_pb2.ScanResult]: ...
     async def get_scan(self, request: scanner_pb2.GetScanRequest) -> scan_pb2.ScanResult: ...
     async def symbol(self, symbol: str, days: int = 90) -> scanner_pb2.SymbolDetail: ...
+    async def symbol_page(self, symbol: str, days: int = 90) -> tuple[bytes, str]: ...
     async def universe_stats(self) -> scanner_pb2.UniverseStats: ...
     async def health(self) -> dict[str, dict[str, str]]: ...
     @property
@@ -119,7 +120,12 @@ class ScanBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     universe: list[Ticker] | None = Field(default=None, max_length=MAX_UNIVERSE, description="scan only these tickers")
-    max_symbols: int | None = Field(default=None, ge=1, le=MAX_SYMBOLS, description="cap after the prefilter (6000)")
+    max_symbols: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SYMBOLS,
+        description=f"cap after the prefilter, 1 to {MAX_SYMBOLS} (absent: the gateway's default, 6000)",
+    )
     trade_style: str = Field(
         default="Short-term swing",
         max_length=40,

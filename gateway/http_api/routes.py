@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from gateway import copilot
-from gateway.http_api.answers import RenderedAnswers, etag_of, request_key
+from gateway.caches import DEFAULT_DAYS
+from gateway.http_api.answers import Body, RenderedAnswers, etag_of, request_key, symbol_answer_key
 from gateway.http_api.auth import Access, Caller, require_key_for
 from gateway.http_api.fastpath import GET_SHAPE, POST_SHAPE, RAW_KEY
 from gateway.http_api.models import CopilotBody, OrjsonResponse, ScanBody, ScanOrchestrator, ScanQuery, Ticker
@@ -22,7 +23,7 @@ from gateway.orchestrator import InvalidRequest, NotFound, Unavailable
 from gateway.settings import GatewaySettings
 from gateway.validation import MAX_DAYS, MAX_LIMIT, normalize_options
 from gateway.views import row_to_result, scan_response, symbol_response, universe_response
-from technic.v1 import scan_pb2
+from technic.v1 import scan_pb2, scanner_pb2
 
 log = structlog.get_logger(__name__)
 DISCONNECT_POLL_SECONDS = 0.5
@@ -41,7 +42,12 @@ def version() -> str:
 async def run_scan(
     orchestrator: ScanOrchestrator, options: scan_pb2.ScanOptions, refresh: bool, request: Request
 ) -> scan_pb2.ScanResult | None:
-    """The scan's result, or None when the client went away (the scan is then cancelled)."""
+    """The scan's result, or None when the client went away.
+
+    The scan runs as a task of its own, cancelled whenever this request stops waiting for it: the
+    client went away, the request failed or was cancelled. A scan cancelled from inside (a backend
+    call that ended as cancelled) is Unavailable, a JSON 503, never an unhandled cancellation.
+    """
 
     async def finish() -> scan_pb2.ScanResult | None:
         result = None
@@ -51,13 +57,19 @@ async def run_scan(
         return result
 
     task = asyncio.create_task(finish())
-    # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
-    while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
-        if await request.is_disconnected():
+    try:
+        # The app may give up (it waits up to 10 minutes): a client that went away cancels the scan.
+        while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS))[0]:
+            if await request.is_disconnected():
+                log.info("client disconnected, scan cancelled", path=request.url.path)
+                return None
+        if task.cancelled():
+            raise Unavailable("the scan was cancelled before it finished")
+        result = task.result()
+    finally:
+        if not task.done():
             task.cancel()
-            log.info("client disconnected, scan cancelled", path=request.url.path)
-            return None
-    result = task.result()
+            await asyncio.wait({task})
     if result is None:
         raise Unavailable("the scan ended without a result")
     return result
@@ -82,17 +94,20 @@ def app_router(
             caller.charge_scan()
         return result
 
+    def kept(request: Request, key: bytes, hit: tuple[str, str, Body]) -> Response:
+        """A kept answer, its raw request remembered so that the front answers the next one."""
+        answers.alias(request.scope.get(RAW_KEY), key)
+        etag, latest_as_of, plain = hit
+        return answers.respond(request, etag, plain, key, latest_as_of)
+
     async def scan_answer(body: ScanBody, request: Request, caller: Caller, shape: bytes) -> Response:
         if body.refresh:
             require_key_for(caller, "refresh")
         options = checked(body)
         key = None if body.refresh else request_key(normalize_options(options, settings), shape)
         hit = answers.get(key) if key is not None else None
-        if hit is not None:
-            assert key is not None
-            answers.alias(request.scope.get(RAW_KEY), key)
-            etag, latest_as_of, plain = hit
-            return answers.respond(request, etag, plain, key, latest_as_of)
+        if key is not None and hit is not None:
+            return kept(request, key, hit)
         token = answers.token()
         result = await run_scan(orchestrator, options, body.refresh, request)
         if result is None:
@@ -103,9 +118,7 @@ def app_router(
             # The kept answer is current again once the scan confirmed the latest session: no rendering.
             hit = answers.get(key)
             if hit is not None:
-                answers.alias(request.scope.get(RAW_KEY), key)
-                etag, latest_as_of, plain = hit
-                return answers.respond(request, etag, plain, key, latest_as_of)
+                return kept(request, key, hit)
         content = scan_response(result)
         if shape == GET_SHAPE:
             content["data"] = content["results"]
@@ -114,8 +127,7 @@ def app_router(
         latest_as_of = "" if options.as_of else result.as_of
         if key is not None and result.cached:
             answers.put(key, etag, plain, token, latest_as_of)
-            answers.alias(request.scope.get(RAW_KEY), key)
-            return answers.respond(request, etag, plain, key, latest_as_of)
+            return kept(request, key, (etag, latest_as_of, plain))
         return answers.respond(request, etag, plain)
 
     @router.post(
@@ -130,11 +142,27 @@ def app_router(
     async def scan_get(query: Annotated[ScanQuery, Query()], request: Request, caller: Caller = anyone) -> Response:
         return await scan_answer(query.to_body(), request, caller, GET_SHAPE)
 
-    @router.get("/v1/symbol/{ticker}", summary="One symbol: history and latest scores")
+    @router.get("/v1/symbol/{ticker}", summary="One symbol: history and latest scores", responses=NOT_MODIFIED)
     async def symbol(
-        ticker: Annotated[Ticker, Path()], caller: Caller = anyone, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 90
+        ticker: Annotated[Ticker, Path()],
+        request: Request,
+        caller: Caller = anyone,
+        days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = DEFAULT_DAYS,
     ) -> Response:
-        return OrjsonResponse(symbol_response(await orchestrator.symbol(ticker, days)))
+        key = symbol_answer_key(ticker, days)
+        hit = answers.get(key)
+        if hit is None:
+            token = answers.token()
+            page, as_of = await orchestrator.symbol_page(ticker, days)
+            # The kept body is current again once the page's session was confirmed: no rendering.
+            hit = answers.get(key)
+            if hit is None:
+                plain = orjson.dumps(
+                    symbol_response(scanner_pb2.SymbolDetail.FromString(page)), option=orjson.OPT_NON_STR_KEYS
+                )
+                hit = (etag_of(plain), as_of, plain)
+                answers.put(key, hit[0], plain, token, as_of)
+        return kept(request, key, hit)
 
     @router.get("/v1/symbol", summary="One symbol's row of the latest scan, as a list of results")
     async def symbol_results(symbol: Annotated[Ticker, Query()], caller: Caller = anyone) -> Response:

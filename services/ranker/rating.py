@@ -121,6 +121,8 @@ class Band:
     shorts: bool | None
 
 
+# The label of a row whose rating is not a number: no signal (the app shows none).
+NO_SIGNAL = ""
 # The thresholds, in one table, highest first. Shorts mirror the long bands around 50.
 SIGNAL_BANDS: tuple[Band, ...] = (
     Band("Strong Long", 70.0, "long", None),
@@ -177,12 +179,16 @@ def bands_for(style: TradeStyleSpec) -> tuple[Band, ...]:
 
 
 def signals(rating: np.ndarray, style: TradeStyleSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(signal label, plan side) per row for ``style``."""
+    """(signal label, plan side) per row for ``style``. A rating that is not a number gets no signal
+    ("", flat): searchsorted would put NaN above every threshold, in the strongest long band."""
     bands = bands_for(style)
+    values = np.asarray(rating, dtype=np.float64)
     # Thresholds ascending for searchsorted: band i (highest first) starts at lowers[i].
     lowers = np.array([b.lower for b in bands[::-1]])
-    idx = np.searchsorted(lowers, np.asarray(rating, dtype=np.float64), side="right") - 1
+    idx = np.searchsorted(lowers, values, side="right") - 1
     idx = len(bands) - 1 - np.clip(idx, 0, len(bands) - 1)
-    labels = np.array([b.label for b in bands], dtype=object)
-    sides = np.array([b.side for b in bands], dtype=object)
-    return labels[idx], sides[idx]
+    labels = np.array([b.label for b in bands], dtype=object)[idx]
+    sides = np.array([b.side for b in bands], dtype=object)[idx]
+    unrated = np.isnan(values)
+    labels[unrated], sides[unrated] = NO_SIGNAL, "flat"
+    return labels, sides

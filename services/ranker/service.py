@@ -31,9 +31,14 @@ class RankerService(ranker_pb2_grpc.RankerServicer):
 
             async def chunks() -> AsyncIterator[ScoredChunk]:
                 async for msg in request_iterator:
-                    if msg.WhichOneof("item") != "chunk":
-                        raise RankerInputError("only ScoreResponse chunks may follow the RankHeader")
+                    item = msg.WhichOneof("item")
+                    if item == "end":
+                        return
+                    if item != "chunk":
+                        raise RankerInputError("only ScoreResponse chunks and a RankEnd may follow the RankHeader")
                     yield convert.scored_chunk(msg.chunk)
+                # A cancelled client's stream reads as ended: only RankEnd says every chunk came.
+                raise RankerInputError("the Rank stream stopped before its RankEnd: nothing is ranked or kept")
 
             scan, cached = await self.ranker.rank(inp, chunks())
             return convert.scan_result(

@@ -125,6 +125,9 @@ class OrchestratorDouble:
         self.pages: list[scanner_pb2.GetScanRequest] = []
         self.generation = 0
         self.as_of = "2026-11-13"
+        self.symbol_pages: list[tuple[str, int]] = []
+        # The market's latest session; ``as_of`` is what the double trusts of it (empty: not trusted).
+        self.session = "2026-11-13"
 
     def fresh_as_of(self) -> str:
         return self.as_of
@@ -167,9 +170,15 @@ class OrchestratorDouble:
             latest=self.result.rows[0],
             history=[
                 scanner_pb2.Bar(date="2026-11-12", open=99, high=101, low=98, close=100, volume=1e6),
-                scanner_pb2.Bar(date="2026-11-13", open=100, high=102, low=99, close=101, volume=1.5e6),
+                scanner_pb2.Bar(date=self.session, open=100, high=102, low=99, close=101, volume=1.5e6),
             ],
         )
+
+    async def symbol_page(self, symbol: str, days: int = 90) -> tuple[bytes, str]:
+        """Like the orchestrator: the session is confirmed (trusted again), then the page made."""
+        self.symbol_pages.append((symbol, days))
+        self.as_of = self.session
+        return (await self.symbol(symbol, days)).SerializeToString(), self.as_of
 
     async def universe_stats(self) -> scanner_pb2.UniverseStats:
         return scanner_pb2.UniverseStats(

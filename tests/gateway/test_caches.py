@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.caches import PageCache
+from gateway.caches import DEFAULT_DAYS, PageCache, symbol_key
 
 
 class State:
@@ -51,3 +51,9 @@ def test_entries_expire_with_the_rankers_cache_and_are_bounded_by_size() -> None
     assert cache.size == 9
     cache.put(b"big", b"b" * 21, cache.token())  # larger than the whole cache: not kept, nothing evicted
     assert cache.get(b"big") is None and len(cache) == 2
+
+
+def test_a_symbol_page_key_is_the_ticker_as_looked_up_and_the_days_shown() -> None:
+    assert symbol_key(" aapl ", 0) == symbol_key("AAPL", DEFAULT_DAYS) == b"AAPL\n90"
+    assert symbol_key("AAPL", 30) == b"AAPL\n30" != symbol_key("AAPL", 90)
+    assert symbol_key("MSFT", 90) != symbol_key("AAPL", 90)

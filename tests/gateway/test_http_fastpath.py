@@ -173,3 +173,52 @@ def test_gateway_processes_reach_supervisord_and_agree() -> None:
     assert GatewaySettings(gateway_processes=2, gateway_peers=1).gateway_processes == 2
     with pytest.raises(ValueError, match="TECHNIC_GATEWAY_PEERS"):
         GatewaySettings(gateway_processes=2, gateway_peers=0)
+
+
+def test_a_symbol_page_is_kept_with_its_etag_and_gzip(client: TestClient, double: OrchestratorDouble) -> None:
+    answers = answers_of(client)
+    first = client.get("/v1/symbol/AAA?days=90", headers=AUTH)
+    assert first.status_code == 200 and first.json()["history"][-1]["date"] == "2026-11-13"
+    etag = first.headers["etag"]
+    assert client.get("/v1/symbol/AAA?days=90", headers=AUTH).content == first.content
+    assert answers.front_hits == 1 and double.symbol_pages == [("AAA", 90)]
+    # Another spelling of the same page (the default days, lower case): found by the route, not asked again.
+    assert client.get("/v1/symbol/aaa", headers=AUTH).headers["etag"] == etag
+    assert double.symbol_pages == [("AAA", 90)]
+    not_modified = client.get("/v1/symbol/AAA?days=90", headers={**AUTH, "If-None-Match": etag})
+    assert not_modified.status_code == 304 and not not_modified.content
+    with client.stream("GET", "/v1/symbol/AAA?days=90", headers={**AUTH, "Accept-Encoding": "gzip"}) as response:
+        zipped = b"".join(response.iter_raw())
+        assert response.headers["content-encoding"] == "gzip" and response.headers["etag"] == etag
+    assert gzip.decompress(zipped) == first.content
+    # Other days are another page.
+    assert client.get("/v1/symbol/AAA?days=30", headers=AUTH).status_code == 200
+    assert double.symbol_pages == [("AAA", 90), ("AAA", 30)]
+
+
+def test_a_symbol_page_follows_the_session_and_the_latest_scan(
+    client: TestClient, double: OrchestratorDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = client.get("/v1/symbol/AAA", headers=AUTH)
+    double.result.rows[0].tech_rating = 55.0
+    double.generation += 1  # a scan finished: the page shows its row
+    scanned = client.get("/v1/symbol/AAA", headers={**AUTH, "If-None-Match": first.headers["etag"]})
+    assert scanned.status_code == 200 and scanned.json()["tech_rating"] == 55.0
+    assert scanned.headers["etag"] != first.headers["etag"] and len(double.symbol_pages) == 2
+    rendered = []
+    render = routes.symbol_response
+    monkeypatch.setattr(routes, "symbol_response", lambda detail: rendered.append(1) or render(detail))
+    double.as_of = ""  # the session's trust lapsed: the page asks again, and the same session keeps the body
+    again = client.get("/v1/symbol/AAA", headers=AUTH)
+    assert again.content == scanned.content and len(double.symbol_pages) == 3 and not rendered
+    double.session = double.as_of = "2026-11-16"  # a new session: the page is made again
+    moved = client.get("/v1/symbol/AAA", headers={**AUTH, "If-None-Match": scanned.headers["etag"]})
+    assert moved.status_code == 200 and moved.json()["history"][-1]["date"] == "2026-11-16"
+    assert len(double.symbol_pages) == 4 and rendered == [1]
+
+
+def test_an_unknown_symbol_is_a_404_and_not_kept(client: TestClient, double: OrchestratorDouble) -> None:
+    for _ in range(2):
+        missing = client.get("/v1/symbol/ZZZ", headers=AUTH)
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert double.symbol_pages == [("ZZZ", 90), ("ZZZ", 90)] and answers_of(client).front_hits == 0

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway.orchestrator import Orchestrator, Progress
+from gateway.orchestrator import NotFound, Orchestrator, Progress, Unavailable
 from gateway.settings import GatewaySettings
 from gateway.validation import FEATURE_NAMES, normalize_options
 from services.common.codec import decode_block, encode_block
@@ -26,6 +26,7 @@ from technic.v1 import (
     ranker_pb2,
     ranker_pb2_grpc,
     scan_pb2,
+    scanner_pb2,
 )
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD", "BAD", "PEN", "ETFX"]
@@ -51,7 +52,9 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
     def __init__(self) -> None:
         self.snapshot_requests: list[str] = []
         self.details_requests: list[list[str]] = []
+        self.bars_requests: list[tuple[str, int, str]] = []
         self.close = list(CLOSE)
+        self.latest = "2026-11-13"
 
     async def GetUniverse(self, request, context):
         if request.with_details:
@@ -73,7 +76,7 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
         self.snapshot_requests.append(request.as_of)
         array = np.zeros((len(SYMBOLS), len(SNAPSHOT_FIELDS)), dtype=np.float32)
         array[:, 3], array[:, 6] = self.close, DOLLAR_VOLUME
-        as_of = request.as_of if request.as_of and request.as_of <= "2026-11-13" else "2026-11-13"
+        as_of = request.as_of if request.as_of and request.as_of <= self.latest else self.latest
         return fetcher_pb2.GetSnapshotResponse(
             block=encode_block(array, rows=SYMBOLS, fields=SNAPSHOT_FIELDS),
             as_of=as_of,
@@ -98,7 +101,17 @@ class Fetcher(fetcher_pb2_grpc.FetcherServicer):
         yield fetcher_pb2.PrefetchResponse(done=True)
 
     async def GetBars(self, request, context):
-        await context.abort(grpc.StatusCode.NOT_FOUND, "no benchmark in this market")
+        """Two sessions ending at the as-of asked for; no benchmark (SPY) in this market."""
+        if request.symbol not in SYMBOLS:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no benchmark in this market")
+        self.bars_requests.append((request.symbol, request.days, request.as_of))
+        bars = np.array([[9.0, 11.0, 8.0, 10.0, 1e6], [10.0, 12.0, 9.0, 11.0, 2e6]], dtype=np.float32)
+        rows = ["2026-11-12", request.as_of or self.latest]
+        return fetcher_pb2.GetBarsResponse(
+            symbol=request.symbol,
+            block=encode_block(bars, rows=rows, fields=("open", "high", "low", "close", "volume")),
+            as_of=rows[-1],
+        )
 
 
 class Compute(compute_pb2_grpc.ComputeServicer):
@@ -163,23 +176,29 @@ class Compute(compute_pb2_grpc.ComputeServicer):
 
 
 class Ranker(ranker_pb2_grpc.RankerServicer):
-    """Records the header and chunks; ranks OK rows by symbol; keeps results by fingerprint."""
+    """Records the header and chunks; ranks OK rows by symbol of a whole stream; keeps results by fingerprint."""
 
     def __init__(self) -> None:
         self.headers: list[ranker_pb2.RankHeader] = []
         self.chunks: list[compute_pb2.ScoreResponse] = []
         self.stored: dict[str, scan_pb2.ScanResult] = {}
         self.hold: asyncio.Event | None = None  # when set, Rank answers only once the event is
+        self.cut_off = 0  # streams that stopped before their end
 
     async def Rank(self, request_iterator, context):
-        header, scanned = None, []
+        header, scanned, ended = None, [], False
         async for message in request_iterator:
             if message.HasField("header"):
                 header = message.header
                 self.headers.append(header)
+            elif message.HasField("end"):
+                ended = True
             else:
                 scanned.append(message.chunk)
                 self.chunks.append(message.chunk)
+        if not ended:  # as the ranker: a stream cut off by the client is not ranked
+            self.cut_off += 1
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the Rank stream stopped before its RankEnd")
         if self.hold is not None:
             await asyncio.wait_for(self.hold.wait(), 10)
         if header is None:
@@ -428,3 +447,67 @@ async def test_the_last_top_rows_are_explained_while_the_scan_is_ranked(backends
     assert explain_requests() == [["BBB"], ["DDD", "AAA"]]
     assert [r.symbol for r in third.rows if r.explanation] == ["AAA", "BBB"]
     assert orchestrator.results._top_rows[request] == ["AAA", "BBB"]
+
+
+async def test_a_symbol_page_is_kept_until_the_session_or_the_latest_scan_changes(backends, fetcher: Fetcher) -> None:
+    orchestrator, _, _ = backends
+
+    def page(data: bytes) -> tuple[str, bool]:
+        detail = scanner_pb2.SymbolDetail.FromString(data)
+        return detail.history[-1].date, detail.in_latest_scan
+
+    first, as_of = await orchestrator.symbol_page("aaa", 0)
+    assert as_of == "2026-11-13" and page(first) == ("2026-11-13", False)
+    assert fetcher.bars_requests == [("AAA", 90, "2026-11-13")] and fetcher.snapshot_requests == [""]
+    # The same page however spelled: kept, no fetcher call; other days are another page.
+    assert await orchestrator.symbol_page(" AAA ", 90) == (first, as_of)
+    assert len(fetcher.bars_requests) == 1
+    await orchestrator.symbol_page("AAA", 30)
+    assert fetcher.bars_requests[1:] == [("AAA", 30, "2026-11-13")]
+
+    # A scan finished: the page shows its row now.
+    await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    scanned, _ = await orchestrator.symbol_page("AAA", 90)
+    assert page(scanned) == ("2026-11-13", True) and len(fetcher.bars_requests) == 3
+    snapshots = len(fetcher.snapshot_requests)
+
+    # The latest session's trust ran out but the session is the same: asked again, the page is kept.
+    assert orchestrator.market.latest is not None
+    orchestrator.market.latest.fetched -= 3600
+    assert await orchestrator.symbol_page("AAA", 90) == (scanned, "2026-11-13")
+    assert len(fetcher.snapshot_requests) == snapshots + 1 and len(fetcher.bars_requests) == 3
+
+    # A new session: the page is made again for it.
+    fetcher.latest = "2026-11-16"
+    orchestrator.market.latest.fetched -= 3600
+    moved, as_of = await orchestrator.symbol_page("AAA", 90)
+    assert as_of == "2026-11-16" and page(moved) == ("2026-11-16", True)
+    assert fetcher.bars_requests[3:] == [("AAA", 90, "2026-11-16")]
+
+
+async def test_an_unknown_symbol_is_not_kept(backends, fetcher: Fetcher) -> None:
+    orchestrator, _, _ = backends
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            await orchestrator.symbol_page("ZZZZ", 90)
+    assert len(orchestrator.symbol_pages) == 0
+
+
+async def test_a_scan_no_replica_could_score_fails_and_is_not_ranked(backends) -> None:
+    orchestrator, computes, ranker = backends
+    await orchestrator.catalog.describe()  # the versions are known; then every replica goes down
+    for compute in computes:
+        compute.broken = True
+    with pytest.raises(Unavailable, match="compute failed: no replica scored any of the 3 chunks"):
+        await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    assert orchestrator.latest is None
+    for _ in range(500):  # the failed scan's rank stream, cut off, reaches the ranker after the failure
+        if ranker.cut_off:
+            break
+        await asyncio.sleep(0.01)
+    assert ranker.cut_off == 1 and len(ranker.headers) == 1 and not ranker.stored
+    # The replicas back: the same scan runs, ranked once, with the chunk that always fails as ERROR rows.
+    for compute in computes:
+        compute.broken = False
+    _, result = await collect(orchestrator, scan_pb2.ScanOptions(limit=10))
+    assert [r.symbol for r in result.rows] == ["AAA", "BBB", "CCC", "DDD"] and len(ranker.stored) == 1

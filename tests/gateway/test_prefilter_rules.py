@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.prefilter import Prefiltered, PrefilterSpec, lookup, prefilter
+from gateway.prefilter import Prefiltered, PrefilterSpec, lookup, prefilter, sector_keys
 from technic.v1 import common_pb2
 
 SKIPPED, FILTERED = common_pb2.BUCKET_SKIPPED, common_pb2.BUCKET_FILTERED
@@ -66,16 +66,17 @@ def test_a_watchlist_keeps_its_unknown_and_untraded_names_apart() -> None:
 
 def test_cap_and_sectors_on_the_ordered_survivors() -> None:
     result = run(PrefilterSpec(types=None, exclude_exchanges=frozenset()))
-    result.keep_sectors(np.array(["Energy", "energy ", "Utilities", "ENERGY"]), [" Energy"])
-    assert outcome(result)[:2] == (["BBB", "CCC"], [3e6, 0.0])  # the wanted names are stripped, not the sectors
+    # Both sides are compared stripped and in any case: the survivors' sector names as the wanted ones.
+    result.keep_sectors(np.array(["Energy", " energy\t", "Utilities", "ENERGY"]), [" Energy"])
+    assert outcome(result)[:2] == (["BBB", "DDD", "CCC"], [3e6, 3e6, 0.0])
     result.cap(1)
     assert outcome(result) == (
         ["BBB"],
         [3e6],
         [
             ("EEE", SKIPPED, "no_snapshot"),
-            ("DDD", FILTERED, "prefilter_sector"),
             ("AAA", FILTERED, "prefilter_sector"),
+            ("DDD", FILTERED, "prefilter_max_symbols"),
             ("CCC", FILTERED, "prefilter_max_symbols"),
         ],
     )
@@ -90,6 +91,13 @@ def test_nothing_dropped_leaves_no_issue() -> None:
     assert result.issue_count == 0 and result.issue_symbols == []
     result.cap(5)
     assert result.issue_symbols == [] and result.survivors.tolist() == ["AAA"]
+
+
+def test_sector_keys_spell_both_sides_alike() -> None:
+    assert sector_keys([" Energy", "ENERGY\n", "Real Estate"]).tolist() == ["energy", "energy", "real estate"]
+    result = run(PrefilterSpec(types=None, exclude_exchanges=frozenset()))
+    result.keep_sectors(["  Real Estate ", "Energy", "real estate", "Utilities"], ["REAL ESTATE  "])
+    assert outcome(result)[0] == ["BBB", "AAA"]
 
 
 def test_lookup_finds_the_first_row_and_misses() -> None:

@@ -33,8 +33,8 @@ NOT_A_TICKER = "is not a ticker (letters, digits, '.', '-', '/'; at most 15)"
         (Opts(universe=["A" * 45]), f"universe symbol '{'A' * 40}' {NOT_A_TICKER}"),
         (Opts(universe=["AAPL", " "]), "universe symbol must not be empty"),
         (Opts(universe=["AAPL", ""], max_symbols=-1), "universe symbol must not be empty"),  # the first problem
-        (Opts(max_symbols=-1), "max_symbols must be between 1 and 20000, got -1"),
-        (Opts(max_symbols=MAX_SYMBOLS + 1), "max_symbols must be between 1 and 20000, got 20001"),
+        (Opts(max_symbols=-1), "max_symbols must be between 0 (the default cap) and 20000, got -1"),
+        (Opts(max_symbols=MAX_SYMBOLS + 1), "max_symbols must be between 0 (the default cap) and 20000, got 20001"),
         (Opts(trade_style=99), "trade_style 99 is not a TradeStyle"),
         (Opts(options_mode=7), "options_mode 7 is not an OptionsMode"),
         (Opts(min_tech_rating=-1), "min_tech_rating must be between 0 and 100, got -1.0"),
@@ -74,6 +74,7 @@ def test_each_problem_is_named_in_full(options: scan_pb2.ScanOptions, message: s
     "options",
     [
         Opts(),
+        Opts(max_symbols=0),  # unset: the gateway's default cap, as the message says
         Opts(max_symbols=MAX_SYMBOLS),
         Opts(min_tech_rating=100),
         Opts(min_tech_rating=0),

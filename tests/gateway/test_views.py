@@ -47,6 +47,15 @@ def test_row_has_every_app_key_with_app_types() -> None:
     orjson.dumps(out)
 
 
+def test_a_row_without_a_signal_shows_none() -> None:
+    row = make_row(1, "AAA", 0.5)
+    row.tech_rating, row.signal = math.nan, ""
+    out = row_to_result(row)
+    assert out["signal"] is None and out["TechRating"] is None and out["title"] == "No signal: AAA"
+    row.signal = "Long"
+    assert row_to_result(row)["signal"] == "Long" and row_to_result(row)["title"] == "Long: AAA"
+
+
 def test_derived_scores_are_the_rankers_under_the_apps_keys() -> None:
     row = make_row(1, "AAA", 0.9)  # percentile 99, ADV 1e8 -> liquidity 66.67, ATR 2.5 % -> stability 78.57
     liquidity, stability = 100 * (8 - 6) / 3, 100 * (1 - 1.5 / 7)

@@ -1,4 +1,5 @@
-"""The whole cluster as real processes on free ports, once per test session.
+"""The whole cluster as real processes on free ports, once per test session (:func:`running_cluster`
+starts another for a module that changes the market).
 
 redis-server, the market simulator (a small market: 600 tickers, 400 sessions to 2026-11-13), the
 fetcher, two compute replicas, the ranker and the gateway, each started as ``python -m ...`` with
@@ -80,13 +81,22 @@ def _wait_http(url: str, proc: ServiceProcess, timeout: float = START_TIMEOUT) -
     raise TimeoutError(f"{url} not healthy after {timeout} s\n{proc.log()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    compute_replicas: int = 2,
+    fetcher_env: dict[str, str] | None = None,
+    gateway_env: dict[str, str] | None = None,
+) -> Iterator[Cluster]:
+    """A whole cluster with its own Redis and simulator, stopped on exit (the gateway must exit 0).
+
+    ``fetcher_env`` and ``gateway_env`` add settings of those two processes (e.g. shorter trust of
+    the latest session for a suite that moves the simulator on)."""
     logdir = tmp_path_factory.mktemp("cluster-logs")
     # A Redis of its own: other suites leave raw sessions of other simulated markets under the same keys.
     redis_server = start_redis(tmp_path_factory.mktemp("cluster-redis"))
     ports = {name: free_port() for name in ("marketsim", "fetcher", "ranker", "gateway", "http")}
-    compute_ports = [free_port(), free_port()]
+    compute_ports = [free_port() for _ in range(compute_replicas)]
     env = {"REDIS_URL": redis_server.url, "TECHNIC_LOG_LEVEL": "info"}
     # Another model folder than the committed artifacts (compute and ranker read it), when given.
     if os.environ.get("TECHNIC_MODEL_DIR"):
@@ -115,6 +125,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 **env,
                 "TECHNIC_FETCHER_PORT": str(ports["fetcher"]),
                 "POLYGON_BASE_URL": f"http://127.0.0.1:{ports['marketsim']}",
+                **(fetcher_env or {}),
             },
         )
         cluster.processes["fetcher"] = fetcher
@@ -139,6 +150,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             # Small chunks, two in flight: a scan of the small market has several chunks in sequence.
             "TECHNIC_GATEWAY_CHUNK_SIZE": "50",
             "TECHNIC_GATEWAY_INFLIGHT_CHUNKS": "2",
+            **(gateway_env or {}),
         }
         cluster.start_gateway()
         yield cluster
@@ -147,6 +159,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         redis_server.stop()
         gateway_code = codes.get("gateway")
         assert gateway_code in (None, 0), f"gateway exited with {gateway_code} on SIGTERM\n{cluster.logs()}"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

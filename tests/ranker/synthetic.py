@@ -254,10 +254,11 @@ def header(
 
 
 def stream(head: ranker_pb2.RankHeader, u: Universe) -> Iterator[ranker_pb2.RankRequest]:
-    """A Rank call's messages: the header, then every chunk of ``u``."""
+    """A Rank call's messages: the header, every chunk of ``u``, the end."""
     yield ranker_pb2.RankRequest(header=head)
     for c in u.chunks:
         yield ranker_pb2.RankRequest(chunk=score_response(c))
+    yield ranker_pb2.RankRequest(end=ranker_pb2.RankEnd())
 
 
 def explanation(symbol: str, weight: float = 0.05) -> compute_pb2.SymbolExplanation:

@@ -76,3 +76,12 @@ def test_signal_labels_are_objects_and_band_edges_belong_to_the_band_above() -> 
     ]
     labels, sides = rating.signals(np.array([41.99, 0.0]), POSITION)
     assert labels.tolist() == ["Avoid", "Avoid"] and sides.tolist() == ["flat", "flat"]
+
+
+@pytest.mark.parametrize("style", [DAY, POSITION])
+def test_a_rating_that_is_not_a_number_gets_no_signal(style) -> None:
+    labels, sides = rating.signals(np.array([np.nan, 75.0, np.nan, 10.0]), style)
+    assert labels[0] == labels[2] == rating.NO_SIGNAL == ""
+    assert labels[1] == "Strong Long" and labels[3] in ("Strong Short", "Avoid")
+    assert sides.tolist()[0::2] == ["flat", "flat"] and labels.dtype == object and sides.dtype == object
+    assert sides[1] == "long"

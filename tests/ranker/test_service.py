@@ -146,9 +146,19 @@ async def test_rank_bad_options_and_input(stub: ranker_pb2_grpc.RankerStub) -> N
                 [
                     ranker_pb2.RankRequest(header=header(UNIVERSE, "fp-y")),
                     ranker_pb2.RankRequest(chunk=compute_pb2.ScoreResponse(chunk_index=4, features=b"junk")),
+                    ranker_pb2.RankRequest(end=ranker_pb2.RankEnd()),
                 ]
             ),
             "chunk 4: features block",
+        ),
+        (
+            iter(
+                [
+                    ranker_pb2.RankRequest(header=header(UNIVERSE, "fp-y")),
+                    ranker_pb2.RankRequest(header=header(UNIVERSE, "fp-y")),
+                ]
+            ),
+            "only ScoreResponse chunks and a RankEnd may follow the RankHeader",
         ),
     ]
     for requests, message in cases:
@@ -156,6 +166,20 @@ async def test_rank_bad_options_and_input(stub: ranker_pb2_grpc.RankerStub) -> N
             await stub.Rank(requests)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, message
         assert re.search(message, err.value.details() or ""), err.value.details()
+
+
+async def test_a_stream_cut_off_before_its_end_is_neither_ranked_nor_kept(stub: ranker_pb2_grpc.RankerStub) -> None:
+    whole = list(stream(header(UNIVERSE, "fp-cut", limit=5)))
+    assert whole[-1].WhichOneof("item") == "end"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Rank(iter(whole[:-2]))  # a cancelled client's stream: the server reads it as ended
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "stopped before its RankEnd" in (err.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetResults(ranker_pb2.GetResultsRequest(fingerprint="fp-cut"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    ranked = await stub.Rank(iter(whole))
+    assert ranked.fingerprint == "fp-cut" and not ranked.cached
 
 
 async def test_unknown_scan_is_not_found(stub: ranker_pb2_grpc.RankerStub) -> None:

@@ -27,7 +27,7 @@ from technic.v1 import compute_pb2 as technic_dot_v1_dot_compute__pb2
 from technic.v1 import scan_pb2 as technic_dot_v1_dot_scan__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17technic/v1/ranker.proto\x12\ntechnic.v1\x1a\x17technic/v1/common.proto\x1a\x18technic/v1/compute.proto\x1a\x15technic/v1/scan.proto\"k\n\x0bRankRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.technic.v1.RankHeaderH\x00\x12*\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x19.technic.v1.ScoreResponseH\x00\x42\x06\n\x04item\"f\n\nSymbolInfo\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\x0f\n\x07sectors\x18\x03 \x03(\t\x12\x12\n\nindustries\x18\x04 \x03(\t\x12\x13\n\x0bmarket_caps\x18\x05 \x03(\x01\"\x88\x03\n\nRankHeader\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.technic.v1.ScanOptions\x12\r\n\x05\x61s_of\x18\x04 \x01(\t\x12$\n\x04info\x18\x05 \x01(\x0b\x32\x16.technic.v1.SymbolInfo\x12\'\n\x06issues\x18\x06 \x03(\x0b\x32\x17.technic.v1.SymbolIssue\x12\x11\n\trequested\x18\x07 \x01(\x05\x12\x11\n\tbenchmark\x18\x08 \x01(\x0c\x12?\n\rstage_seconds\x18\t \x03(\x0b\x32(.technic.v1.RankHeader.StageSecondsEntry\x12\x30\n\x08win_prob\x18\n \x01(\x0b\x32\x1e.technic.v1.WinProbCalibration\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"e\n\x19\x41ttachExplanationsRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x33\n\x0c\x65xplanations\x18\x02 \x03(\x0b\x32\x1d.technic.v1.SymbolExplanation\".\n\x1a\x41ttachExplanationsResponse\x12\x10\n\x08\x61ttached\x18\x01 \x01(\x05\"\x9f\x01\n\x11GetResultsRequest\x12\x11\n\x07scan_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x66ingerprint\x18\x02 \x01(\tH\x00\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0f\n\x07sort_by\x18\x05 \x01(\t\x12\x11\n\tascending\x18\x06 \x01(\x08\x12\x16\n\x0einclude_issues\x18\x07 \x01(\x08\x42\x05\n\x03ref2\xed\x01\n\x06Ranker\x12\x39\n\x04Rank\x12\x17.technic.v1.RankRequest\x1a\x16.technic.v1.ScanResult(\x01\x12\x43\n\nGetResults\x12\x1d.technic.v1.GetResultsRequest\x1a\x16.technic.v1.ScanResult\x12\x63\n\x12\x41ttachExplanations\x12%.technic.v1.AttachExplanationsRequest\x1a&.technic.v1.AttachExplanationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17technic/v1/ranker.proto\x12\ntechnic.v1\x1a\x17technic/v1/common.proto\x1a\x18technic/v1/compute.proto\x1a\x15technic/v1/scan.proto\"\x8f\x01\n\x0bRankRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.technic.v1.RankHeaderH\x00\x12*\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x19.technic.v1.ScoreResponseH\x00\x12\"\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x13.technic.v1.RankEndH\x00\x42\x06\n\x04item\"\t\n\x07RankEnd\"f\n\nSymbolInfo\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12\x0f\n\x07sectors\x18\x03 \x03(\t\x12\x12\n\nindustries\x18\x04 \x03(\t\x12\x13\n\x0bmarket_caps\x18\x05 \x03(\x01\"\x88\x03\n\nRankHeader\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.technic.v1.ScanOptions\x12\r\n\x05\x61s_of\x18\x04 \x01(\t\x12$\n\x04info\x18\x05 \x01(\x0b\x32\x16.technic.v1.SymbolInfo\x12\'\n\x06issues\x18\x06 \x03(\x0b\x32\x17.technic.v1.SymbolIssue\x12\x11\n\trequested\x18\x07 \x01(\x05\x12\x11\n\tbenchmark\x18\x08 \x01(\x0c\x12?\n\rstage_seconds\x18\t \x03(\x0b\x32(.technic.v1.RankHeader.StageSecondsEntry\x12\x30\n\x08win_prob\x18\n \x01(\x0b\x32\x1e.technic.v1.WinProbCalibration\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"e\n\x19\x41ttachExplanationsRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x33\n\x0c\x65xplanations\x18\x02 \x03(\x0b\x32\x1d.technic.v1.SymbolExplanation\".\n\x1a\x41ttachExplanationsResponse\x12\x10\n\x08\x61ttached\x18\x01 \x01(\x05\"\x9f\x01\n\x11GetResultsRequest\x12\x11\n\x07scan_id\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x66ingerprint\x18\x02 \x01(\tH\x00\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0f\n\x07sort_by\x18\x05 \x01(\t\x12\x11\n\tascending\x18\x06 \x01(\x08\x12\x16\n\x0einclude_issues\x18\x07 \x01(\x08\x42\x05\n\x03ref2\xed\x01\n\x06Ranker\x12\x39\n\x04Rank\x12\x17.technic.v1.RankRequest\x1a\x16.technic.v1.ScanResult(\x01\x12\x43\n\nGetResults\x12\x1d.technic.v1.GetResultsRequest\x1a\x16.technic.v1.ScanResult\x12\x63\n\x12\x41ttachExplanations\x12%.technic.v1.AttachExplanationsRequest\x1a&.technic.v1.AttachExplanationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,20 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RANKHEADER_STAGESECONDSENTRY']._loaded_options = None
   _globals['_RANKHEADER_STAGESECONDSENTRY']._serialized_options = b'8\001'
-  _globals['_RANKREQUEST']._serialized_start=113
-  _globals['_RANKREQUEST']._serialized_end=220
-  _globals['_SYMBOLINFO']._serialized_start=222
-  _globals['_SYMBOLINFO']._serialized_end=324
-  _globals['_RANKHEADER']._serialized_start=327
-  _globals['_RANKHEADER']._serialized_end=719
-  _globals['_RANKHEADER_STAGESECONDSENTRY']._serialized_start=668
-  _globals['_RANKHEADER_STAGESECONDSENTRY']._serialized_end=719
-  _globals['_ATTACHEXPLANATIONSREQUEST']._serialized_start=721
-  _globals['_ATTACHEXPLANATIONSREQUEST']._serialized_end=822
-  _globals['_ATTACHEXPLANATIONSRESPONSE']._serialized_start=824
-  _globals['_ATTACHEXPLANATIONSRESPONSE']._serialized_end=870
-  _globals['_GETRESULTSREQUEST']._serialized_start=873
-  _globals['_GETRESULTSREQUEST']._serialized_end=1032
-  _globals['_RANKER']._serialized_start=1035
-  _globals['_RANKER']._serialized_end=1272
+  _globals['_RANKREQUEST']._serialized_start=114
+  _globals['_RANKREQUEST']._serialized_end=257
+  _globals['_RANKEND']._serialized_start=259
+  _globals['_RANKEND']._serialized_end=268
+  _globals['_SYMBOLINFO']._serialized_start=270
+  _globals['_SYMBOLINFO']._serialized_end=372
+  _globals['_RANKHEADER']._serialized_start=375
+  _globals['_RANKHEADER']._serialized_end=767
+  _globals['_RANKHEADER_STAGESECONDSENTRY']._serialized_start=716
+  _globals['_RANKHEADER_STAGESECONDSENTRY']._serialized_end=767
+  _globals['_ATTACHEXPLANATIONSREQUEST']._serialized_start=769
+  _globals['_ATTACHEXPLANATIONSREQUEST']._serialized_end=870
+  _globals['_ATTACHEXPLANATIONSRESPONSE']._serialized_start=872
+  _globals['_ATTACHEXPLANATIONSRESPONSE']._serialized_end=918
+  _globals['_GETRESULTSREQUEST']._serialized_start=921
+  _globals['_GETRESULTSREQUEST']._serialized_end=1080
+  _globals['_RANKER']._serialized_start=1083
+  _globals['_RANKER']._serialized_end=1320
 # @@protoc_insertion_point(module_scope)

@@ -10,12 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RankRequest(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "end")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     header: RankHeader
     chunk: _compute_pb2.ScoreResponse
-    def __init__(self, header: _Optional[_Union[RankHeader, _Mapping]] = ..., chunk: _Optional[_Union[_compute_pb2.ScoreResponse, _Mapping]] = ...) -> None: ...
+    end: RankEnd
+    def __init__(self, header: _Optional[_Union[RankHeader, _Mapping]] = ..., chunk: _Optional[_Union[_compute_pb2.ScoreResponse, _Mapping]] = ..., end: _Optional[_Union[RankEnd, _Mapping]] = ...) -> None: ...
+
+class RankEnd(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class SymbolInfo(_message.Message):
     __slots__ = ("symbols", "names", "sectors", "industries", "market_caps")

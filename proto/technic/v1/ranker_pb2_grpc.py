@@ -56,7 +56,9 @@ class RankerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Rank(self, request_iterator, context):
-        """Client stream: a header, then scored chunks. Returns the ranked scan's first page.
+        """Client stream: a header, scored chunks, then RankEnd. Returns the ranked scan's first page. A
+        stream that stops without RankEnd (the client cancelled or failed) is neither ranked nor kept:
+        INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
