@@ -52,7 +52,16 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "gateway/cli.py",
         tuple(
             f"gateway.cli.x_{name}__mutmut_*"
-            for name in ("_style", "_range", "_csv_list", "_fmt", "_cells", "table_columns", "top_table", "scan_options")
+            for name in (
+                "_style",
+                "_range",
+                "_csv_list",
+                "_fmt",
+                "_cells",
+                "table_columns",
+                "top_table",
+                "scan_options",
+            )
         ),
     ),
 }
