@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import structlog
 
 from gateway.catalog import ModelCatalog
 from services.common.codec import decode_block
@@ -55,8 +56,18 @@ async def test_a_chunk_with_other_versions_makes_it_describe_again() -> None:
     same = compute_pb2.ScoreResponse(feature_version="f9", model_versions={"alpha_10d": "v10", "alpha_5d": "v5"})
     cat.check(same)
     assert cat.description is not None
-    cat.check(compute_pb2.ScoreResponse(feature_version="f9", model_versions={"alpha_5d": "v6", "alpha_10d": "v10"}))
+    other = {"alpha_5d": "v6", "alpha_10d": "v10"}
+    with structlog.testing.capture_logs() as logs:
+        cat.check(compute_pb2.ScoreResponse(feature_version="f9", model_versions=other))
     assert cat.description is None
+    assert logs == [
+        {
+            "event": "compute reports other versions, describing again",
+            "log_level": "info",
+            "described": dict(DESCRIBED.model_versions),
+            "scored": other,
+        }
+    ]
     await cat.describe()
     assert backends.calls == 2
     cat.check(compute_pb2.ScoreResponse(feature_version="f8", model_versions=dict(DESCRIBED.model_versions)))

@@ -53,6 +53,15 @@ def test_features_of_symbols_in_the_order_asked_across_chunks() -> None:
     assert Explainer(ExplainingBackends(), "s", 4).features_of(["AAA"]) is None  # type: ignore[arg-type]
 
 
+def test_features_of_a_single_chunk_come_as_float32() -> None:
+    ex = Explainer(ExplainingBackends(), "s", 4)  # type: ignore[arg-type]
+    wide = np.array([[1.5, 2.5]], dtype=np.float64)
+    ex.add_chunk(compute_pb2.ScoreResponse(symbols=["ONE"], features=encode_block(wide, rows=["ONE"], fields=FIELDS)))
+    block = decode_block(ex.features_of(["ONE"]) or b"")
+    assert block.rows == ("ONE",) and block.fields == FIELDS and block.array.dtype == np.float32
+    np.testing.assert_array_equal(block.array, np.array([[1.5, 2.5]], dtype=np.float32))
+
+
 async def test_explanations_of_asks_compute_with_the_scan_and_top_k() -> None:
     ex, backends = explainer()
     got = await ex.explanations_of(["BBB", "CCC"])
